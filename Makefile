@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PYSPARK_PYTHON := $(abspath $(BIN)/python)
+export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
+
+.PHONY: demo test check-java bench-env clean
+
+check-java:
+	@v=$$(java -version 2>&1 | head -n 1 | sed -E 's/.*version "(1\.)?([0-9]+).*/\2/'); \
+	if ! command -v java >/dev/null 2>&1 || [ -z "$$v" ] || [ "$$v" -lt 17 ] 2>/dev/null; then \
+	  echo "error: curate runs on Apache Spark 4, which needs Java 17 or newer (found: $${v:-none})."; \
+	  echo "       Install OpenJDK 17 (Debian/Ubuntu: apt-get install openjdk-17-jre-headless) and set JAVA_HOME."; \
+	  exit 1; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: check-java $(STAMP)
+	$(BIN)/curate run pipelines/recipes/demo.yaml --overwrite
+
+test: check-java $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+# Peers (datatrove) for the benchmarks live in their own environment, never in the product's.
+bench-env: $(STAMP)
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install -q -e '.[test]' datatrove
+
+clean:
+	rm -rf runs spark-warehouse .pytest_cache

@@ -1,0 +1,379 @@
+"""Mixture recipe YAML: parsed into typed objects and validated before Spark starts.
+
+Every mistake is reported as ``<file>: <key path>: <what was expected>``, e.g.
+``demo.yaml: stages[2].min_score: expected a number, got 'high'``. Relative paths in a
+recipe are resolved against the current working directory (where ``curate run`` or
+``spark-submit`` is started), like every other path a CLI takes.
+
+Stage parameters are the ``Params`` dataclass of each stage class; the registry below maps
+the ``stage:`` name in YAML to that class, imported lazily so that a recipe that does not
+use PII never imports presidio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import importlib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+STAGE_REGISTRY: dict[str, str] = {
+    "extract": "curate.extract:ExtractStage",
+    "langid": "curate.langid:LangIdStage",
+    "gopher_quality": "curate.filters.gopher:GopherQualityStage",
+    "gopher_repetition": "curate.filters.gopher:GopherRepetitionStage",
+    "c4": "curate.filters.c4:C4Stage",
+    "fineweb": "curate.filters.fineweb:FineWebStage",
+    "url_filter": "curate.filters.url:UrlFilterStage",
+    "classify": "curate.classify:ClassifyStage",
+    "dedup": "curate.dedup:DedupStage",
+    "pii": "curate.pii:PiiStage",
+}
+
+
+class RecipeError(ValueError):
+    def __init__(self, file: str, path: str, message: str):
+        self.file, self.path, self.message = file, path, message
+        where = f"{file}: {path}: " if path else f"{file}: "
+        super().__init__(where + message)
+
+
+def stage_class(kind: str) -> type:
+    target = STAGE_REGISTRY[kind]
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+# --- the recipe's own sections -------------------------------------------------------------
+
+
+@dataclass
+class SourceSpec:
+    """One input. ``kind: run`` reads an already-curated run folder (its ``documents/``)."""
+
+    name: str
+    kind: Literal["warc", "parquet", "jsonl", "run"]
+    paths: list[str]
+    weight: float = 1.0
+    text_field: str = "text"
+    id_field: str = "id"
+    url_field: str = "url"
+
+
+@dataclass
+class StageSpec:
+    kind: str
+    name: str
+    params: Any
+
+
+@dataclass
+class TokenizerSpec:
+    path: str = "models/tokenizer/tokenizer.json"
+    eos_token: str = "<|endoftext|>"
+    batch_size: int = 256
+
+
+@dataclass
+class ShardSpec:
+    """Token shards: one Parquet row per document (``tokens: list<int32>``, EOS appended)."""
+
+    num_shards: int = 4
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    row_group_size: int = 1024
+
+
+@dataclass
+class MixtureSpec:
+    """Sample documents per source so that tokens per source follow ``weights``."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    total_tokens: int | None = None
+    upsample: bool = True
+
+
+@dataclass
+class SparkSpec:
+    master: str = "local[*]"
+    partitions: int | None = None  # input partitions; default: one per input file
+    driver_memory: str = "2g"
+    progress: bool = True
+    ui: bool = False
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Recipe:
+    name: str
+    output: str
+    sources: list[SourceSpec]
+    stages: list[StageSpec] = field(default_factory=list)
+    seed: int = 0
+    tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
+    shards: ShardSpec = field(default_factory=ShardSpec)
+    mixture: MixtureSpec | None = None
+    spark: SparkSpec = field(default_factory=SparkSpec)
+    description: str = ""
+    file: str = ""  # where it was read from (not a YAML key)
+
+    def build_stages(self, run_dir: str | None = None) -> list:
+        from curate.stage import StageContext
+
+        ctx = StageContext(recipe_dir=os.path.dirname(os.path.abspath(self.file or ".")), seed=self.seed, run_dir=run_dir)
+        return [stage_class(s.kind)(s.params, ctx, name=s.name) for s in self.stages]
+
+    def input_files(self, source: SourceSpec) -> list[str]:
+        files: list[str] = []
+        for pattern in source.paths:
+            files.extend(sorted(glob.glob(pattern, recursive=True)))
+        return sorted(dict.fromkeys(os.path.abspath(f) for f in files if os.path.isfile(f)))
+
+    def to_dict(self) -> dict:
+        data = {
+            "name": self.name,
+            "description": self.description,
+            "seed": self.seed,
+            "output": self.output,
+            "sources": [dataclasses.asdict(s) for s in self.sources],
+            "stages": [{"stage": s.kind, "name": s.name, **_plain(s.params)} for s in self.stages],
+            "tokenizer": dataclasses.asdict(self.tokenizer),
+            "shards": dataclasses.asdict(self.shards),
+            "spark": dataclasses.asdict(self.spark),
+        }
+        if self.mixture is not None:
+            data["mixture"] = dataclasses.asdict(self.mixture)
+        return data
+
+    def fingerprint(self) -> str:
+        """Hash of what determines the output (Spark settings excluded: they don't change it)."""
+        data = self.to_dict()
+        data.pop("spark")
+        data.pop("description")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+# --- typed conversion with precise errors --------------------------------------------------
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is str:
+        return "a string"
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (list, typing.List):
+        return f"a list of {_describe(typing.get_args(tp)[0])[2:] if _describe(typing.get_args(tp)[0]).startswith('a ') else _describe(typing.get_args(tp)[0])}"
+    if origin in (dict, typing.Dict):
+        return "a mapping"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return str(tp)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def convert(value: Any, tp: Any, file: str, path: str) -> Any:
+    """Convert a YAML value to ``tp``; raise RecipeError naming ``path`` on mismatch."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return convert(value, arg, file, path)
+            except RecipeError as e:
+                errors.append(e)
+        raise RecipeError(file, path, f"expected {_describe(tp)}, got {_show(value)}")
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise RecipeError(file, path, f"expected {_describe(tp)}, got {_show(value)}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(file, path, f"expected true or false, got {_show(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(file, path, f"expected an integer, got {_show(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(file, path, f"expected a number, got {_show(value)}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise RecipeError(file, path, f"expected a string, got {_show(value)}")
+        return value
+    if origin in (list, typing.List):
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, str) and item_tp is str:
+            value = [value]
+        if not isinstance(value, list):
+            raise RecipeError(file, path, f"expected a list, got {_show(value)}")
+        return [convert(v, item_tp, file, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict, typing.Dict):
+        key_tp, val_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise RecipeError(file, path, f"expected a mapping, got {_show(value)}")
+        return {convert(k, key_tp, file, f"{path}.{k}"): convert(v, val_tp, file, f"{path}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return convert_dataclass(value, tp, file, path)
+    raise TypeError(f"unsupported recipe type {tp!r} at {path}")
+
+
+def convert_dataclass(value: Any, cls: type, file: str, path: str, skip: tuple[str, ...] = ()) -> Any:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise RecipeError(file, path, f"expected a mapping, got {_show(value)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    allowed = [n for n in fields if n not in skip and n != "file"]
+    for key in value:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            raise RecipeError(file, where, f"unknown key; expected one of: {', '.join(allowed)}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in skip or name == "file":
+            continue
+        where = f"{path}.{name}" if path else name
+        if name in value:
+            kwargs[name] = convert(value[name], hints[name], file, where)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise RecipeError(file, where, f"missing required key; expected {_describe(hints[name])}")
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        try:
+            validate()
+        except ValueError as e:
+            raise RecipeError(file, path or "(top level)", str(e)) from None
+    return obj
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def load_recipe(path: str, check_files: bool = True, overrides: dict | None = None) -> Recipe:
+    """Read, type-check and validate a recipe file. Raises RecipeError."""
+    file = os.path.basename(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise RecipeError(path, "", "recipe file not found") from None
+    except yaml.YAMLError as e:
+        raise RecipeError(file, "", f"not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(file, "", f"expected a mapping at the top level, got {_show(data)}")
+    if overrides:
+        data = {**data, **overrides}
+    return parse_recipe(data, file=path, check_files=check_files)
+
+
+def parse_recipe(data: dict, file: str = "<recipe>", check_files: bool = True) -> Recipe:
+    shown = os.path.basename(file)
+    raw_stages = data.get("stages", [])
+    recipe = convert_dataclass(data, Recipe, shown, "", skip=("stages",))
+    recipe.file = file
+    if not isinstance(raw_stages, list):
+        raise RecipeError(shown, "stages", f"expected a list of stages, got {_show(raw_stages)}")
+    stages: list[StageSpec] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_stages):
+        where = f"stages[{i}]"
+        if not isinstance(raw, dict) or "stage" not in raw:
+            raise RecipeError(shown, where, "expected a mapping with a 'stage' key")
+        kind = raw["stage"]
+        if kind not in STAGE_REGISTRY:
+            raise RecipeError(shown, f"{where}.stage", f"unknown stage {kind!r}; expected one of: {', '.join(STAGE_REGISTRY)}")
+        name = raw.get("name", kind)
+        if not isinstance(name, str):
+            raise RecipeError(shown, f"{where}.name", f"expected a string, got {_show(name)}")
+        if name in seen:
+            raise RecipeError(shown, f"{where}.name", f"stage name {name!r} is used twice; give one a 'name'")
+        seen.add(name)
+        params_raw = {k: v for k, v in raw.items() if k not in ("stage", "name")}
+        cls = stage_class(kind)
+        params = convert_dataclass(params_raw, cls.Params, shown, where)
+        stages.append(StageSpec(kind=kind, name=name, params=params))
+    recipe.stages = stages
+    _validate(recipe, shown, check_files)
+    return recipe
+
+
+def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
+    names = [s.name for s in recipe.sources]
+    if not recipe.sources:
+        raise RecipeError(file, "sources", "expected at least one source")
+    for i, src in enumerate(recipe.sources):
+        if names.count(src.name) > 1:
+            raise RecipeError(file, f"sources[{i}].name", f"source name {src.name!r} is used twice")
+        if not src.weight > 0:
+            raise RecipeError(file, f"sources[{i}].weight", f"expected a positive number, got {src.weight!r}")
+        if check_files and not recipe.input_files(src):
+            if src.kind == "run":
+                continue
+            raise RecipeError(file, f"sources[{i}].paths", f"no file matches {src.paths!r}")
+    if recipe.mixture is not None:
+        for key, w in recipe.mixture.weights.items():
+            if key not in names:
+                raise RecipeError(file, f"mixture.weights.{key}", f"unknown source; expected one of: {', '.join(names)}")
+            if not w > 0:
+                raise RecipeError(file, f"mixture.weights.{key}", f"expected a positive number, got {w!r}")
+        if recipe.mixture.total_tokens is not None and recipe.mixture.total_tokens <= 0:
+            raise RecipeError(file, "mixture.total_tokens", "expected a positive integer")
+    if recipe.shards.num_shards < 1:
+        raise RecipeError(file, "shards.num_shards", "expected a positive integer")
+    kinds = {s.kind for s in recipe.sources}
+    stage_kinds = [s.kind for s in recipe.stages]
+    if "warc" in kinds and (not stage_kinds or stage_kinds[0] != "extract"):
+        raise RecipeError(file, "stages", "a recipe with a warc source must start with an 'extract' stage")
+    if stage_kinds.count("extract") > 1 or ("extract" in stage_kinds and stage_kinds.index("extract") != 0):
+        raise RecipeError(file, "stages", "'extract' may appear once, as the first stage")
+    if check_files:
+        if not os.path.isfile(recipe.tokenizer.path):
+            raise RecipeError(file, "tokenizer.path", f"file not found: {recipe.tokenizer.path}")
+        from curate.stage import StageError
+
+        for i, stage in enumerate(recipe.build_stages()):
+            try:
+                stage.check()
+            except (StageError, FileNotFoundError, ValueError) as e:
+                raise RecipeError(file, f"stages[{i}]", str(e)) from None
