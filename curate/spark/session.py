@@ -1,0 +1,61 @@
+"""The one place that starts Spark. Jobs, tests and benchmarks get their session here."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+
+def python_for_workers() -> str:
+    # Workers must run the same interpreter (the venv) or they cannot import pyarrow/curate.
+    return os.environ.get("PYSPARK_PYTHON") or sys.executable
+
+
+def spark_session(
+    app_name: str = "curate",
+    master: str | None = None,
+    conf: dict[str, str] | None = None,
+    progress: bool = True,
+    ui: bool = False,
+    driver_memory: str = "2g",
+) -> SparkSession:
+    """Start (or reuse) a session. ``master=None`` keeps what spark-submit set, else ``local[*]``."""
+    os.environ.setdefault("PYSPARK_PYTHON", python_for_workers())
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    launched_by_submit = "spark.master" in _submitted_conf()
+    if not launched_by_submit and (master is None or master.startswith("local")):
+        # A laptop/CI host name often resolves to a non-loopback address; local mode needs none.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    if master is not None:
+        builder = builder.master(master)
+    elif not launched_by_submit:
+        builder = builder.master("local[*]")
+    settings = {
+        "spark.ui.enabled": "true" if ui else "false",
+        "spark.ui.showConsoleProgress": "true" if progress else "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.pythonUDF.arrow.enabled": "true",
+        "spark.sql.shuffle.partitions": "8",
+        "spark.sql.adaptive.enabled": "false",  # fixed partitioning keeps outputs reproducible
+        "spark.python.worker.reuse": "true",
+        "spark.executorEnv.PYSPARK_PYTHON": python_for_workers(),
+    }
+    if not launched_by_submit:
+        settings["spark.driver.memory"] = driver_memory
+    settings.update(conf or {})
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session
+
+
+def _submitted_conf() -> dict[str, str]:
+    # spark-submit passes its settings to the Python driver through this variable's JVM; the
+    # simplest reliable signal is the PYSPARK_GATEWAY env var that spark-submit always sets.
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        return {"spark.master": "submitted"}
+    return {}
