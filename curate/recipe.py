@@ -13,7 +13,6 @@ use PII never imports presidio.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import importlib
 import json
@@ -131,10 +130,9 @@ class Recipe:
         return [stage_class(s.kind)(s.params, ctx, name=s.name) for s in self.stages]
 
     def input_files(self, source: SourceSpec) -> list[str]:
-        files: list[str] = []
-        for pattern in source.paths:
-            files.extend(sorted(glob.glob(pattern, recursive=True)))
-        return sorted(dict.fromkeys(os.path.abspath(f) for f in files if os.path.isfile(f)))
+        from curate.sources import source_files
+
+        return source_files(source)
 
     def to_dict(self) -> dict:
         data = {
@@ -263,7 +261,7 @@ def convert_dataclass(value: Any, cls: type, file: str, path: str, skip: tuple[s
         raise RecipeError(file, path, f"expected a mapping, got {_show(value)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    allowed = [n for n in fields if n not in skip and n != "file"]
+    allowed = [n for n in fields if n != "file"]
     for key in value:
         if key not in allowed:
             where = f"{path}.{key}" if path else str(key)
@@ -348,9 +346,8 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
         if not src.weight > 0:
             raise RecipeError(file, f"sources[{i}].weight", f"expected a positive number, got {src.weight!r}")
         if check_files and not recipe.input_files(src):
-            if src.kind == "run":
-                continue
-            raise RecipeError(file, f"sources[{i}].paths", f"no file matches {src.paths!r}")
+            what = "no run folder with documents/*.parquet matches" if src.kind == "run" else "no file matches"
+            raise RecipeError(file, f"sources[{i}].paths", f"{what} {src.paths!r}")
     if recipe.mixture is not None:
         for key, w in recipe.mixture.weights.items():
             if key not in names:
@@ -370,6 +367,13 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
     if check_files:
         if not os.path.isfile(recipe.tokenizer.path):
             raise RecipeError(file, "tokenizer.path", f"file not found: {recipe.tokenizer.path}")
+        from curate.tokenize import DocumentTokenizer, TokenizerError
+
+        try:
+            DocumentTokenizer(recipe.tokenizer.path, recipe.tokenizer.eos_token).check()
+        except TokenizerError as e:
+            key = "tokenizer.eos_token" if "has no token" in str(e) else "tokenizer.path"
+            raise RecipeError(file, key, str(e)) from None
         from curate.stage import StageError
 
         for i, stage in enumerate(recipe.build_stages()):

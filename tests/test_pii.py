@@ -1,0 +1,295 @@
+"""The pii stage: detection quality on the labelled set, the pre-check's exactness on real
+pages, replacement operators, offsets, overlaps, huge documents, span files, no network."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import socket
+
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curate.pii import (
+    DEFAULT_ENTITIES,
+    PiiParams,
+    PiiStage,
+    build_analyzer,
+    build_prechecks,
+    card_number_is_plausible,
+    lines_to_analyse,
+    resolve_overlaps,
+)
+from curate.recipe import RecipeError, convert_dataclass
+from curate.schema import documents_from_pylist, scores_of
+from curate.stage import StageContext, StageError
+
+
+@pytest.fixture(scope="module")
+def pii_data(data_dir):
+    return data_dir / "pii"
+
+
+@pytest.fixture(scope="module")
+def labelled(pii_data):
+    return [json.loads(line) for line in open(pii_data / "labelled.jsonl", encoding="utf-8")]
+
+
+@pytest.fixture(scope="module")
+def pages(pii_data):
+    return [json.loads(line)["text"] for line in open(pii_data / "pages.jsonl", encoding="utf-8")]
+
+
+@pytest.fixture(scope="module")
+def stage():
+    s = PiiStage(PiiParams())
+    s.check()
+    s.ensure_setup()
+    return s
+
+
+def run(stage: PiiStage, texts: list[str]):
+    batch = documents_from_pylist([{"id": f"d{i}", "source": "test", "text": t} for i, t in enumerate(texts)])
+    return stage(batch)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[:2]}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+# --- recipe keys ------------------------------------------------------------------------------
+
+
+def test_unknown_entity_is_rejected_with_the_valid_names():
+    with pytest.raises(ValueError, match="unknown PASSPORT.*EMAIL_ADDRESS, PHONE_NUMBER"):
+        PiiParams(entities=["EMAIL_ADDRESS", "PASSPORT"]).validate()
+
+
+def test_recipe_loader_reports_the_stage_path():
+    with pytest.raises(RecipeError, match=r"r.yaml: stages\[0\]: entities: unknown EMAIL"):
+        convert_dataclass({"entities": ["EMAIL"]}, PiiParams, "r.yaml", "stages[0]")
+
+
+def test_names_and_places_need_a_named_spacy_model():
+    with pytest.raises(ValueError, match="PERSON need a spaCy NER model"):
+        PiiParams(entities=["PERSON"]).validate()
+
+
+def test_a_spacy_model_that_is_not_installed_fails_check():
+    stage = PiiStage(PiiParams(entities=["PERSON"], spacy_model="xx_no_such_model_sm"))
+    with pytest.raises(StageError, match="'xx_no_such_model_sm' is not installed"):
+        stage.check()
+
+
+def test_hash_operator_needs_the_salt_variable(monkeypatch):
+    monkeypatch.delenv("CURATE_PII_SALT", raising=False)
+    with pytest.raises(StageError, match="set the environment variable CURATE_PII_SALT"):
+        PiiStage(PiiParams(operator="hash")).check()
+    monkeypatch.setenv("CURATE_PII_SALT", "")
+    with pytest.raises(StageError):
+        PiiStage(PiiParams(operator="hash")).check()
+
+
+# --- building offline ---------------------------------------------------------------------------
+
+
+def test_analyzer_builds_and_validates_emails_without_network(no_network):
+    analyzer = build_analyzer(PiiParams())
+    results = analyzer.analyze("Write to Jane.Doe@Example.CO.UK today.", language="en", entities=["EMAIL_ADDRESS"])
+    assert [(r.start, r.end) for r in results] == [(9, 31)]
+
+
+# --- quality on the labelled set -------------------------------------------------------------------
+
+
+def test_recall_and_precision_meet_the_targets(stage, labelled):
+    found = {e: 0 for e in DEFAULT_ENTITIES}
+    total = {e: 0 for e in DEFAULT_ENTITIES}
+    correct = wrong = 0
+    for ex in labelled:
+        predictions = stage.analyze(ex["text"])
+        for gold in ex["spans"]:
+            total[gold["entity_type"]] += 1
+            found[gold["entity_type"]] += any(
+                p.entity_type == gold["entity_type"] and p.start <= gold["start"] and p.end >= gold["end"] for p in predictions
+            )
+        for p in predictions:
+            if any(p.entity_type == g["entity_type"] and p.start < g["end"] and p.end > g["start"] for g in ex["spans"]):
+                correct += 1
+            else:
+                wrong += 1
+    recall = {e: found[e] / total[e] for e in DEFAULT_ENTITIES}
+    assert all(total[e] == 200 for e in DEFAULT_ENTITIES)
+    assert min(recall.values()) >= 0.99, recall
+    assert correct / (correct + wrong) >= 0.97
+
+
+def test_decoys_survive_scrubbing(stage, labelled):
+    sample = labelled[:300]
+    out = run(stage, [ex["text"] for ex in sample]).column("text").to_pylist()
+    kept = total = 0
+    for ex, text in zip(sample, out):
+        for decoy in ex["decoys"]:
+            total += 1
+            kept += ex["text"][decoy["start"]:decoy["end"]] in text
+    assert total > 400
+    assert kept / total >= 0.99
+
+
+@pytest.mark.parametrize(
+    "digits, plausible",
+    [("4111111111111111", True), ("378282246310005", True), ("5555555555554444", True), ("2221000000000009", True),
+     ("30569309025904", True), ("4111111111111112", False), ("9111111111111119", False), ("1234567812345670", False)],
+)
+def test_card_numbers_need_luhn_and_an_issuer(digits, plausible):
+    assert card_number_is_plausible(digits) is plausible
+
+
+# --- the pre-check ------------------------------------------------------------------------------------
+
+
+def test_precheck_changes_nothing_on_real_pages(pages, labelled):
+    texts = pages + [ex["text"] for ex in labelled[::8]]
+    with_check = PiiStage(PiiParams())
+    without = PiiStage(PiiParams(precheck=False))
+    a = run(with_check, texts)
+    b = run(without, texts)
+    assert a.column("text").to_pylist() == b.column("text").to_pylist()
+    assert a.column("scores").to_pylist() == b.column("scores").to_pylist()
+    assert with_check.counters["docs_scrubbed"] == without.counters["docs_scrubbed"] > 40
+    # ... while presidio saw far fewer lines
+    assert with_check.counters["lines_analyzed"] * 4 < without.counters["lines_analyzed"]
+    assert with_check.counters["docs_prechecked_clean"] >= 20
+
+
+_TRICKY = st.text(alphabet="0123456789 -.:/+()@xX_abcdefABCDEFZ\u00a0\uff0d\u2010\n", max_size=60)
+
+
+@pytest.fixture(scope="module")
+def analyzer_at_zero():
+    return build_analyzer(PiiParams(score_threshold=0.0))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_TRICKY)
+def test_precheck_never_misses_what_a_recognizer_finds(analyzer_at_zero, text):
+    checks = build_prechecks(DEFAULT_ENTITIES)
+    for entity in DEFAULT_ENTITIES:
+        check = checks[entity]
+        passes = (check in text) if isinstance(check, str) else bool(check.search(text))
+        if not passes:
+            assert analyzer_at_zero.analyze(text, language="en", entities=[entity]) == [], entity
+
+
+def test_lines_to_analyse_keeps_offsets_and_entities():
+    text = "nothing here\nmail a@b.de\n\ncall +44 20 7946 0958 now"
+    lines = lines_to_analyse(text, DEFAULT_ENTITIES, build_prechecks(DEFAULT_ENTITIES))
+    assert [(text[s:e], ents) for s, e, ents in lines] == [("mail a@b.de", ["EMAIL_ADDRESS"]),
+                                                            ("call +44 20 7946 0958 now", ["PHONE_NUMBER", "US_SSN"])]
+
+
+# --- replacement -------------------------------------------------------------------------------------
+
+
+def test_tags_scores_flags_and_counters(stage):
+    before = dict(stage.counters)
+    out = run(stage, ["Mail Ann.Lee@Example.com or call +1 212-555-0143; IBAN DE89 3704 0044 0532 0130 00.", "No PII here."])
+    assert out.column("text").to_pylist() == ["Mail <EMAIL_ADDRESS> or call <PHONE_NUMBER>; IBAN <IBAN_CODE>.", "No PII here."]
+    assert scores_of(out, "pii.EMAIL_ADDRESS") == [1.0, None]
+    assert scores_of(out, "pii.IBAN_CODE") == [1.0, None]
+    assert out.column("flags").to_pylist() == [["pii.scrubbed"], []]
+    assert out.column("rejected_by").to_pylist() == [None, None]
+    assert stage.counters["replaced:PHONE_NUMBER"] - before.get("replaced:PHONE_NUMBER", 0) == 1
+    assert stage.counters["docs_scrubbed"] - before.get("docs_scrubbed", 0) == 1
+
+
+def test_mask_operator_writes_the_fixed_mask():
+    out = run(PiiStage(PiiParams(operator="mask", mask="###")), ["ip 192.168.10.7 and 2001:db8::8a2e:370:7334."])
+    assert out.column("text").to_pylist() == ["ip ### and ###."]
+
+
+def test_salted_hash_is_stable_per_value_and_depends_on_the_salt(monkeypatch):
+    texts = ["a Bob@example.org b", "c Bob@example.org d Eve@example.org"]
+    monkeypatch.setenv("CURATE_PII_SALT", "pepper-1")
+    stage = PiiStage(PiiParams(operator="hash"))
+    stage.check()
+    first = run(stage, texts).column("text").to_pylist()
+    token = first[0].split()[1]
+    assert token.startswith("<EMAIL_ADDRESS:") and "Bob" not in token
+    assert first[1].split()[1] == token and first[1].split()[3] != token
+    # the salt travels with the pickled stage, whatever the worker's environment says
+    monkeypatch.setenv("CURATE_PII_SALT", "other")
+    clone = pickle.loads(pickle.dumps(stage))
+    assert not hasattr(clone, "_analyzer") and clone.salt == "pepper-1"
+    assert run(clone, texts).column("text").to_pylist() == first
+    salted_differently = PiiStage(PiiParams(operator="hash"))
+    salted_differently.check()
+    assert run(salted_differently, texts[:1]).column("text").to_pylist()[0] != first[0]
+
+
+def test_offsets_stay_right_with_multibyte_text(tmp_path):
+    prefix = "Grüße 👋🏽 から東京 — ṩ̃ "
+    text = prefix + "mail: zoë@bücher.de, tel +49 30 901820.\n🎉 second line 🎉 ssn 536-22-8145"
+    stage = PiiStage(PiiParams(keep_spans=True), StageContext(run_dir=str(tmp_path)))
+    out = run(stage, [text])
+    assert out.column("text").to_pylist() == [prefix + "mail: <EMAIL_ADDRESS>, tel <PHONE_NUMBER>.\n🎉 second line 🎉 ssn <US_SSN>"]
+    (spans_file,) = (tmp_path / "pii_spans").iterdir()
+    spans = pq.read_table(spans_file).to_pylist()
+    assert [text[s["start"]:s["end"]] for s in spans] == ["zoë@bücher.de", "+49 30 901820", "536-22-8145"]
+    assert [s["entity_type"] for s in spans] == ["EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN"]
+    assert set(spans[0]) == {"id", "start", "end", "entity_type", "score"}  # never the value
+
+
+def test_overlapping_detections_become_one_replacement():
+    stage = PiiStage(PiiParams(entities=["EMAIL_ADDRESS", "URL"]))
+    stage.ensure_setup()
+    text = "write to bob.smith@example.com now"
+    found = stage._analyzer.analyze(text, language="en", entities=["EMAIL_ADDRESS", "URL"])
+    assert {r.entity_type for r in found} == {"EMAIL_ADDRESS", "URL"}  # both recognizers fire
+    out = run(stage, [text])
+    assert out.column("text").to_pylist() == ["write to <EMAIL_ADDRESS> now"]
+    assert scores_of(out, "pii.EMAIL_ADDRESS") == [1.0] and scores_of(out, "pii.URL") == [None]
+
+
+def test_resolve_overlaps_prefers_score_then_length():
+    from presidio_analyzer import RecognizerResult
+
+    results = [RecognizerResult("PHONE_NUMBER", 0, 10, 0.4), RecognizerResult("US_SSN", 2, 13, 0.85),
+               RecognizerResult("IP_ADDRESS", 20, 27, 0.6), RecognizerResult("URL", 20, 30, 0.6)]
+    kept = resolve_overlaps(results)
+    assert [(r.entity_type, r.start, r.end) for r in kept] == [("US_SSN", 2, 13), ("URL", 20, 30)]
+
+
+# --- big documents and span files ---------------------------------------------------------------------
+
+
+def test_a_ten_megabyte_document_is_rejected_with_a_reason(pages):
+    huge = ("\n".join(pages) + "\n") * (10_000_000 // (sum(map(len, pages)) + len(pages)) + 1)
+    assert len(huge) > 10_000_000
+    stage = PiiStage(PiiParams())
+    out = run(stage, [huge, "mail x@example.com"])
+    assert out.column("rejected_by").to_pylist() == ["pii.too_large", None]
+    assert out.column("rejected_value").to_pylist()[0] == float(len(huge))
+    assert out.column("text").to_pylist()[1] == "mail <EMAIL_ADDRESS>"
+    assert stage.counters["docs_too_large"] == 1
+
+
+def test_span_files_are_named_by_batch_so_a_retry_overwrites(tmp_path):
+    stage = PiiStage(PiiParams(keep_spans=True), StageContext(run_dir=str(tmp_path)))
+    texts = ["a 10.0.0.1 b", "nothing", "c 4111 1111 1111 1111"]
+    run(stage, texts)
+    run(stage, texts)
+    files = sorted(os.listdir(tmp_path / "pii_spans"))
+    assert len(files) == 1 and files[0].endswith(".parquet")
+    rows = pq.read_table(tmp_path / "pii_spans" / files[0]).to_pylist()
+    assert [(r["id"], r["entity_type"], r["start"], r["end"]) for r in rows] == [("d0", "IP_ADDRESS", 2, 10), ("d2", "CREDIT_CARD", 2, 21)]
+    run(stage, texts[:2])
+    assert len(os.listdir(tmp_path / "pii_spans")) == 2
