@@ -27,3 +27,19 @@ def spark():
     session = spark_session("curate-tests", master="local[2]", progress=False, conf={"spark.sql.shuffle.partitions": "4"})
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def wikitext_bpe(tmp_path_factory) -> Path:
+    """A small byte-level BPE (vocab 512, ``<|endoftext|>``) trained on the bundled WikiText-2
+    slice: for trainer/mixture tests that must not wait for models/tokenizer/."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+
+    lines = [line.strip() for line in (DATA / "text" / "wikitext-2-test.txt").read_text().splitlines() if line.strip()]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=512, special_tokens=["<|endoftext|>"], show_progress=False))
+    path = tmp_path_factory.mktemp("bpe") / "tokenizer.json"
+    tokenizer.save(str(path))
+    return path

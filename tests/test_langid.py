@@ -1,0 +1,87 @@
+"""curate.langid on real text: WikiText (English) and the multilingual trafilatura-eval pages."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from curate.extract import html_to_text
+from curate.langid import LangIdParams, LangIdStage, default_model_path, load_model, predict_languages
+from curate.schema import documents_from_pylist, scores_of
+from curate.stage import StageError
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def pages() -> dict[str, str]:
+    expectations = json.loads((DATA / "html" / "expectations.json").read_text())
+    return {url: html_to_text(gzip.open(DATA / "html" / "pages" / e["file"]).read(), url) for url, e in expectations.items()}
+
+
+def test_model_ships_with_the_package_and_is_cached():
+    assert Path(default_model_path()).is_file()
+    assert load_model() is load_model(default_model_path())
+
+
+def test_languages_of_real_pages(pages):
+    urls = [
+        "https://www.msn.com/en-gb/news/uknews/uk-university-student-halls-too-expensive-for-poorer-students-study-finds/ar-AAMcjU8",
+        "https://www.mtb-news.de/news/reifen-tubeless-montieren/",
+        "https://francais.radio.cz/le-ministre-de-la-sante-surpris-sans-masque-dans-un-restaurant-8691418",
+    ]
+    urls = [next(u for u in pages if u.startswith(prefix[:60])) for prefix in urls]
+    codes, probs = predict_languages([pages[u] for u in urls])
+    assert codes == ["en", "de", "fr"]
+    assert all(p > 0.95 for p in probs)
+
+
+def test_newlines_do_not_break_prediction():
+    text = "This is the first line of an English paragraph.\nAnd this is the second line of it.\n\n"
+    assert predict_languages([text])[0] == ["en"]
+
+
+def _docs(texts):
+    return documents_from_pylist([{"id": str(i), "source": "t", "text": t} for i, t in enumerate(texts)])
+
+
+def test_stage_keeps_english_rejects_others(pages):
+    english = pages["https://hackernoon.com/how-to-scrape-google-with-python-bo7d2tal"]
+    german = pages["https://www.mtb-news.de/news/reifen-tubeless-montieren/"]
+    stage = LangIdStage(LangIdParams(languages=["en"], min_score=0.65))
+    stage.ensure_setup()
+    out = stage(_docs([english, german, "", "42 17 99 3.14 ## ++ 0x1f"]))
+    rows = out.to_pylist()
+    assert [r["language"] for r in rows[:3]] == ["en", "de", None]
+    assert [r["rejected_by"] for r in rows[:3]] == [None, "langid.language", "langid.no_text"]
+    assert rows[1]["rejected_value"] == rows[1]["language_score"] > 0.95
+    assert scores_of(out, "langid.en")[0] == rows[0]["language_score"]
+    assert scores_of(out, "langid.de")[1] == rows[1]["language_score"]
+    # digits and symbols: whatever fastText guesses, it is not confident English
+    assert rows[3]["rejected_by"] in ("langid.language", "langid.low_score")
+    assert stage.counters["langid.lang:de"] == 1
+    assert sum(v for k, v in stage.counters.items() if k.startswith("langid.lang:")) == 3  # the empty text is not classified
+
+
+def test_empty_language_list_keeps_every_language_and_low_score(pages):
+    german = pages["https://www.mtb-news.de/news/reifen-tubeless-montieren/"]
+    rows = LangIdStage(LangIdParams(languages=[], min_score=0.5))(_docs([german])).to_pylist()
+    assert rows[0]["rejected_by"] is None and rows[0]["language"] == "de"
+    strict = LangIdStage(LangIdParams(languages=["de"], min_score=1.0), name="lid")
+    rows = strict(_docs([german])).to_pylist()
+    assert rows[0]["rejected_by"] == "lid.low_score" and rows[0]["rejected_value"] < 1.0
+
+
+def test_check_names_a_bad_model_file(tmp_path):
+    LangIdStage(LangIdParams()).check()
+    bad = tmp_path / "lid.bin"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(StageError, match=str(bad)):
+        LangIdStage(LangIdParams(model_path=str(bad))).check()
+    with pytest.raises(StageError, match="does not exist"):
+        LangIdStage(LangIdParams(model_path=str(tmp_path / "missing.ftz"))).check()
+    with pytest.raises(ValueError, match="min_score"):
+        LangIdParams(min_score=1.5).validate()

@@ -1,0 +1,114 @@
+"""End to end: the demo recipe on the bundled real WARCs, run by the Spark job in local mode."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT
+from curate.pipeline import main, run_recipe, summary_lines
+from curate.recipe import load_recipe
+from curate.spark.job import RunExistsError
+from curate.tokenize import DocumentTokenizer
+
+DEMO = str(ROOT / "pipelines" / "recipes" / "demo.yaml")
+
+
+@pytest.fixture(scope="module")
+def demo_run(spark, tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    manifest = run_recipe(DEMO, output=str(out), spark=spark)
+    return out, manifest
+
+
+def read(folder) -> pa.Table:
+    return pq.read_table(sorted(glob.glob(os.path.join(folder, "*.parquet"))))
+
+
+def test_manifest_counts(demo_run):
+    out, manifest = demo_run
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk["recipe_hash"] == manifest["recipe_hash"] == load_recipe(DEMO).fingerprint()
+    s = manifest["summary"]
+    reader = manifest["inputs"]["counters"]
+    assert manifest["inputs"]["files"] == 3
+    assert reader["warc.kept"] == s["documents_in"] == EXPECTED["documents_in"]
+    assert s["documents_out"] == EXPECTED["documents_out"]
+    assert s["documents_out"] + s["documents_rejected"] == s["documents_in"]
+    funnel = {f["stage"]: f for f in manifest["funnel"]}
+    assert [f["stage"] for f in manifest["funnel"]] == [st.name for st in load_recipe(DEMO).stages]
+    for stage, expected in EXPECTED["funnel"].items():
+        assert (funnel[stage]["docs_in"], funnel[stage]["docs_out"]) == expected, stage
+    for before, after in zip(manifest["funnel"], manifest["funnel"][1:]):
+        assert before["docs_out"] == after["docs_in"]
+        assert before["docs_in"] - before["docs_out"] == sum(before["rejected"].values())
+    assert manifest["sources"]["web"]["documents"] == s["documents_out"]
+    assert sum(sh["tokens"] for sh in manifest["tokens"]["shards"]) == manifest["tokens"]["total"] == s["tokens"]
+    assert len(manifest["tokens"]["shards"]) == 2
+
+
+def test_outputs_open_in_pyarrow_and_duckdb(demo_run):
+    out, manifest = demo_run
+    docs = read(out / "documents")
+    assert docs.num_rows == manifest["summary"]["documents_out"]
+    assert docs.column("rejected_by").null_count == docs.num_rows
+    rejected = read(out / "rejected")
+    assert rejected.column("rejected_by").null_count == 0
+    n, tokens = duckdb.sql(f"select count(*), sum(n_tokens) from '{out}/tokens/*.parquet'").fetchone()
+    assert (n, tokens) == (manifest["summary"]["documents_out"], manifest["summary"]["tokens"])
+    reasons = dict(duckdb.sql(f"select rejected_by, count(*) from '{out}/rejected/*.parquet' group by 1").fetchall())
+    funnel_reasons = {r: c for f in manifest["funnel"] for r, c in f["rejected"].items()}
+    assert reasons == funnel_reasons
+    assert not glob.glob(str(out / "**" / ".*tmp-*"), recursive=True)
+    assert not (out / "_work").exists()
+
+
+def test_known_sentence_kept_and_boilerplate_gone(demo_run):
+    out, _ = demo_run
+    docs = read(out / "documents")
+    by_url = dict(zip(docs.column("url").to_pylist(), docs.column("text").to_pylist()))
+    text = by_url[KNOWN_PAGE["url"]]
+    assert KNOWN_PAGE["sentence"] in text
+    for boilerplate in KNOWN_PAGE["boilerplate"]:
+        assert boilerplate not in text
+
+
+def test_token_shards_decode_to_document_text(demo_run):
+    out, manifest = demo_run
+    tok = DocumentTokenizer(manifest["tokens"]["tokenizer"], manifest["tokens"]["eos_token"])
+    docs = read(out / "documents")
+    texts = dict(zip(docs.column("id").to_pylist(), docs.column("text").to_pylist()))
+    tokens = read(out / "tokens")
+    assert sorted(tokens.column("id").to_pylist()) == sorted(texts)
+    for row in tokens.to_pylist():
+        assert row["tokens"][-1] == tok.eos_id and row["n_tokens"] == len(row["tokens"])
+        assert tok.decode(row["tokens"]) == texts[row["id"]]
+
+
+def test_second_run_is_byte_identical_and_rerun_refuses(demo_run, spark, tmp_path):
+    out, _ = demo_run
+    again = tmp_path / "again"
+    run_recipe(DEMO, output=str(again), spark=spark)
+    for folder in ("documents", "rejected", "tokens"):
+        a = sorted(os.listdir(out / folder))
+        assert a == sorted(os.listdir(again / folder))
+        for name in a:
+            assert (out / folder / name).read_bytes() == (again / folder / name).read_bytes(), f"{folder}/{name}"
+    with pytest.raises(RunExistsError, match="already holds a finished run"):
+        run_recipe(DEMO, output=str(again), spark=spark)
+    resumed = run_recipe(DEMO, output=str(again), spark=spark, resume=True)
+    assert resumed["resumed"] == "complete"
+
+
+def test_summary_names_output(demo_run):
+    out, manifest = demo_run
+    text = "\n".join(summary_lines(manifest))
+    assert f"documents in      {manifest['summary']['documents_in']:>10,}" in text
+    assert str(out) in text and "tokens/" in text
