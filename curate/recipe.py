@@ -206,6 +206,9 @@ def convert(value: Any, tp: Any, file: str, path: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+        real = [a for a in args if a is not type(None)]
+        if len(real) == 1:  # Optional[X]: the inner error names the exact key
+            return convert(value, real[0], file, path)
         errors = []
         for arg in args:
             if arg is type(None):

@@ -20,6 +20,30 @@ from curate.tokenize import DocumentTokenizer
 
 DEMO = str(ROOT / "pipelines" / "recipes" / "demo.yaml")
 
+# Hand-checked on the bundled WARCs: 88 records, 38 HTML 200 responses; one page too short
+# after extraction; Gopher/C4/FineWeb remove 13; allenai.org is archived three times.
+EXPECTED = {
+    "documents_in": 38,
+    "documents_out": 22,
+    "funnel": {
+        "extract": (38, 37),
+        "langid": (37, 37),
+        "url_filter": (37, 37),
+        "gopher_repetition": (37, 36),
+        "gopher_quality": (36, 29),
+        "c4": (29, 25),
+        "fineweb": (25, 24),
+        "classify": (24, 24),
+        "dedup": (24, 22),
+        "pii": (22, 22),
+    },
+}
+KNOWN_PAGE = {
+    "url": "https://commoncrawl.org/faq",
+    "sentence": "Common Crawl is a 501(c)(3) non-profit organization dedicated to providing a copy of the Internet to Internet researchers",
+    "boilerplate": ["Mailing List Archive", "Discord Server", "Terms of Use", "Privacy Policy"],
+}
+
 
 @pytest.fixture(scope="module")
 def demo_run(spark, tmp_path_factory):
@@ -61,11 +85,14 @@ def test_outputs_open_in_pyarrow_and_duckdb(demo_run):
     assert docs.column("rejected_by").null_count == docs.num_rows
     rejected = read(out / "rejected")
     assert rejected.column("rejected_by").null_count == 0
-    n, tokens = duckdb.sql(f"select count(*), sum(n_tokens) from '{out}/tokens/*.parquet'").fetchone()
+    [(n, tokens)] = duckdb.sql(f"select count(*), sum(n_tokens) from '{out}/tokens/*.parquet'").fetchall()
     assert (n, tokens) == (manifest["summary"]["documents_out"], manifest["summary"]["tokens"])
     reasons = dict(duckdb.sql(f"select rejected_by, count(*) from '{out}/rejected/*.parquet' group by 1").fetchall())
     funnel_reasons = {r: c for f in manifest["funnel"] for r, c in f["rejected"].items()}
     assert reasons == funnel_reasons
+    assert reasons["dedup.exact"] == 2
+    dups = duckdb.sql(f"select distinct url from '{out}/rejected/*.parquet' where rejected_by = 'dedup.exact'").fetchall()
+    assert dups == [("https://allenai.org/",)]
     assert not glob.glob(str(out / "**" / ".*tmp-*"), recursive=True)
     assert not (out / "_work").exists()
 

@@ -152,7 +152,7 @@ def test_weight_of_wrong_type(tmp_path):
 
 
 def test_missing_required_key(tmp_path):
-    body = base().replace("name: t\n", "")
+    body = "\n".join(line for line in base().splitlines() if line.strip() != "name: t")
     e = error_of(tmp_path, body)
     assert e.path == "name" and "missing required key" in e.message
 

@@ -1,0 +1,48 @@
+"""What every heuristic rule set stage shares: run a per-document check over a batch and
+mark the failures with ``"<stage name>.<rule>"`` and the value that crossed the threshold."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from curate.schema import reject
+from curate.stage import Stage
+
+def threshold_or_none(value: float | None, name: str, low: float | None = None, high: float | None = None) -> None:
+    """Raise ValueError (the recipe loader names the stage) for a threshold out of range."""
+    if value is None:
+        return
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+
+
+class RuleStage(Stage):
+    """A stage whose rules look at one document's text at a time."""
+
+    # A check returns None to keep the document, or (rule, value) to remove it.
+    def check_text(self, text: str) -> tuple[str, float] | None:  # rule sets override
+        raise NotImplementedError
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        return self.apply_checks(batch, self.check_text)
+
+    def apply_checks(self, batch: pa.RecordBatch, check: Callable[[str], tuple[str, float] | None]) -> pa.RecordBatch:
+        texts = batch.column("text").to_pylist()
+        reasons: list[str | None] = [None] * len(texts)
+        values: list[float | None] = [None] * len(texts)
+        mask = np.zeros(len(texts), dtype=bool)
+        prefix = self.name + "."
+        for i, text in enumerate(texts):
+            verdict = check(text or "")
+            if verdict is not None:
+                rule, value = verdict
+                mask[i] = True
+                reasons[i] = prefix + rule
+                values[i] = value
+        self.counters["documents_checked"] += len(texts)
+        return reject(batch, mask, reasons, values)

@@ -1,0 +1,73 @@
+"""FineWeb's own quality rules (Penedo et al. 2024, "The FineWeb Datasets", section 3.4), run
+after the Gopher and C4 rules in FineWeb's pipeline:
+
+* ``line_punct_ratio``: fraction of non-empty lines ending in sentence-terminal punctuation
+  (Unicode Sentence_Terminal: ``.``, ``!``, ``?``, ``。`` ...) is below 0.12;
+* ``short_line_ratio``: fraction of non-empty lines of at most 30 characters is above 0.67;
+* ``char_dup_ratio``: characters in lines that repeat an earlier line, over all characters
+  except newlines, is above 0.01;
+* ``list_ratio``: newlines per word above 0.3 (list-like documents);
+* ``empty``: no non-empty line at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from curate.filters.common import RuleStage, threshold_or_none
+from curate.filters.gopher import _duplicates
+from curate.filters.text import cached_words, sentence_terminals
+
+
+@dataclass
+class FineWebParams:
+    min_line_punct_ratio: float | None = 0.12
+    # FineWeb keeps documents where *no* line ends in punctuation only if this is true.
+    line_punct_exclude_zero: bool = False
+    max_short_line_ratio: float | None = 0.67
+    short_line_length: int = 30
+    max_char_dup_ratio: float | None = 0.01
+    max_newline_word_ratio: float | None = 0.3
+    # Line endings that count as punctuation; default: every Unicode Sentence_Terminal.
+    stop_chars: list[str] | None = None
+
+    def validate(self) -> None:
+        for name in ("min_line_punct_ratio", "max_short_line_ratio", "max_char_dup_ratio"):
+            threshold_or_none(getattr(self, name), name, 0.0, 1.0)
+        threshold_or_none(self.max_newline_word_ratio, "max_newline_word_ratio", 0.0)
+        if self.short_line_length < 0:
+            raise ValueError(f"short_line_length must be >= 0, got {self.short_line_length}")
+
+
+class FineWebStage(RuleStage):
+    kind = "fineweb"
+    Params = FineWebParams
+
+    def setup(self) -> None:
+        self._stop_chars = tuple(self.params.stop_chars) if self.params.stop_chars is not None else tuple(sentence_terminals())
+
+    def check_text(self, text: str) -> tuple[str, float] | None:
+        p = self.params
+        lines = [line for line in text.split("\n") if line.strip()]
+        if not lines:
+            return "empty", 0.0
+        if p.min_line_punct_ratio is not None:
+            stops = self._stop_chars
+            ratio = sum(1 for line in lines if line.endswith(stops)) / len(lines)
+            if ratio < p.min_line_punct_ratio and not (ratio == 0 and p.line_punct_exclude_zero):
+                return "line_punct_ratio", ratio
+        if p.max_short_line_ratio is not None:
+            limit = p.short_line_length
+            ratio = sum(1 for line in lines if len(line) <= limit) / len(lines)
+            if ratio > p.max_short_line_ratio:
+                return "short_line_ratio", ratio
+        if p.max_char_dup_ratio is not None:
+            ratio = _duplicates(lines)[1] / (len(text) - text.count("\n"))
+            if ratio > p.max_char_dup_ratio:
+                return "char_dup_ratio", ratio
+        if p.max_newline_word_ratio is not None:
+            n_words = len(cached_words(text))
+            ratio = text.count("\n") / n_words if n_words else float("inf")
+            if ratio > p.max_newline_word_ratio:
+                return "list_ratio", ratio
+        return None

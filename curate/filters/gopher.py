@@ -1,0 +1,238 @@
+"""Gopher quality and repetition rules (Rae et al. 2021, "Scaling Language Models: Methods,
+Analysis & Insights from Training Gopher", MassiveText, section A.1.1 and table A1).
+
+Defaults are the paper's values. Rules run in the order below and a document is removed by
+the first rule it fails; ``rejected_value`` is the measured quantity that crossed the
+threshold. Setting a threshold to ``null`` in a recipe turns that rule off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from curate.filters.common import RuleStage, threshold_or_none
+from curate.filters.text import LINE_RUNS, PARAGRAPH_BREAK, cached_words, has_alpha, is_symbol_word
+
+GOPHER_STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
+
+
+@dataclass
+class GopherQualityParams:
+    min_doc_words: int | None = 50
+    max_doc_words: int | None = 100_000
+    min_avg_word_length: float | None = 3
+    max_avg_word_length: float | None = 10
+    max_symbol_word_ratio: float | None = 0.1  # for "#" and for "..."/"…" separately
+    max_bullet_lines_ratio: float | None = 0.9
+    max_ellipsis_lines_ratio: float | None = 0.3
+    min_alpha_words_ratio: float | None = 0.8
+    min_stop_words: int | None = 2
+    stop_words: list[str] = field(default_factory=lambda: list(GOPHER_STOP_WORDS))
+    bullet_starts: list[str] = field(default_factory=lambda: ["•", "-"])
+
+    def validate(self) -> None:
+        for name in ("max_symbol_word_ratio", "max_bullet_lines_ratio", "max_ellipsis_lines_ratio", "min_alpha_words_ratio"):
+            threshold_or_none(getattr(self, name), name, 0.0, 1.0)
+        if self.min_doc_words is not None and self.max_doc_words is not None and self.min_doc_words > self.max_doc_words:
+            raise ValueError(f"min_doc_words ({self.min_doc_words}) is above max_doc_words ({self.max_doc_words})")
+
+
+class GopherQualityStage(RuleStage):
+    """Word count, mean word length, symbol ratios, bullet/ellipsis lines, alphabetic words,
+    stop words. Words are the tokens of :func:`curate.filters.text.split_words`; "words" in
+    the length rules exclude tokens made only of punctuation or symbols."""
+
+    kind = "gopher_quality"
+    Params = GopherQualityParams
+
+    def setup(self) -> None:
+        self._stop_words = frozenset(self.params.stop_words)
+        self._bullets = tuple(self.params.bullet_starts)
+
+    def check_text(self, text: str) -> tuple[str, float] | None:
+        p = self.params
+        words = cached_words(text)
+        n_words = len(words)
+        total_length = 0
+        n_real = 0
+        for w in words:
+            if w[0].isalnum() or w[-1].isalnum() or not is_symbol_word(w):
+                n_real += 1
+                total_length += len(w)
+        if p.min_doc_words is not None and n_real < p.min_doc_words:
+            return "word_count", float(n_real)
+        if p.max_doc_words is not None and n_real > p.max_doc_words:
+            return "word_count", float(n_real)
+        if n_real == 0:
+            return None  # nothing below is defined without words (word-count rule is off)
+        mean_length = total_length / n_real
+        if p.min_avg_word_length is not None and mean_length < p.min_avg_word_length:
+            return "mean_word_length", mean_length
+        if p.max_avg_word_length is not None and mean_length > p.max_avg_word_length:
+            return "mean_word_length", mean_length
+        if p.max_symbol_word_ratio is not None:
+            hash_ratio = text.count("#") / n_words
+            if hash_ratio > p.max_symbol_word_ratio:
+                return "hash_ratio", hash_ratio
+            ellipsis_ratio = (text.count("...") + text.count("…")) / n_words
+            if ellipsis_ratio > p.max_symbol_word_ratio:
+                return "ellipsis_ratio", ellipsis_ratio
+        lines = text.splitlines()
+        if lines:
+            if p.max_bullet_lines_ratio is not None:
+                bullets = self._bullets
+                ratio = sum(1 for line in lines if line.lstrip().startswith(bullets)) / len(lines)
+                if ratio > p.max_bullet_lines_ratio:
+                    return "bullet_lines", ratio
+            if p.max_ellipsis_lines_ratio is not None:
+                ratio = sum(1 for line in lines if line.rstrip().endswith(("...", "…"))) / len(lines)
+                if ratio > p.max_ellipsis_lines_ratio:
+                    return "ellipsis_lines", ratio
+        if p.min_alpha_words_ratio is not None:
+            ratio = sum(1 for w in words if w[0].isalpha() or has_alpha(w)) / n_words
+            if ratio < p.min_alpha_words_ratio:
+                return "alpha_words", ratio
+        if p.min_stop_words is not None:
+            found = len(self._stop_words.intersection(words))
+            if found < p.min_stop_words:
+                return "stop_words", float(found)
+        return None
+
+
+def _default_top_ngrams() -> dict[int, float]:
+    return {2: 0.20, 3: 0.18, 4: 0.16}
+
+
+def _default_dup_ngrams() -> dict[int, float]:
+    return {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+
+
+@dataclass
+class GopherRepetitionParams:
+    max_dup_para_frac: float | None = 0.30
+    max_dup_para_char_frac: float | None = 0.20
+    max_dup_line_frac: float | None = 0.30
+    max_dup_line_char_frac: float | None = 0.20
+    # n -> highest allowed fraction of characters in the most frequent n-gram
+    max_top_ngram_char_frac: dict[int, float] = field(default_factory=_default_top_ngrams)
+    # n -> highest allowed fraction of characters in n-grams seen before in the document
+    max_dup_ngram_char_frac: dict[int, float] = field(default_factory=_default_dup_ngrams)
+
+    def validate(self) -> None:
+        for name in ("max_dup_para_frac", "max_dup_para_char_frac", "max_dup_line_frac", "max_dup_line_char_frac"):
+            threshold_or_none(getattr(self, name), name, 0.0, 1.0)
+        for table in ("max_top_ngram_char_frac", "max_dup_ngram_char_frac"):
+            for n, frac in getattr(self, table).items():
+                if n < 1:
+                    raise ValueError(f"{table}: n-gram size must be >= 1, got {n}")
+                threshold_or_none(frac, f"{table}.{n}", 0.0, 1.0)
+
+
+def _duplicates(items: list[str]) -> tuple[int, int]:
+    """(number of items seen before, characters in those items)."""
+    seen: set[str] = set()
+    count = 0
+    chars = 0
+    for item in items:
+        if item in seen:
+            count += 1
+            chars += len(item)
+        else:
+            seen.add(item)
+    return count, chars
+
+
+# Odd 64-bit multiplier for the n-gram rolling hash; collisions need ~2^32 n-grams in one doc.
+_HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+
+
+class GopherRepetitionStage(RuleStage):
+    """Duplicate paragraphs/lines (by count and by characters), the most frequent 2/3/4-gram's
+    share of characters, and the share of characters in repeated 5..10-grams.
+
+    N-grams are hashed over integer word ids with numpy instead of joining strings, so the
+    cost per document is a few array passes plus one loop over the repeated n-grams only.
+    """
+
+    kind = "gopher_repetition"
+    Params = GopherRepetitionParams
+
+    def check_text(self, text: str) -> tuple[str, float] | None:
+        p = self.params
+        if not text:
+            return None
+        text_length = len(text)
+        paragraphs = PARAGRAPH_BREAK.split(text.strip())
+        dup_count, dup_chars = _duplicates(paragraphs)
+        if p.max_dup_para_frac is not None and dup_count / len(paragraphs) > p.max_dup_para_frac:
+            return "dup_para_frac", dup_count / len(paragraphs)
+        if p.max_dup_para_char_frac is not None and dup_chars / text_length > p.max_dup_para_char_frac:
+            return "dup_para_char_frac", dup_chars / text_length
+        lines = LINE_RUNS.split(text)
+        dup_count, dup_chars = _duplicates(lines)
+        if p.max_dup_line_frac is not None and dup_count / len(lines) > p.max_dup_line_frac:
+            return "dup_line_frac", dup_count / len(lines)
+        if p.max_dup_line_char_frac is not None and dup_chars / text_length > p.max_dup_line_char_frac:
+            return "dup_line_char_frac", dup_chars / text_length
+        if not p.max_top_ngram_char_frac and not p.max_dup_ngram_char_frac:
+            return None
+        words = cached_words(text)
+        if not words:
+            return None
+        vocabulary: dict[str, int] = {}
+        ids = np.fromiter((vocabulary.setdefault(w, len(vocabulary)) for w in words), dtype=np.uint64, count=len(words))
+        lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+        cumulative = np.concatenate(([0], np.cumsum(lengths)))
+        hashes = {1: ids}
+
+        def ngram_hashes(n: int) -> np.ndarray:
+            for k in range(max(h for h in hashes if h <= n) + 1, n + 1):
+                previous = hashes[k - 1]
+                hashes[k] = previous[:-1] * _HASH_MULTIPLIER + ids[k - 1 :]
+            return hashes[n]
+
+        for n in sorted(p.max_top_ngram_char_frac):
+            if len(words) < n:
+                continue
+            keys = ngram_hashes(n)
+            _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+            top = counts.max()
+            # Among equally frequent n-grams the one seen first counts (Counter.most_common order).
+            start = int(first[counts == top].min())
+            chars = int(cumulative[start + n] - cumulative[start]) + (n - 1)
+            fraction = int(top) * chars / text_length
+            if fraction > p.max_top_ngram_char_frac[n]:
+                return f"top_{n}_gram", fraction
+
+        for n in sorted(p.max_dup_ngram_char_frac):
+            if len(words) < n:
+                continue
+            keys = ngram_hashes(n)
+            unique, inverse = np.unique(keys, return_inverse=True)
+            if len(unique) == len(keys):
+                continue
+            window_chars = (cumulative[n:] - cumulative[:-n]).tolist()
+            fraction = _greedy_repeated_chars(inverse.tolist(), window_chars, n, len(unique)) / text_length
+            if fraction > p.max_dup_ngram_char_frac[n]:
+                return f"dup_{n}_gram", fraction
+        return None
+
+
+def _greedy_repeated_chars(ngram_ids: list[int], window_chars: list[int], n: int, n_unique: int) -> int:
+    """Characters in n-grams that repeat an earlier one, scanning left to right and jumping
+    over a repeated n-gram so overlapping repeats are not counted twice (MassiveText)."""
+    seen = bytearray(n_unique)
+    repeated = 0
+    index = 0
+    end = len(ngram_ids)
+    while index < end:
+        gram = ngram_ids[index]
+        if seen[gram]:
+            repeated += window_chars[index]
+            index += n
+        else:
+            seen[gram] = 1
+            index += 1
+    return repeated
