@@ -202,3 +202,22 @@ def test_fingerprint_ignores_spark_settings(tmp_path):
 
 def test_mixture_spec_defaults():
     assert MixtureSpec().upsample is True
+
+
+def test_reference_documents_every_stage_key():
+    import dataclasses
+
+    from curate.recipe import STAGE_REGISTRY, stage_class
+
+    doc = (ROOT / "docs" / "recipes.md").read_text()
+    for kind in STAGE_REGISTRY:
+        section = doc.split(f"### `{kind}`", 1)[1].split("\n### ", 1)[0]
+        for f in dataclasses.fields(stage_class(kind).Params):
+            assert f"| `{f.name}` |" in section, f"docs/recipes.md: stage {kind}: key {f.name} is undocumented"
+    for top in ("name", "output", "sources", "stages", "tokenizer", "shards", "mixture", "spark", "seed"):
+        assert f"| `{top}` |" in doc
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "pipelines" / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_recipes_are_valid(path):
+    load_recipe(str(path))
