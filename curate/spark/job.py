@@ -394,7 +394,10 @@ class CurationJob:
         if recipe.mixture is not None:
             from curate.spark.mixture import apply_mixture
 
-            tokens, mixture_report = apply_mixture(tokens, recipe.mixture, recipe.seed)
+            # A source's share is mixture.weights[name] when named there, else its own weight.
+            weights = {src.name: recipe.mixture.weights.get(src.name, src.weight) for src in recipe.sources}
+            spec = dataclasses.replace(recipe.mixture, weights=weights)
+            tokens, mixture_report = apply_mixture(tokens, spec, recipe.seed)
         token_infos = self._write_sharded(tokens, "tokens", "shard", TOKENS_SCHEMA, "n_tokens")
         self.timings["tokenize_and_write"] = time.time() - t0
         for folder in ("documents", "rejected", "tokens"):

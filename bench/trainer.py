@@ -1,0 +1,122 @@
+"""Training-loop overhead: tokens/s of ``trainer.train`` against a bare PyTorch loop.
+
+Both run the same model (same size, seed, AdamW settings, micro-batch, sequence length) in
+this process, one after the other, alternating ``--repeats`` times. The bare loop is
+forward, backward, clip, ``optimizer.step()``, ``zero_grad`` on batches already in memory: no
+data loading, no schedule, no logging. Ours is the real ``train()`` on token shards written
+from WikiText-2 (real text, a BPE trained on it), logging every step; evaluation and
+checkpoints are off, as they are not part of a step. The figure is the median of per-step
+tokens/s after ``--warmup`` steps (ours: from metrics.jsonl, which times the same span).
+
+    .venv/bin/python bench/trainer.py --sizes tiny mini --steps 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from trainer.data import Layout, SequenceDataset, TokenStream, shards_from_texts  # noqa: E402
+from trainer.train import build_model, parse_config, train  # noqa: E402
+
+
+def make_shards(folder: str) -> tuple[str, str]:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from trainer.ablate import wikitext_articles
+
+    texts = wikitext_articles(str(ROOT / "trainer" / "evaldata" / "wikitext-2-test.txt.gz"))
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=4096, special_tokens=["<|endoftext|>"], show_progress=False))
+    path = os.path.join(folder, "tokenizer.json")
+    tokenizer.save(path)
+    shards_from_texts(texts, path, os.path.join(folder, "run"), source="wikitext", num_shards=4)
+    return os.path.join(folder, "run"), path
+
+
+def config(size: str, run: str, tokenizer: str, out: str, steps: int, micro: int, seq_len: int):
+    return parse_config(
+        {
+            "out_dir": out,
+            "seed": 0,
+            "model": {"size": size},
+            "data": {"train": run, "seq_len": seq_len, "tokenizer": tokenizer},
+            "optim": {"micro_batch": micro, "max_steps": steps, "warmup_steps": 5},
+            "checkpoint": {"every": 0, "resume": False},
+            "log": {"progress": False},
+        }
+    )
+
+
+def bare_loop(cfg, steps: int, warmup: int) -> float:
+    """Median tokens/s of a plain loop over pre-loaded batches."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg)
+    opt = torch.optim.AdamW(model.optimizer_groups(cfg.optim.weight_decay), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
+    dataset = SequenceDataset(TokenStream(cfg.data.train), Layout(cfg.data.seq_len, cfg.optim.micro_batch))
+    batches = [dataset.micro_batch(i)[:2] for i in range(steps)]
+    tokens = cfg.optim.micro_batch * cfg.data.seq_len
+    rates = []
+    for x, y in batches:
+        t0 = time.perf_counter()
+        _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss.item()
+        rates.append(tokens / (time.perf_counter() - t0))
+    return statistics.median(rates[warmup:])
+
+
+def our_loop(cfg, warmup: int) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    summary = train(cfg)
+    wall = time.perf_counter() - t0
+    lines = [json.loads(l) for l in open(os.path.join(cfg.out_dir, "metrics.jsonl"))]
+    rates = [l["tokens_per_s"] for l in lines if "tokens_per_s" in l]
+    return statistics.median(rates[warmup:]), summary["tokens"] / wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "mini"])
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--micro-batch", type=int, default=8)
+    parser.add_argument("--seq-len", type=int, default=128)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu (no GPU on this machine)")
+    with tempfile.TemporaryDirectory() as tmp:
+        run, tokenizer = make_shards(tmp)
+        print(f"shards: {TokenStream(run).total_tokens:,} WikiText-2 test tokens, micro-batch {args.micro_batch} x {args.seq_len}")
+        print(f"{'model':<6} {'params':>10} {'bare tok/s':>11} {'ours tok/s':>11} {'overhead':>9} {'ours incl. start-up':>20}")
+        for size in args.sizes:
+            bare, ours, whole = [], [], []
+            for r in range(args.repeats):
+                cfg = config(size, run, tokenizer, os.path.join(tmp, f"{size}-{r}"), args.steps, args.micro_batch, args.seq_len)
+                bare.append(bare_loop(cfg, args.steps, args.warmup))
+                step_rate, wall_rate = our_loop(cfg, args.warmup)
+                ours.append(step_rate)
+                whole.append(wall_rate)
+            params = build_model(cfg).num_parameters(non_embedding=False)
+            b, o = max(bare), max(ours)
+            print(f"{size:<6} {params:>10,} {b:>11,.0f} {o:>11,.0f} {100 * (1 - o / b):>8.1f}% {max(whole):>20,.0f}")
+
+
+if __name__ == "__main__":
+    main()
