@@ -1,0 +1,460 @@
+"""Dedup benchmarks: signature speed vs datasketch, near-duplicate quality, Spark scale vs datatrove.
+
+    .venv/bin/python bench/dedup.py speed            # MinHasher vs datasketch MinHash.bulk
+    .venv/bin/python bench/dedup.py quality          # pair precision/recall at threshold 0.8
+    .venv/bin/python bench/dedup.py scale --docs 10000 100000 1000000 [--peer]
+
+``--peer`` also runs datatrove's MinHash pipeline (signatures, buckets, clusters, filter) on
+the same documents, in ``.venv-bench`` (datatrove is not a dependency of curate).
+Figures are printed as one JSON line per measurement; bench/notes/dedup.md has the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from itertools import combinations
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+OUT = ROOT / "bench" / "out" / "dedup"
+
+
+def emit(**figures) -> None:
+    print(json.dumps(figures), flush=True)
+
+
+# --- memory sampling -------------------------------------------------------------------------
+
+
+class PeakMemory:
+    """Peak RSS of this process and of all its descendants (JVM, Python workers), sampled."""
+
+    def __init__(self, pid: int | None = None, interval: float = 0.2):
+        import psutil
+
+        self.root = psutil.Process(pid or os.getpid())
+        self.interval = interval
+        self.peak_self = 0
+        self.peak_total = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                own = self.root.memory_info().rss
+                total = own
+                for child in self.root.children(recursive=True):
+                    try:
+                        total += child.memory_info().rss
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                break
+            self.peak_self = max(self.peak_self, own)
+            self.peak_total = max(self.peak_total, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def mb(n: int) -> float:
+    return round(n / 2**20, 1)
+
+
+# --- speed -----------------------------------------------------------------------------------
+
+
+def python_shingles(texts: list[str], ngram: int) -> list[list[bytes]]:
+    """What a datasketch user writes: normalise, split, join n-grams, encode, per document."""
+    import re
+    import unicodedata
+
+    punctuation = re.compile(r"[^\w\s]+")
+    out = []
+    for text in texts:
+        words = punctuation.sub(" ", unicodedata.normalize("NFKC", text or "").lower()).split()
+        if len(words) < ngram:
+            grams = {" ".join(words)} if words else set()
+        else:
+            grams = {" ".join(words[i : i + ngram]) for i in range(len(words) - ngram + 1)}
+        out.append([g.encode("utf-8") for g in grams])
+    return out
+
+
+def best_of(repeats: int, fn) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def bench_speed(repeats: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+    from datasketch import MinHash
+
+    from curate.dedup import MinHasher, word_shingle_hash32
+    from near_dups import near_duplicate_set
+
+    rows = near_duplicate_set()
+    texts = [r["text"] for r in rows]
+    array = pa.array(texts, type=pa.large_string())
+    for shingle_hash in ("sha1", "words"):
+        hasher = MinHasher(num_perm=128, seed=1, ngram=5, shingle_hash=shingle_hash)
+        shingles = hasher.shingle_lists(texts)
+        n_shingles = sum(map(len, shingles))
+        kwargs = {"hashfunc": word_shingle_hash32} if shingle_hash == "words" else {}
+        ours_s, ours = best_of(repeats, lambda: hasher.signatures(array))
+        bulk_s, theirs = best_of(repeats, lambda: MinHash.bulk(shingles, num_perm=128, seed=1, **kwargs))
+        text_s, _ = best_of(repeats, lambda: MinHash.bulk(python_shingles(texts, 5), num_perm=128, seed=1, **kwargs))
+        identical = bool(np.array_equal(ours, np.array([m.hashvalues for m in theirs])))
+        emit(
+            bench="minhash_speed",
+            shingle_hash=shingle_hash,
+            docs=len(texts),
+            shingles=n_shingles,
+            curate_from_text_s=round(ours_s, 4),
+            datasketch_bulk_given_shingles_s=round(bulk_s, 4),
+            datasketch_python_shingling_plus_bulk_s=round(text_s, 4),
+            speedup_vs_bulk=round(bulk_s / ours_s, 2),
+            speedup_vs_text_to_signature=round(text_s / ours_s, 2),
+            identical=identical,
+        )
+        if shingle_hash == "sha1":
+            default_bulk_s, default_text_s = bulk_s, text_s
+        else:
+            # The fast path against datasketch as most people run it (default SHA-1 hash).
+            emit(
+                bench="minhash_speed_words_vs_datasketch_default",
+                curate_words_from_text_s=round(ours_s, 4),
+                datasketch_default_bulk_given_shingles_s=round(default_bulk_s, 4),
+                datasketch_default_text_to_signature_s=round(default_text_s, 4),
+                speedup_vs_bulk=round(default_bulk_s / ours_s, 2),
+                speedup_vs_text_to_signature=round(default_text_s / ours_s, 2),
+            )
+
+
+# --- quality ---------------------------------------------------------------------------------
+
+
+def pairs_of(groups: dict) -> set[tuple[str, str]]:
+    members: dict = {}
+    for doc_id, group in groups.items():
+        members.setdefault(group, []).append(doc_id)
+    return {tuple(sorted(p)) for ids in members.values() for p in combinations(ids, 2)}
+
+
+def precision_recall(predicted: set, truth: set) -> tuple[float, float]:
+    hit = len(predicted & truth)
+    return (hit / len(predicted) if predicted else 1.0), (hit / len(truth) if truth else 1.0)
+
+
+def brute_force_pairs(shingles: list[list[bytes]], ids: list[str], threshold: float) -> set[tuple[str, str]]:
+    """Every pair whose exact Jaccard on the shingle sets is >= threshold (inverted index)."""
+    from collections import Counter
+
+    sets = [set(s) for s in shingles]
+    postings: dict = {}
+    for doc, s in enumerate(sets):
+        for sh in s:
+            postings.setdefault(sh, []).append(doc)
+    out = set()
+    for doc, s in enumerate(sets):
+        overlap = Counter()
+        for sh in s:
+            for other in postings[sh]:
+                if other > doc:
+                    overlap[other] += 1
+        for other, inter in overlap.items():
+            union = len(s) + len(sets[other]) - inter
+            if union and inter / union >= threshold:
+                out.add(tuple(sorted((ids[doc], ids[other]))))
+    return out
+
+
+def bench_quality(threshold: float) -> None:
+    import pyarrow as pa
+
+    from curate.dedup import DedupParams, DedupStage, MinHasher, MinHashParams
+    from curate.schema import documents_from_pylist
+    from near_dups import near_duplicate_set
+
+    rows = near_duplicate_set()
+    ids = [r["id"] for r in rows]
+    known = pairs_of({r["id"]: r["cluster"] for r in rows})
+    table = pa.Table.from_batches([documents_from_pylist([{"id": r["id"], "source": "bench", "text": r["text"]} for r in rows])])
+    shingles = MinHasher().shingle_lists([r["text"] for r in rows])
+    jaccard_truth = brute_force_pairs(shingles, ids, threshold)
+    configs = [
+        {"verify": False},  # bands x rows derived from the threshold, as datasketch does
+        {"verify": True},
+        {"verify": True, "bands": 16, "rows": 8},  # recall-oriented buckets, verified at the threshold
+        {"verify": True, "bands": 20, "rows": 6},
+    ]
+    for config in configs:
+        verify = config["verify"]
+        stage = DedupStage(DedupParams(exact=False, url=False, minhash=MinHashParams(threshold=threshold, **config)))
+        start = time.perf_counter()
+        result = stage.run_local(table)
+        seconds = time.perf_counter() - start
+        cluster = {}
+        for r in result.select(["id", "duplicate_of"]).to_pylist():
+            cluster[r["id"]] = r["duplicate_of"] or r["id"]
+        predicted = pairs_of(cluster)
+        p_known, r_known = precision_recall(predicted, known)
+        p_jac, r_jac = precision_recall(predicted, jaccard_truth)
+        emit(
+            bench="near_dup_quality",
+            threshold=threshold,
+            verify=verify,
+            bands_rows=list(stage.params.minhash.band_layout()),
+            docs=len(rows),
+            known_clusters=len({r["cluster"] for r in rows}),
+            known_pairs=len(known),
+            jaccard_pairs=len(jaccard_truth),
+            predicted_pairs=len(predicted),
+            precision_vs_known=round(p_known, 4),
+            recall_vs_known=round(r_known, 4),
+            precision_vs_jaccard=round(p_jac, 4),
+            recall_vs_jaccard=round(r_jac, 4),
+            seconds=round(seconds, 2),
+        )
+
+
+# --- scale -----------------------------------------------------------------------------------
+
+
+def write_inputs(n_docs: int, folder: Path, files: int = 2) -> None:
+    """The same documents as Parquet (DOCUMENT_SCHEMA, for curate) and JSONL (for datatrove)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curate.schema import DOCUMENT_SCHEMA
+    from near_dups import scale_set
+
+    done = folder / "done"
+    if done.exists():
+        return
+    (folder / "parquet").mkdir(parents=True, exist_ok=True)
+    (folder / "jsonl").mkdir(parents=True, exist_ok=True)
+    per_file = (n_docs + files - 1) // files
+    rows = scale_set(n_docs)
+    for f in range(files):
+        chunk = [next(rows, None) for _ in range(per_file)]
+        chunk = [c for c in chunk if c is not None]
+        ids, texts, urls, dates = (list(x) for x in zip(*chunk))
+        n = len(ids)
+        table = pa.table(
+            {
+                "id": ids,
+                "source": ["bench"] * n,
+                "url": urls,
+                "warc_date": dates,
+                "warc_file": pa.nulls(n, pa.string()),
+                "text": texts,
+                "language": pa.nulls(n, pa.string()),
+                "language_score": pa.nulls(n, pa.float64()),
+                "scores": pa.array([[]] * n, type=DOCUMENT_SCHEMA.field("scores").type),
+                "flags": pa.array([[]] * n, type=DOCUMENT_SCHEMA.field("flags").type),
+                "rejected_by": pa.nulls(n, pa.string()),
+                "rejected_value": pa.nulls(n, pa.float64()),
+                "duplicate_of": pa.nulls(n, pa.string()),
+            },
+            schema=DOCUMENT_SCHEMA,
+        )
+        pq.write_table(table, folder / "parquet" / f"part-{f}.parquet")
+        with (folder / "jsonl" / f"part-{f}.jsonl").open("w", encoding="utf-8") as fh:
+            for i, t in zip(ids, texts):
+                fh.write(json.dumps({"id": i, "text": t}) + "\n")
+    done.write_text("ok")
+
+
+def run_curate(folder: Path, bands: int, rows: int, num_perm: int, driver_memory: str) -> dict:
+    """Runs the Spark dedup in a fresh child process, so that its memory is its own."""
+    cmd = [sys.executable, __file__, "curate-child", "--input", str(folder), "--bands", str(bands), "--rows", str(rows), "--num-perm", str(num_perm), "--driver-memory", driver_memory]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    with PeakMemory(proc.pid) as memory:
+        stdout, _ = proc.communicate()
+    if proc.returncode != 0:
+        return {"error": f"curate child exited {proc.returncode}"}
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result.update({"driver_python_peak_mb": mb(memory.peak_self), "total_peak_mb": mb(memory.peak_total)})
+    return result
+
+
+def curate_child(folder: Path, bands: int, rows: int, num_perm: int, driver_memory: str) -> None:
+    from pyspark.sql import functions as F
+
+    from curate.dedup import DedupParams, DedupStage, MinHashParams
+    from curate.schema import DOCUMENT_SCHEMA
+    from curate.spark.dedup import dedup_documents
+    from curate.spark.job import spark_schema
+    from curate.spark.session import spark_session
+
+    start = time.perf_counter()
+    spark = spark_session("bench-dedup", master="local[2]", progress=False, driver_memory=driver_memory, conf={"spark.sql.shuffle.partitions": "8"})
+    startup = time.perf_counter() - start
+    run_dir = folder / "curate-run"
+    stage = DedupStage(DedupParams(exact=False, url=False, minhash=MinHashParams(num_perm=num_perm, bands=bands, rows=rows)))
+    start = time.perf_counter()
+    docs = spark.read.schema(spark_schema(DOCUMENT_SCHEMA)).parquet(str(folder / "parquet"))
+    out = dedup_documents(docs, stage, str(run_dir))
+    out.write.mode("overwrite").parquet(str(run_dir / "marked"))
+    seconds = time.perf_counter() - start
+    removed = spark.read.parquet(str(run_dir / "marked")).where(F.col("rejected_by").isNotNull()).count()
+    spark.stop()
+    print(json.dumps({
+        "seconds": round(seconds, 1),
+        "spark_startup_s": round(startup, 1),
+        "removed": removed,
+        "clusters": stage.counters.get("minhash_clusters"),
+        "cc_rounds": stage.counters.get("minhash_cc_rounds"),
+    }))
+
+
+def run_datatrove(folder: Path, bands: int, rows: int, workers: int) -> dict:
+    work = folder / "datatrove-run"
+    cmd = [str(BENCH_PYTHON), __file__, "datatrove-child", "--input", str(folder / "jsonl"), "--work", str(work), "--bands", str(bands), "--rows", str(rows), "--workers", str(workers)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    with PeakMemory(proc.pid) as memory:
+        stdout, _ = proc.communicate()
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        return {"error": f"datatrove exited {proc.returncode}"}
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result.update({"seconds": round(seconds, 1), "parent_peak_mb": mb(memory.peak_self), "total_peak_mb": mb(memory.peak_total)})
+    return result
+
+
+def datatrove_child(input_dir: str, work: str, bands: int, rows: int, workers: int) -> None:
+    """Runs inside .venv-bench: datatrove's four MinHash steps, as in its own example."""
+    import glob
+    import shutil
+
+    from datatrove.executor.local import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+    from datatrove.utils.hashing import HashConfig
+
+    shutil.rmtree(work, ignore_errors=True)
+    tasks = len(glob.glob(os.path.join(input_dir, "*.jsonl")))
+    config = MinhashConfig(n_grams=5, num_buckets=bands, hashes_per_bucket=rows, seed=1, hash_config=HashConfig(precision=64, hash_fc="sha1"))
+    logs = os.path.join(work, "logs")
+    common = {"workers": workers, "skip_completed": False}
+    steps = [
+        LocalPipelineExecutor([JsonlReader(input_dir), MinhashDedupSignature(output_folder=f"{work}/signatures", config=config)], tasks=tasks, logging_dir=f"{logs}/1", **common),
+        LocalPipelineExecutor([MinhashDedupBuckets(input_folder=f"{work}/signatures", output_folder=f"{work}/buckets", config=config)], tasks=bands, logging_dir=f"{logs}/2", **common),
+        LocalPipelineExecutor([MinhashDedupCluster(input_folder=f"{work}/buckets", output_folder=f"{work}/remove_ids", config=config)], tasks=1, logging_dir=f"{logs}/3", **common),
+        LocalPipelineExecutor(
+            [
+                JsonlReader(input_dir),
+                MinhashDedupFilter(input_folder=f"{work}/remove_ids", exclusion_writer=JsonlWriter(f"{work}/removed")),
+                JsonlWriter(f"{work}/output"),
+            ],
+            tasks=tasks,
+            logging_dir=f"{logs}/4",
+            **common,
+        ),
+    ]
+    timings = []
+    for step in steps:
+        start = time.perf_counter()
+        step.run()
+        timings.append(round(time.perf_counter() - start, 1))
+    removed = 0
+    for path in glob.glob(f"{work}/removed/*"):
+        import gzip
+
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt") as fh:
+            removed += sum(1 for _ in fh)
+    print(json.dumps({"step_seconds": timings, "removed": removed}))
+
+
+def bench_scale(sizes: list[int], peer: bool, peer_max: int, bands: int, rows: int, num_perm: int, driver_memory: str) -> None:
+    for n in sizes:
+        folder = OUT / f"scale-{n}"
+        start = time.perf_counter()
+        write_inputs(n, folder)
+        emit(bench="dedup_scale_input", docs=n, build_s=round(time.perf_counter() - start, 1))
+        ours = run_curate(folder, bands, rows, num_perm, driver_memory)
+        emit(bench="dedup_scale", tool="curate (Spark local[2])", docs=n, driver_memory=driver_memory, **ours)
+        if peer and n <= peer_max:
+            theirs = run_datatrove(folder, bands, rows, workers=2)
+            emit(bench="dedup_scale", tool="datatrove (2 workers)", docs=n, **theirs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    speed = sub.add_parser("speed")
+    speed.add_argument("--repeats", type=int, default=3)
+    quality = sub.add_parser("quality")
+    quality.add_argument("--threshold", type=float, default=0.8)
+    scale = sub.add_parser("scale")
+    scale.add_argument("--docs", type=int, nargs="+", default=[10_000, 100_000])
+    scale.add_argument("--peer", action="store_true", help="also run datatrove (needs .venv-bench)")
+    scale.add_argument("--peer-max", type=int, default=100_000)
+    scale.add_argument("--bands", type=int, default=14)
+    scale.add_argument("--rows", type=int, default=8)
+    scale.add_argument("--num-perm", type=int, default=112)
+    scale.add_argument("--driver-memory", default="4g")
+    ours = sub.add_parser("curate-child")
+    ours.add_argument("--input", type=Path)
+    ours.add_argument("--bands", type=int)
+    ours.add_argument("--rows", type=int)
+    ours.add_argument("--num-perm", type=int)
+    ours.add_argument("--driver-memory")
+    child = sub.add_parser("datatrove-child")
+    child.add_argument("--input")
+    child.add_argument("--work")
+    child.add_argument("--bands", type=int)
+    child.add_argument("--rows", type=int)
+    child.add_argument("--workers", type=int)
+    args = parser.parse_args()
+    if args.command == "speed":
+        bench_speed(args.repeats)
+    elif args.command == "quality":
+        bench_quality(args.threshold)
+    elif args.command == "scale":
+        bench_scale(args.docs, args.peer, args.peer_max, args.bands, args.rows, args.num_perm, args.driver_memory)
+    elif args.command == "curate-child":
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        curate_child(args.input, args.bands, args.rows, args.num_perm, args.driver_memory)
+    else:
+        datatrove_child(args.input, args.work, args.bands, args.rows, args.workers)
+
+
+if __name__ == "__main__":
+    main()

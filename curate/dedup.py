@@ -1,0 +1,705 @@
+"""Deduplication: exact text, normalised URL and MinHash-LSH near-duplicates.
+
+This module is Spark-free. It holds everything that decides *what* a duplicate is:
+
+* :func:`normalize_texts` / :func:`document_words`: the text normalisation every rule uses
+  (NFKC, lower case, punctuation to spaces, whitespace collapsed);
+* :func:`exact_keys`: a 128-bit hash of the normalised text (exact rule);
+* :func:`normalize_url`: the URL key (url rule);
+* :class:`MinHasher`: word n-gram shingles and MinHash signatures computed for a whole batch
+  of documents at once with NumPy. The signatures are identical, value for value, to
+  ``datasketch.MinHash(num_perm, seed, scheme=...)`` updated with the same shingles
+  (:func:`shingle_lists` gives them as bytes);
+* :func:`optimal_bands`: bands x rows for a threshold, minimising the same weighted sum of
+  false-positive and false-negative probability mass that ``datasketch.MinHashLSH`` does;
+* :class:`DedupStage`: the recipe stage ``dedup``. ``run_local`` does the whole job in one
+  process (tests, small corpora); :mod:`curate.spark.dedup` does it on Spark with the same
+  helpers and the same decisions.
+
+Rules run in order exact, url, minhash; each sees only the documents the previous one kept.
+In a group of duplicates one document is kept, chosen by ``keep`` (ties broken by the
+smallest id, so the choice never depends on input order or partitioning); the others are
+rejected with ``rejected_by = "<stage>.<rule>"``, ``duplicate_of`` = the kept id and
+``rejected_value`` = the size of the group (exact/url group, or MinHash cluster).
+
+Edge cases (documented in docs/dedup.md and tested):
+
+* a document whose normalised text has no words (empty, only punctuation) has no exact key
+  and no shingles: it is never a duplicate of anything;
+* a document with fewer words than ``ngram`` is one shingle (all its words), so it can only
+  be a near-duplicate of a document with exactly the same words;
+* a document without a URL (null or empty) is never a URL duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+from curate.schema import DOCUMENT_SCHEMA, conform, reject, scores_of
+from curate.stage import GlobalStage
+
+KeepPolicy = Literal["first_id", "longest", "newest", "highest_score"]
+Scheme = Literal["affine32", "legacy"]
+ShingleHash = Literal["sha1", "words"]
+
+MAX_HASH32 = np.uint32(0xFFFFFFFF)
+_MERSENNE_PRIME = np.uint64((1 << 61) - 1)
+# Rows of the (shingles x permutations) matrix computed at once: 1024 x 128 x 4 bytes = 512 KB
+# stays in the CPU cache between the multiply, the add and the minimum (measured fastest).
+_CHUNK_SHINGLES = 1024
+_WORDS_PER_PASS = 2_000_000
+
+# Characters that are neither letters, marks, digits nor whitespace become spaces, so that
+# "Hello, world!" and "hello world" normalise to the same words.
+_PUNCTUATION = r"[^\pL\pM\pN\s]+"
+
+
+# --- parameters ------------------------------------------------------------------------------
+
+
+@dataclass
+class MinHashParams:
+    """Near-duplicate detection. ``bands`` x ``rows`` override the ones derived from ``threshold``."""
+
+    ngram: int = 5
+    num_perm: int = 128
+    threshold: float = 0.8
+    bands: int | None = None
+    rows: int | None = None
+    seed: int = 1
+    # "affine32" is datasketch >= 2.0's default permutation scheme; "legacy" reproduces
+    # datasketch < 2.0 ((a*h + b) mod (2^61 - 1), truncated to 32 bits).
+    scheme: Scheme = "affine32"
+    # How a shingle becomes a 32-bit hash before the permutations. "sha1": datasketch's default
+    # (sha1_hash32 of the shingle's UTF-8 bytes). "words": word_shingle_hash32, which hashes
+    # each distinct word of a batch once and combines word hashes with NumPy: several times
+    # faster, and equal to datasketch with hashfunc=curate.dedup.word_shingle_hash32.
+    shingle_hash: ShingleHash = "sha1"
+    # Link two candidates only if their signatures agree on >= threshold of the permutations.
+    verify: bool = False
+
+    # Not named ``validate``: the recipe loader would call it inside the ``MinHashParams | None``
+    # union and report only "expected a mapping"; DedupParams.validate calls it instead, so
+    # the message names the offending keys.
+    def check(self) -> None:
+        if self.ngram < 1:
+            raise ValueError(f"minhash.ngram: expected a positive integer, got {self.ngram}")
+        if self.num_perm < 2:
+            raise ValueError(f"minhash.num_perm: expected at least 2, got {self.num_perm}")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"minhash.threshold: expected a number in (0, 1], got {self.threshold}")
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("minhash.bands and minhash.rows: give both or neither")
+        if self.bands is not None and self.rows is not None:
+            if self.bands < 1 or self.rows < 1:
+                raise ValueError(f"minhash.bands x rows: expected positive integers, got {self.bands} x {self.rows}")
+            if self.bands * self.rows > self.num_perm:
+                raise ValueError(
+                    f"minhash.bands x rows = {self.bands} x {self.rows} = {self.bands * self.rows} "
+                    f"exceeds num_perm = {self.num_perm}"
+                )
+
+    def band_layout(self) -> tuple[int, int]:
+        if self.bands is not None and self.rows is not None:
+            return self.bands, self.rows
+        return optimal_bands(self.threshold, self.num_perm)
+
+
+@dataclass
+class DedupParams:
+    exact: bool = True
+    url: bool = True
+    minhash: MinHashParams | None = field(default_factory=MinHashParams)
+    # Which document of a duplicate group survives (exact and minhash groups; URL groups
+    # always keep the newest copy). Ties go to the smallest id.
+    keep: KeepPolicy = "first_id"
+    score_key: str = "classify.quality"
+
+    def validate(self) -> None:
+        if self.minhash is not None:
+            self.minhash.check()
+        if not (self.exact or self.url or self.minhash is not None):
+            raise ValueError("dedup: every rule is off (exact: false, url: false, minhash: null)")
+
+
+# --- normalisation ---------------------------------------------------------------------------
+
+
+_SPACE = pa.scalar(" ", pa.large_string())
+
+
+def document_words(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The normalised words of each document (a list array, one list per document).
+
+    Normalisation: NFKC, lower case, punctuation to spaces, split on whitespace.
+    """
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if texts.type != pa.large_string():
+        texts = texts.cast(pa.large_string())
+    texts = pc.fill_null(texts, "")
+    texts = pc.utf8_normalize(texts, form="NFKC")
+    texts = pc.utf8_lower(texts)
+    texts = pc.replace_substring_regex(texts, pattern=_PUNCTUATION, replacement=" ")
+    # Arrow's split yields an empty word for leading/trailing whitespace (and for a blank text):
+    # trim, and make blank texts null so that they have no words at all.
+    texts = pc.utf8_trim_whitespace(texts)
+    texts = pc.if_else(pc.equal(texts, ""), pa.scalar(None, pa.large_string()), texts)
+    return pc.utf8_split_whitespace(texts)
+
+
+def normalize_texts(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The normalised words of each text joined by single spaces."""
+    return pc.fill_null(pc.binary_join(document_words(texts), _SPACE), "")
+
+
+def normalize_text(text: str | None) -> str:
+    """The normalised form of one text (same code path as the batch version)."""
+    return normalize_texts(pa.array([text], type=pa.large_string()))[0].as_py()
+
+
+def as_words(texts_or_words: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``document_words`` of texts; word lists (already normalised) pass through unchanged.
+
+    Every function below takes either, so a caller that needs several of them normalises
+    each batch once.
+    """
+    if pa.types.is_list(texts_or_words.type) or pa.types.is_large_list(texts_or_words.type):
+        return texts_or_words.combine_chunks() if isinstance(texts_or_words, pa.ChunkedArray) else texts_or_words
+    return document_words(texts_or_words)
+
+
+def exact_keys(texts: pa.Array | pa.ChunkedArray) -> list[bytes | None]:
+    """A 128-bit hash of each normalised text (texts or word lists); None for no words."""
+    normalized = pc.fill_null(pc.binary_join(as_words(texts), _SPACE), "")
+    return [xxhash.xxh3_128_digest(t.encode("utf-8")) if t else None for t in normalized.to_pylist()]
+
+
+# Query parameters that identify a visit, a campaign or a click, never the content.
+_TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gclsrc", "msclkid", "yclid", "twclid", "igshid", "mc_cid", "mc_eid",
+        "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "ref_src", "ref_url", "spm", "scid", "si",
+        "oly_anon_id", "oly_enc_id", "vero_id", "wickedid", "s_cid", "cmpid",
+    }
+)
+_TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_")
+
+
+def normalize_url(url: str | None) -> str | None:
+    """A key equal for URLs that name the same page, or None for a missing/unparsable URL.
+
+    Scheme is ignored (http and https copies are one page), the host is lower-cased without
+    ``www.`` and default port, the fragment and tracking parameters (``utm_*``, ``fbclid``,
+    ``gclid``, ...) are dropped, the other parameters are sorted, and a trailing slash is
+    removed from the path.
+    """
+    if not url or not url.strip():
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").rstrip(".")
+        port = parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if host.startswith("www."):
+        host = host[4:]
+    if port is not None and not (port == 80 or port == 443):
+        host = f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in _TRACKING_PARAMS and not k.lower().startswith(_TRACKING_PREFIXES)
+    ]
+    key = host + path
+    if query:
+        key += "?" + urlencode(sorted(query))
+    return key
+
+
+# --- LSH band layout -------------------------------------------------------------------------
+
+
+def _integrate(func, lower: float, upper: float, nodes: np.ndarray, weights: np.ndarray) -> float:
+    # Gauss-Legendre with n nodes is exact for polynomials up to degree 2n-1; the integrands
+    # below are polynomials of degree bands*rows <= num_perm, so n = num_perm suffices.
+    half = (upper - lower) / 2.0
+    mid = (upper + lower) / 2.0
+    return float(half * np.sum(weights * func(mid + half * nodes)))
+
+
+def optimal_bands(
+    threshold: float, num_perm: int, false_positive_weight: float = 0.5, false_negative_weight: float = 0.5
+) -> tuple[int, int]:
+    """(bands, rows) minimising the weighted false positive + false negative probability mass.
+
+    The same objective and search order as ``datasketch.MinHashLSH`` (which integrates with
+    SciPy's adaptive quadrature; the integrands are polynomials, integrated exactly here).
+    """
+    nodes, weights = np.polynomial.legendre.leggauss(max(num_perm, 2))
+    best, best_error = (0, 0), float("inf")
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            def collide(s, b=bands, r=rows):
+                return 1.0 - (1.0 - s ** float(r)) ** float(b)
+
+            fp = _integrate(collide, 0.0, threshold, nodes, weights)
+            fn = _integrate(lambda s: 1.0 - collide(s), threshold, 1.0, nodes, weights)
+            error = fp * false_positive_weight + fn * false_negative_weight
+            if error < best_error:
+                best_error, best = error, (bands, rows)
+    return best
+
+
+# --- MinHash ---------------------------------------------------------------------------------
+
+
+def _fmix32(values: np.ndarray) -> np.ndarray:
+    # MurmurHash3's finaliser, as datasketch applies it before the affine32 permutations.
+    h = values.astype(np.uint32, copy=True)
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    return h
+
+
+def _fmix64(values: np.ndarray) -> np.ndarray:
+    h = values.astype(np.uint64, copy=True)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+def sha1_hash32_batch(values: Sequence[bytes]) -> np.ndarray:
+    """datasketch's ``sha1_hash32`` (first 4 bytes of SHA-1, little endian) for many values."""
+    if not values:
+        return np.zeros(0, dtype=np.uint32)
+    sha1 = hashlib.sha1
+    digests = b"".join([sha1(v).digest() for v in values])
+    return np.frombuffer(digests, dtype="<u4").reshape(-1, 5)[:, 0].astype(np.uint32)
+
+
+class MinHasher:
+    """Shingles and MinHash signatures for batches of documents.
+
+    The expensive parts are done once per batch rather than once per document: shingles are
+    built with Arrow kernels, SHA-1 runs once per *distinct* shingle of the batch (boilerplate
+    and near-duplicates repeat shingles), and the permutations and per-document minima are
+    NumPy operations over (shingles x permutations) blocks.
+    """
+
+    def __init__(
+        self, num_perm: int = 128, seed: int = 1, ngram: int = 5, scheme: Scheme = "affine32", shingle_hash: ShingleHash = "sha1"
+    ):
+        if scheme not in ("affine32", "legacy"):
+            raise ValueError(f"unknown MinHash scheme {scheme!r}; expected 'affine32' or 'legacy'")
+        if shingle_hash not in ("sha1", "words"):
+            raise ValueError(f"unknown shingle hash {shingle_hash!r}; expected 'sha1' or 'words'")
+        self.num_perm, self.seed, self.ngram, self.scheme = num_perm, seed, ngram, scheme
+        self.shingle_hash = shingle_hash
+        gen = np.random.RandomState(seed)
+        if scheme == "legacy":
+            # The same draws, in the same order, as datasketch's legacy permutations.
+            pairs = [
+                (gen.randint(1, _MERSENNE_PRIME, dtype=np.uint64), gen.randint(0, _MERSENNE_PRIME, dtype=np.uint64))
+                for _ in range(num_perm)
+            ]
+            self.a, self.b = np.array(pairs, dtype=np.uint64).T.copy()
+        else:
+            self.a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+            self.b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+
+    @classmethod
+    def from_params(cls, params: MinHashParams) -> "MinHasher":
+        return cls(params.num_perm, params.seed, params.ngram, params.scheme, params.shingle_hash)
+
+    # -- shingles ---------------------------------------------------------------------------
+    def _positions(self, texts: pa.Array | pa.ChunkedArray):
+        """Where each shingle starts and ends in the flattened word array of the batch."""
+        words = as_words(texts)
+        n = self.ngram
+        counts = pc.fill_null(pc.list_value_length(words), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        all_offsets = np.asarray(words.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+        # .values ignores a slice of the list array: cut out this array's words and rebase.
+        flat = words.values.slice(all_offsets[0], all_offsets[-1] - all_offsets[0])
+        offsets = all_offsets[:-1] - all_offsets[0]
+        per_doc = np.where(counts >= n, counts - n + 1, np.minimum(counts, 1))
+        total = int(per_doc.sum())
+        doc_index = np.repeat(np.arange(len(counts), dtype=np.int64), per_doc)
+        first = np.repeat(np.cumsum(per_doc) - per_doc, per_doc)
+        start = offsets[doc_index] + (np.arange(total, dtype=np.int64) - first)
+        end = offsets[doc_index] + counts[doc_index]  # one past the document's last word
+        return doc_index, start, end, flat
+
+    def shingles(self, texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+        """All shingles of all documents: (document index per shingle, shingle strings).
+
+        A shingle is ``ngram`` consecutive normalised words joined by one space. A document
+        with 1..ngram-1 words has one shingle (its words); one with no words has none.
+        Shingles come out grouped by document, in document order.
+        """
+        doc_index, start, end, flat = self._positions(texts)
+        if len(doc_index) == 0:
+            return doc_index, pa.array([], type=pa.large_string())
+        parts = []
+        for k in range(self.ngram):
+            position = start + k
+            # Past the end of a short document: null, which the join below skips.
+            parts.append(flat.take(pa.array(position, mask=position >= end)))
+        joined = parts[0] if self.ngram == 1 else pc.binary_join_element_wise(*parts, _SPACE, null_handling="skip")
+        return doc_index, joined
+
+    def shingle_lists(self, texts: Sequence[str | None]) -> list[list[bytes]]:
+        """Each document's distinct shingles as UTF-8 bytes: what to feed ``datasketch.MinHash``."""
+        doc_index, joined = self.shingles(pa.array(list(texts), type=pa.large_string()))
+        out: list[set[bytes]] = [set() for _ in texts]
+        for d, s in zip(doc_index.tolist(), joined.to_pylist()):
+            out[d].add(s.encode("utf-8"))
+        return [sorted(s) for s in out]
+
+    # -- signatures -------------------------------------------------------------------------
+    def shingle_hashes(self, shingles: pa.Array) -> np.ndarray:
+        """sha1_hash32 of each shingle, computing SHA-1 once per distinct shingle."""
+        if len(shingles) == 0:
+            return np.zeros(0, dtype=np.uint32)
+        encoded = shingles.dictionary_encode()
+        distinct = encoded.dictionary.cast(pa.large_binary()).to_pylist()
+        hashes = sha1_hash32_batch(distinct)
+        return hashes[encoded.indices.to_numpy(zero_copy_only=False)]
+
+    def permute_min(self, doc_index: np.ndarray, hashes: np.ndarray, n_docs: int) -> np.ndarray:
+        """Per-document minimum over shingles of each permuted hash: (n_docs, num_perm) uint32.
+
+        ``doc_index`` must be non-decreasing. Documents without shingles keep the empty
+        signature (all 0xFFFFFFFF), as an empty datasketch MinHash does.
+        """
+        signatures = np.full((n_docs, self.num_perm), MAX_HASH32, dtype=np.uint32)
+        if len(hashes) == 0:
+            return signatures
+        if self.scheme == "affine32":
+            mixed = _fmix32(hashes)
+        else:
+            mixed = hashes.astype(np.uint64)
+        a, b = self.a, self.b
+        if self.scheme == "affine32":
+            block = np.empty((_CHUNK_SHINGLES, self.num_perm), dtype=np.uint32)
+        for lo in range(0, len(hashes), _CHUNK_SHINGLES):
+            hi = min(lo + _CHUNK_SHINGLES, len(hashes))
+            if self.scheme == "affine32":
+                permuted = block[: hi - lo]
+                # uint32 arithmetic wraps modulo 2^32: that *is* the affine32 permutation.
+                np.multiply(mixed[lo:hi, None], a, out=permuted)
+                permuted += b
+            else:
+                with np.errstate(over="ignore"):
+                    wide = mixed[lo:hi, None] * a + b  # wraps mod 2^64, as datasketch's uint64 code does
+                wide %= _MERSENNE_PRIME
+                permuted = (wide & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+            docs = doc_index[lo:hi]
+            starts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
+            partial = np.minimum.reduceat(permuted, starts, axis=0)
+            owners = docs[starts]
+            signatures[owners] = np.minimum(signatures[owners], partial)
+        return signatures
+
+    def word_hashes(self, texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+        """(document index, word_shingle_hash32) per shingle, without building shingle strings."""
+        doc_index, start, end, flat = self._positions(texts)
+        if len(doc_index) == 0:
+            return doc_index, np.zeros(0, dtype=np.uint32)
+        encoded = flat.dictionary_encode()
+        distinct = encoded.dictionary.cast(pa.large_binary()).to_pylist()
+        per_word = np.fromiter((xxhash.xxh3_64_intdigest(w) for w in distinct), dtype=np.uint64, count=len(distinct))
+        word_hash = per_word[encoded.indices.to_numpy(zero_copy_only=False)]
+        h = np.full(len(doc_index), _WORD_HASH_START, dtype=np.uint64)
+        last = len(word_hash) - 1
+        for k in range(self.ngram):
+            position = start + k
+            mixed = _fmix64(h ^ word_hash[np.minimum(position, last)])
+            # Positions past a short document's end leave the hash as it was.
+            h = np.where(position < end, mixed, h)
+        return doc_index, (h >> np.uint64(32)).astype(np.uint32)
+
+    def signatures(self, texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """MinHash signatures of a batch of texts (or word lists): (len, num_perm) uint32."""
+        words = as_words(texts)
+        counts = pc.fill_null(pc.list_value_length(words), 0).to_numpy(zero_copy_only=False)
+        if counts.sum() <= _WORDS_PER_PASS:
+            return self._signatures(words)
+        # Bound the per-shingle arrays (about 40 bytes per word) on huge batches: slices of
+        # whole documents with at most _WORDS_PER_PASS words (or one larger document).
+        ends = np.cumsum(counts)
+        out, start = [], 0
+        while start < len(words):
+            base = ends[start - 1] if start else 0
+            stop = max(start + 1, int(np.searchsorted(ends, base + _WORDS_PER_PASS, side="right")))
+            out.append(self._signatures(words.slice(start, stop - start)))
+            start = stop
+        return np.vstack(out)
+
+    def _signatures(self, texts: pa.Array) -> np.ndarray:
+        if self.shingle_hash == "words":
+            doc_index, hashes = self.word_hashes(texts)
+        else:
+            doc_index, joined = self.shingles(texts)
+            hashes = self.shingle_hashes(joined)
+        return self.permute_min(doc_index, hashes, len(texts))
+
+
+_WORD_HASH_START = np.uint64(0x9E3779B97F4A7C15)
+_MASK64 = (1 << 64) - 1
+
+
+def _fmix64_int(h: int) -> int:
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & _MASK64
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & _MASK64
+    return h ^ (h >> 33)
+
+
+def word_shingle_hash32(shingle: bytes) -> int:
+    """The "words" shingle hash of one shingle (space-separated normalised words, UTF-8).
+
+    Pass it as ``datasketch.MinHash(hashfunc=word_shingle_hash32)`` to reproduce signatures
+    computed with ``shingle_hash: words``.
+    """
+    h = int(_WORD_HASH_START)
+    for word in shingle.split(b" "):
+        h = _fmix64_int(h ^ xxhash.xxh3_64_intdigest(word))
+    return h >> 32
+
+
+def has_shingles(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """True where a document has at least one word after normalisation."""
+    return pc.fill_null(pc.list_value_length(as_words(texts)), 0).to_numpy(zero_copy_only=False) > 0
+
+
+def band_buckets(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One 64-bit bucket key per (document, band): (n_docs, bands) int64.
+
+    Two documents share a bucket in band i when their signatures agree on all ``rows`` values
+    of that band (up to 64-bit hash collisions, about n^2 / 2^65 over a whole corpus).
+    """
+    n = signatures.shape[0]
+    keys = np.empty((n, bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for band in range(bands):
+            block = signatures[:, band * rows : (band + 1) * rows].astype(np.uint64)
+            h = np.full(n, np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(band), dtype=np.uint64)
+            for col in range(rows):
+                h = _fmix64(h ^ block[:, col]) + np.uint64(col + 1)
+            keys[:, band] = h
+    return keys.view(np.int64)
+
+
+def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Fraction of permutations on which two signatures (or rows of two arrays) agree."""
+    return np.mean(np.asarray(a) == np.asarray(b), axis=-1)
+
+
+# --- choosing the survivor -------------------------------------------------------------------
+
+
+def keep_order(table: pa.Table, keep: KeepPolicy, score_key: str) -> np.ndarray:
+    """Rank of each row in "who survives" order (0 = keep first); ties by smallest id."""
+    ids = table.column("id").to_pylist()
+    if keep == "first_id":
+        keys = [(i,) for i in ids]
+    elif keep == "longest":
+        lengths = pc.utf8_length(pc.fill_null(table.column("text"), "")).to_pylist()
+        keys = [(-n, i) for n, i in zip(lengths, ids)]
+    elif keep == "newest":
+        keys = [_newest_key(d, i) for d, i in zip(table.column("warc_date").to_pylist(), ids)]
+    elif keep == "highest_score":
+        scores = scores_of(table, score_key)
+        keys = [(s is None or math.isnan(s), -(s or 0.0), i) for s, i in zip(scores, ids)]
+    else:
+        raise ValueError(f"unknown keep policy {keep!r}")
+    order = sorted(range(len(ids)), key=keys.__getitem__)
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[order] = np.arange(len(ids))
+    return rank
+
+
+class _Descending(str):
+    # A string that sorts in reverse, so "newest first, then smallest id" is one tuple key.
+    def __lt__(self, other: str) -> bool:  # type: ignore[override]
+        return str.__gt__(self, other)
+
+
+def _newest_key(date: str | None, doc_id: str) -> tuple:
+    return (date is None, _Descending(date or ""), doc_id)
+
+
+def _groups_to_rejections(group_of: list, rank: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, list, list]:
+    """For rows with a group key, keep the best-ranked row of each group.
+
+    Returns (rejected mask, kept id per row or None, group size per row or None).
+    """
+    best: dict = {}
+    size: dict = {}
+    for row, key in enumerate(group_of):
+        if key is None or not live[row]:
+            continue
+        size[key] = size.get(key, 0) + 1
+        if key not in best or rank[row] < rank[best[key]]:
+            best[key] = row
+    rejected = np.zeros(len(group_of), dtype=bool)
+    kept_row: list = [None] * len(group_of)
+    sizes: list = [None] * len(group_of)
+    for row, key in enumerate(group_of):
+        if key is None or not live[row] or size[key] < 2:
+            continue
+        kept_row[row] = best[key]
+        sizes[row] = size[key]
+        rejected[row] = best[key] != row
+    return rejected, kept_row, sizes
+
+
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(self, x: int, y: int) -> None:
+        rx, ry = self.find(x), self.find(y)
+        if rx != ry:
+            # The root is the smaller row; callers order rows by id, so roots are smallest ids.
+            if rx < ry:
+                self.parent[ry] = rx
+            else:
+                self.parent[rx] = ry
+
+
+# --- the stage -------------------------------------------------------------------------------
+
+
+class DedupStage(GlobalStage):
+    """Exact, URL and MinHash-LSH deduplication over all live documents of a run."""
+
+    kind = "dedup"
+    Params = DedupParams
+
+    def __init__(self, params: DedupParams | None = None, context=None, name: str | None = None):
+        super().__init__(params if params is not None else DedupParams(), context, name)
+
+    def band_layout(self) -> tuple[int, int] | None:
+        mh = self.params.minhash
+        return None if mh is None else mh.band_layout()
+
+    def check(self) -> None:
+        # Nothing to load; fail early on parameters that passed the loader but make no sense.
+        self.params.validate()
+
+    def run_local(self, table: pa.Table) -> pa.Table:
+        """All live documents in, the same documents in the same order out, duplicates marked."""
+        started = time.perf_counter()
+        batch = conform(table)
+        ids = batch.column("id").to_pylist()
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            repeated = next(i for i in ids if i in seen or seen.add(i))
+            raise ValueError(f"{self.name}: document id {repeated!r} occurs more than once")
+        # Work in id order: every tie-break ("smallest id") is then "first row".
+        by_id = np.argsort(np.array(ids, dtype=object), kind="stable")
+        batch = batch.take(pa.array(by_id))
+        table = pa.Table.from_batches([batch], schema=DOCUMENT_SCHEMA)
+        p = self.params
+        n = batch.num_rows
+        live = np.ones(n, dtype=bool)
+        rank = keep_order(table, p.keep, p.score_key)
+        ids = batch.column("id").to_pylist()
+        words = document_words(batch.column("text"))  # normalised once for both text rules
+        self.last_clusters: list[tuple[str, str, int, bool]] = []
+        if p.exact:
+            keys = exact_keys(words)
+            batch, live = self._apply_groups(batch, keys, rank, live, "exact", ids)
+        if p.url:
+            url_rank = keep_order(table, "newest", p.score_key)
+            keys = [normalize_url(u) for u in batch.column("url").to_pylist()]
+            batch, live = self._apply_groups(batch, keys, url_rank, live, "url", ids)
+        if p.minhash is not None:
+            batch = self._minhash_local(batch, words, rank, live, ids)
+        self.counters["seconds"] += time.perf_counter() - started
+        restore = np.empty_like(by_id)
+        restore[by_id] = np.arange(len(by_id))
+        return pa.Table.from_batches([batch.take(pa.array(restore))], schema=DOCUMENT_SCHEMA)
+
+    def _apply_groups(self, batch: pa.RecordBatch, keys: list, rank: np.ndarray, live: np.ndarray, rule: str, ids: list[str]):
+        rejected, kept_row, sizes = _groups_to_rejections(keys, rank, live)
+        self.counters[f"{rule}_groups"] += len({k for k, s in zip(keys, sizes) if s})
+        dup_of = [ids[k] if k is not None else None for k in kept_row]
+        batch = reject(batch, rejected, f"{self.name}.{rule}", sizes, dup_of)
+        return batch, live & ~rejected
+
+    def _minhash_local(self, batch: pa.RecordBatch, words: pa.Array, rank: np.ndarray, live: np.ndarray, ids: list[str]) -> pa.RecordBatch:
+        """Near-duplicate clusters by union-find over the same bucket stars Spark builds."""
+        mh = self.params.minhash
+        bands, rows = mh.band_layout()
+        rows_live = np.flatnonzero(live & has_shingles(words))
+        if len(rows_live) < 2:
+            return batch
+        hasher = MinHasher.from_params(mh)
+        signatures = hasher.signatures(words.take(pa.array(rows_live)))
+        buckets = band_buckets(signatures, bands, rows)
+        union = _UnionFind(len(rows_live))
+        self.counters["minhash_docs"] += len(rows_live)
+        for band in range(bands):
+            # Each bucket links its members to its smallest-id member (rows are id-sorted, so
+            # the first occurrence), exactly as the Spark implementation does.
+            column = buckets[:, band]
+            order = np.argsort(column, kind="stable")
+            sorted_keys = column[order]
+            starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+            ends = np.r_[starts[1:], len(order)]
+            for s, e in zip(starts, ends):
+                if e - s < 2:
+                    continue
+                members = order[s:e]
+                root = int(members.min())
+                for m in members.tolist():
+                    if m == root:
+                        continue
+                    self.counters["minhash_candidate_edges"] += 1
+                    if mh.verify and estimated_jaccard(signatures[m], signatures[root]) < mh.threshold:
+                        self.counters["minhash_edges_failed_verify"] += 1
+                        continue
+                    union.union(m, root)
+        component = [union.find(i) for i in range(len(rows_live))]
+        keys = [None] * batch.num_rows
+        for local, row in enumerate(rows_live.tolist()):
+            keys[row] = component[local]
+        rejected, kept_row, sizes = _groups_to_rejections(keys, rank, live)
+        self.counters["minhash_clusters"] += len({k for k, s in zip(keys, sizes) if s})
+        dup_of = [ids[k] if k is not None else None for k in kept_row]
+        self.last_clusters = [
+            (ids[row], ids[rows_live[keys[row]]], sizes[row], not rejected[row])
+            for row in range(batch.num_rows)
+            if sizes[row]
+        ]
+        return reject(batch, rejected, f"{self.name}.minhash", sizes, dup_of)

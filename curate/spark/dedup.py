@@ -1,0 +1,342 @@
+"""The ``dedup`` stage on Spark: exact, URL and MinHash-LSH with connected components.
+
+Plan (``docs`` are the live documents, DOCUMENT_SCHEMA):
+
+1. ``mapInArrow`` computes, per document, the exact key (hash of normalised text), the URL
+   key, the fields the survivor choice needs, and the LSH band buckets of its MinHash
+   signature. The NumPy code of :class:`curate.dedup.MinHasher` does the heavy part, one
+   Arrow batch at a time; no per-document Python UDF.
+2. Exact groups, then URL groups among the survivors: a window per key keeps the first row in
+   "keep" order (ties by id).
+3. MinHash among the survivors of 1-2: one row per (document, band); every bucket with two or
+   more documents links each member to the bucket's smallest id (a star, enough for
+   connectivity), optionally only if the two signatures agree on >= threshold of their
+   values (``verify``). Connected components of these links come from alternating
+   large-star / small-star rounds (Kiveris et al., 2014), each round's edges checkpointed so
+   the lineage stays one round long. A component's id is its smallest document id.
+4. The decisions (only for duplicates) are joined back onto the documents.
+
+Nothing proportional to the number of documents reaches the driver: it only collects counts
+(convergence checks and the stage's counters). Every choice is by id, so the result is the
+same for any partitioning and any number of runs.
+
+Written under ``run_dir/<stage name>/`` when a run folder is given:
+
+* ``clusters/``: Parquet (``id``, ``cluster_id``, ``cluster_size``, ``kept``) for every
+  document in a MinHash cluster of two or more documents. Singletons are left out: they are
+  the vast majority and carry no information. ``cluster_id`` is the smallest id of the
+  cluster; ``kept`` marks the survivor.
+* ``stats.json``: the stage's counters (groups, clusters, candidate edges, rounds).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from curate.dedup import DedupStage, MinHasher, band_buckets, document_words, exact_keys, has_shingles, normalize_url
+from curate.schema import DOCUMENT_COLUMNS, scores_of
+
+KEYS_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("exact_key", pa.binary()),
+        pa.field("url_key", pa.string()),
+        pa.field("n_chars", pa.int64()),
+        pa.field("warc_date", pa.string()),
+        pa.field("score", pa.float64()),
+        pa.field("buckets", pa.list_(pa.int64())),
+        pa.field("signature", pa.list_(pa.int32())),
+    ]
+)
+
+KEYS_SPARK_SCHEMA = T.StructType(
+    [
+        T.StructField("id", T.StringType(), False),
+        T.StructField("exact_key", T.BinaryType()),
+        T.StructField("url_key", T.StringType()),
+        T.StructField("n_chars", T.LongType()),
+        T.StructField("warc_date", T.StringType()),
+        T.StructField("score", T.DoubleType()),
+        T.StructField("buckets", T.ArrayType(T.LongType())),
+        T.StructField("signature", T.ArrayType(T.IntegerType())),
+    ]
+)
+
+MAX_ROUNDS = 64
+
+
+def _document_keys(stage: DedupStage):
+    params = stage.params
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        minhash = params.minhash
+        hasher = MinHasher.from_params(minhash) if minhash is not None else None
+        layout = minhash.band_layout() if minhash is not None else None
+        for batch in batches:
+            n = batch.num_rows
+            if n == 0:
+                continue
+            texts = batch.column("text")
+            words = document_words(texts)  # normalised once, used by the exact and MinHash keys
+            exact = exact_keys(words) if params.exact else [None] * n
+            urls = [normalize_url(u) for u in batch.column("url").to_pylist()] if params.url else [None] * n
+            n_chars = pc.utf8_length(pc.fill_null(texts, "")).cast(pa.int64())
+            scores = [None if s is None or s != s else s for s in scores_of(batch, params.score_key)]
+            buckets = pa.nulls(n, pa.list_(pa.int64()))
+            signature_column = pa.nulls(n, pa.list_(pa.int32()))
+            if hasher is not None:
+                rows = np.flatnonzero(has_shingles(words))
+                if len(rows):
+                    signatures = hasher.signatures(words.take(pa.array(rows)))
+                    keys = band_buckets(signatures, *layout)
+                    buckets = _scatter_lists(keys, rows, n, pa.int64())
+                    if minhash.verify:
+                        signature_column = _scatter_lists(signatures.view(np.int32), rows, n, pa.int32())
+            yield pa.RecordBatch.from_arrays(
+                [
+                    batch.column("id"),
+                    pa.array(exact, type=pa.binary()),
+                    pa.array(urls, type=pa.string()),
+                    n_chars,
+                    batch.column("warc_date"),
+                    pa.array(scores, type=pa.float64()),
+                    buckets,
+                    signature_column,
+                ],
+                schema=KEYS_SCHEMA,
+            )
+
+    return run
+
+
+def _scatter_lists(values: np.ndarray, rows: np.ndarray, n: int, item_type: pa.DataType) -> pa.Array:
+    """A list array of length ``n``: row ``rows[i]`` holds ``values[i]``, other rows are null."""
+    width = values.shape[1]
+    lengths = np.zeros(n, dtype=np.int32)
+    lengths[rows] = width
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    valid = np.zeros(n, dtype=bool)
+    valid[rows] = True
+    flat = pa.array(np.ascontiguousarray(values).reshape(-1), type=item_type)
+    mask = pa.array(~valid)
+    return pa.ListArray.from_arrays(pa.array(offsets), flat, mask=mask)
+
+
+def _keep_order(keep: str) -> list[Column]:
+    """Window order putting the survivor first (mirrors curate.dedup.keep_order)."""
+    if keep == "longest":
+        return [F.col("n_chars").desc(), F.col("id").asc()]
+    if keep == "newest":
+        return [F.col("warc_date").desc_nulls_last(), F.col("id").asc()]
+    if keep == "highest_score":
+        return [F.col("score").desc_nulls_last(), F.col("id").asc()]
+    return [F.col("id").asc()]
+
+
+def _freeze(df: DataFrame) -> DataFrame:
+    """Cut ``df``'s lineage; it is materialised by the first action that reads it.
+
+    A reliable checkpoint when the session has a checkpoint directory (clusters), else a
+    local one (kept by the executors).
+    """
+    if df.sparkSession.sparkContext.getCheckpointDir():
+        return df.checkpoint(eager=False)
+    return df.localCheckpoint(eager=False)
+
+
+def _fingerprint(edges: DataFrame) -> tuple:
+    """(count, two 64-bit hash sums) of an edge set: equal fingerprints mean equal sets
+    (a false match needs two simultaneous 64-bit collisions)."""
+    row = edges.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum(F.xxhash64("a", "b").cast("decimal(38,0)")).alias("h1"),
+        F.sum(F.hash("b", "a").cast("decimal(38,0)") * F.lit(4294967296) + F.hash("a", "b").cast("decimal(38,0)")).alias("h2"),
+    ).collect()[0]
+    return (row["n"], row["h1"], row["h2"])
+
+
+def _group_decisions(keys: DataFrame, key: str, keep: str, reason: str) -> DataFrame:
+    """(id, rejected_by, rejected_value, duplicate_of) for every non-survivor of a key group."""
+    grouped = keys.where(F.col(key).isNotNull())
+    ordered = Window.partitionBy(key).orderBy(*_keep_order(keep))
+    whole = Window.partitionBy(key)
+    ranked = (
+        grouped.withColumn("_rank", F.row_number().over(ordered))
+        .withColumn("_kept", F.first("id").over(ordered))
+        .withColumn("_size", F.count(F.lit(1)).over(whole))
+    )
+    return ranked.where(F.col("_rank") > 1).select(
+        "id",
+        F.lit(reason).alias("rejected_by"),
+        F.col("_size").cast("double").alias("rejected_value"),
+        F.col("_kept").alias("duplicate_of"),
+    )
+
+
+def connected_components(edges: DataFrame, counters: dict | None = None) -> DataFrame:
+    """(id, cluster_id) for every node of an undirected graph given as (src, dst) string pairs.
+
+    ``cluster_id`` is the smallest id of the node's component. Alternating large-star and
+    small-star rounds turn every component into a star around its smallest node; each round's
+    edge set is checkpointed, and the loop stops when a round changes nothing.
+    """
+    current = _freeze(
+        edges.where(F.col("src") != F.col("dst"))
+        .select(F.least("src", "dst").alias("a"), F.greatest("src", "dst").alias("b"))
+        .distinct()
+    )
+    fingerprint = _fingerprint(current)
+    if counters is not None:
+        counters["minhash_links"] = fingerprint[0]
+    rounds = 0
+    while True:
+        rounds += 1
+        if rounds > MAX_ROUNDS:
+            raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
+        # Large star: every node links its larger neighbours to the smallest of itself and
+        # its neighbours.
+        both = current.select(F.col("a").alias("u"), F.col("b").alias("v")).unionByName(
+            current.select(F.col("b").alias("u"), F.col("a").alias("v"))
+        )
+        smallest = both.groupBy("u").agg(F.min("v").alias("mv")).select("u", F.least("u", "mv").alias("m"))
+        large = (
+            both.where(F.col("v") > F.col("u"))
+            .join(smallest, "u")
+            .select(F.col("m").alias("a"), F.col("v").alias("b"))
+            .distinct()
+        )
+        # Small star: every node links itself and its smaller neighbours to the smallest of
+        # them.
+        smallest_below = large.groupBy("b").agg(F.min("a").alias("m"))
+        with_min = large.join(smallest_below, "b")
+        small = (
+            with_min.where(F.col("a") != F.col("m"))
+            .select(F.col("m").alias("a"), F.col("a").alias("b"))
+            .unionByName(with_min.select(F.col("m").alias("a"), F.col("b").alias("b")))
+            .distinct()
+        )
+        nxt = _freeze(small)
+        new_fingerprint = _fingerprint(nxt)  # also materialises the checkpoint
+        current.unpersist()
+        current = nxt
+        if new_fingerprint == fingerprint:
+            break
+        fingerprint = new_fingerprint
+    if counters is not None:
+        counters["minhash_cc_rounds"] = rounds
+    # Converged: every edge is (component minimum, member).
+    return current.select(F.col("b").alias("id"), F.col("a").alias("cluster_id")).unionByName(
+        current.select(F.col("a").alias("id"), F.col("a").alias("cluster_id"))
+    ).distinct()
+
+
+def _minhash_decisions(keys: DataFrame, stage: DedupStage, counters: dict, run_dir: str | None) -> DataFrame:
+    mh = stage.params.minhash
+    hashed = keys.where(F.col("buckets").isNotNull())
+    bands = hashed.select("id", F.posexplode("buckets").alias("band", "bucket"))
+    roots = (
+        bands.groupBy("band", "bucket")
+        .agg(F.min("id").alias("root"), F.count(F.lit(1)).alias("n"))
+        .where(F.col("n") >= 2)
+        .drop("n")
+    )
+    edges = bands.join(roots, ["band", "bucket"]).where(F.col("id") != F.col("root"))
+    edges = edges.select(F.col("id").alias("src"), F.col("root").alias("dst")).distinct()
+    if mh.verify:
+        signatures = hashed.select("id", "signature")
+        pairs = edges.join(signatures.withColumnRenamed("id", "src").withColumnRenamed("signature", "s1"), "src").join(
+            signatures.withColumnRenamed("id", "dst").withColumnRenamed("signature", "s2"), "dst"
+        )
+        agree = F.aggregate(F.zip_with("s1", "s2", lambda x, y: F.when(x == y, 1).otherwise(0)), F.lit(0), lambda acc, x: acc + x)
+        checked = _freeze(pairs.withColumn("_pass", agree / F.lit(float(mh.num_perm)) >= F.lit(mh.threshold)).select("src", "dst", "_pass"))
+        row = checked.agg(F.count(F.lit(1)).alias("n"), F.sum(F.when(F.col("_pass"), 0).otherwise(1)).alias("failed")).collect()[0]
+        counters["minhash_candidate_edges"] = row["n"]
+        counters["minhash_edges_failed_verify"] = row["failed"] or 0
+        edges = checked.where("_pass").select("src", "dst")
+    components = connected_components(edges, counters)
+    ordered = Window.partitionBy("cluster_id").orderBy(*_keep_order(stage.params.keep))
+    whole = Window.partitionBy("cluster_id")
+    clusters = _freeze(
+        components.join(keys.select("id", "n_chars", "warc_date", "score"), "id")
+        .withColumn("_rank", F.row_number().over(ordered))
+        .withColumn("_kept_id", F.first("id").over(ordered))
+        .withColumn("cluster_size", F.count(F.lit(1)).over(whole))
+        .select("id", "cluster_id", "cluster_size", (F.col("_rank") == 1).alias("kept"), "_kept_id")
+    )
+    if run_dir:
+        target = os.path.join(run_dir, stage.name, "clusters")
+        clusters.drop("_kept_id").write.mode("overwrite").parquet(target)
+    return clusters.where(~F.col("kept")).select(
+        "id",
+        F.lit(f"{stage.name}.minhash").alias("rejected_by"),
+        F.col("cluster_size").cast("double").alias("rejected_value"),
+        F.col("_kept_id").alias("duplicate_of"),
+    )
+
+
+def dedup_documents(docs: DataFrame, stage: DedupStage, run_dir: str | None) -> DataFrame:
+    """The live documents with duplicates marked (same rows, same columns).
+
+    ``rejected_by`` is ``<stage>.exact``, ``<stage>.url`` or ``<stage>.minhash``,
+    ``duplicate_of`` the surviving document's id and ``rejected_value`` the size of the group
+    (exact or URL copies, or MinHash cluster).
+    """
+    started = time.time()
+    params = stage.params
+    counters: dict[str, float] = {}
+    keys = docs.select("id", "text", "url", "warc_date", "scores").mapInArrow(_document_keys(stage), KEYS_SPARK_SCHEMA)
+    keys = _freeze(keys)
+    decisions: list[DataFrame] = []
+    live = keys
+    if params.exact:
+        exact = _freeze(_group_decisions(live, "exact_key", params.keep, f"{stage.name}.exact"))
+        decisions.append(exact)
+        live = live.join(exact.select("id"), "id", "left_anti")
+    if params.url:
+        url = _freeze(_group_decisions(live, "url_key", "newest", f"{stage.name}.url"))
+        decisions.append(url)
+        live = live.join(url.select("id"), "id", "left_anti")
+    if params.minhash is not None:
+        bands, rows = params.minhash.band_layout()
+        counters["minhash_bands"], counters["minhash_rows"] = bands, rows
+        decisions.append(_minhash_decisions(live, stage, counters, run_dir))
+    if decisions:
+        marked = decisions[0]
+        for more in decisions[1:]:
+            marked = marked.unionByName(more)
+    else:
+        marked = docs.sparkSession.createDataFrame([], "id string, rejected_by string, rejected_value double, duplicate_of string")
+    # One small job for all counters: duplicates and groups (distinct survivors) per rule.
+    for row in marked.groupBy("rejected_by").agg(F.count(F.lit(1)).alias("n"), F.countDistinct("duplicate_of").alias("groups")).collect():
+        rule = row["rejected_by"].rsplit(".", 1)[-1]
+        counters[f"{rule}_duplicates"] = row["n"]
+        counters[f"{rule}_groups" if rule != "minhash" else "minhash_clusters"] = row["groups"]
+    marked = marked.select(
+        "id", F.col("rejected_by").alias("_by"), F.col("rejected_value").alias("_value"), F.col("duplicate_of").alias("_of")
+    )
+    joined = docs.join(marked, "id", "left")
+    newly = F.col("rejected_by").isNull() & F.col("_by").isNotNull()
+    out = (
+        joined.withColumn("rejected_value", F.when(newly, F.col("_value")).otherwise(F.col("rejected_value")))
+        .withColumn("duplicate_of", F.when(newly, F.col("_of")).otherwise(F.col("duplicate_of")))
+        .withColumn("rejected_by", F.coalesce(F.col("rejected_by"), F.col("_by")))
+        .select(*DOCUMENT_COLUMNS)
+    )
+    counters["spark_seconds"] = round(time.time() - started, 3)
+    stage.counters.update(counters)
+    if run_dir:
+        from curate.shards import write_json_atomic
+
+        os.makedirs(os.path.join(run_dir, stage.name), exist_ok=True)
+        write_json_atomic(counters, os.path.join(run_dir, stage.name, "stats.json"))
+    return out

@@ -1,0 +1,86 @@
+"""curate/spark/dedup.py: the distributed stage gives exactly run_local's decisions, for any
+partitioning and on every run, and writes the cluster assignment."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curate.dedup import DedupParams, DedupStage, MinHashParams
+from curate.schema import DOCUMENT_SCHEMA, documents_from_pylist
+from test_dedup import CHAIN, chain_texts, edit
+
+pytest.importorskip("pyspark")
+
+
+@pytest.fixture(scope="module")
+def corpus(data_dir) -> pa.Table:
+    with (data_dir / "dedup" / "pages.jsonl").open(encoding="utf-8") as fh:
+        pages = [json.loads(line) for line in fh]
+    a, b, c = chain_texts(pages)
+    rows = [
+        {"id": "chain-b", "text": b, "url": "https://chain.org/b"},
+        {"id": "chain-a", "text": a, "url": "https://chain.org/a"},
+        {"id": "chain-c", "text": c, "url": "https://chain.org/c"},
+        {"id": "exact-2", "text": pages[5]["text"].upper(), "url": "https://copy.org/2"},
+        {"id": "exact-1", "text": pages[5]["text"], "url": "https://copy.org/1"},
+        {"id": "url-old", "text": "an older version of the page", "url": "https://www.site.org/p/?utm_medium=x", "warc_date": "2024-01-01"},
+        {"id": "url-new", "text": "the page as it is today", "url": "http://site.org/p", "warc_date": "2024-02-01"},
+        {"id": "empty-1", "text": ""},
+        {"id": "empty-2", "text": "  "},
+        {"id": "word-1", "text": "Hello"},
+        {"id": "word-2", "text": "hello?"},
+    ]
+    for n, page in enumerate(pages[6:12]):
+        for v in range(3):
+            text = page["text"] if v == 0 else edit(page["text"], seed=n * 10 + v, every=200)
+            rows.append({"id": f"near-{n}-{v}", "text": text, "url": f"https://near.org/{n}/{v}"})
+    return pa.Table.from_batches([documents_from_pylist([{"source": "test", **r} for r in rows])])
+
+
+def decisions(rows) -> dict[str, tuple]:
+    return {r["id"]: (r["rejected_by"], r["duplicate_of"], r["rejected_value"]) for r in rows}
+
+
+def run_spark(spark, corpus: pa.Table, stage: DedupStage, partitions: int, run_dir=None) -> dict[str, tuple]:
+    from curate.spark.dedup import dedup_documents
+    from curate.spark.job import spark_schema
+
+    df = spark.createDataFrame(corpus, schema=spark_schema(DOCUMENT_SCHEMA)).repartition(partitions)
+    out = dedup_documents(df, stage, str(run_dir) if run_dir else None)
+    assert out.columns == DOCUMENT_SCHEMA.names
+    rows = out.collect()
+    assert len(rows) == corpus.num_rows
+    return decisions(r.asDict() for r in rows)
+
+
+def test_spark_matches_run_local_for_any_partitioning(spark, corpus, tmp_path):
+    # Two Spark runs (1 and 4 partitions) must both give exactly run_local's decisions.
+    params = DedupParams(keep="longest", minhash=MinHashParams(**{**CHAIN.__dict__, "verify": True}))
+    local = DedupStage(params)
+    expected = decisions(local.run_local(corpus).to_pylist())
+    length = {r["id"]: len(r["text"]) for r in corpus.select(["id", "text"]).to_pylist()}
+    chain_kept = min(["chain-a", "chain-b", "chain-c"], key=lambda i: (-length[i], i))
+    assert expected[chain_kept] == (None, None, None)
+    assert {expected[i] for i in ("chain-a", "chain-b", "chain-c") if i != chain_kept} == {("dedup.minhash", chain_kept, 3.0)}
+    assert expected["exact-2"] == ("dedup.exact", "exact-1", 2.0)  # equally long: the smaller id stays
+    assert expected["url-old"] == ("dedup.url", "url-new", 2.0)
+    assert expected["word-1"] == ("dedup.exact", "word-2", 2.0)  # "hello?" is longer
+    assert expected["empty-1"] == expected["empty-2"] == (None, None, None)
+    assert sum(v[0] == "dedup.minhash" for v in expected.values()) == 2 + 2 * 6
+
+    stage = DedupStage(params)
+    assert run_spark(spark, corpus, stage, 1, run_dir=tmp_path) == expected
+    assert run_spark(spark, corpus, DedupStage(params), 4) == expected
+
+    clusters = pq.read_table(tmp_path / "dedup" / "clusters").to_pylist()
+    assert sorted((r["id"], r["cluster_id"], r["cluster_size"], r["kept"]) for r in clusters) == sorted(local.last_clusters)
+    assert len(clusters) == 3 + 3 * 6  # only documents in clusters of two or more
+    stats = json.loads((tmp_path / "dedup" / "stats.json").read_text())
+    assert stats["minhash_clusters"] == 7 and stats["exact_duplicates"] == 2 and stats["url_duplicates"] == 1
+    assert stats["exact_groups"] == 2 and stats["minhash_links"] == 14
+    assert stage.counters["minhash_edges_failed_verify"] == 0
+    assert stage.counters["minhash_candidate_edges"] >= 14
