@@ -61,9 +61,10 @@ class C4Params:
                 raise ValueError(f"{name} must be >= 0, got {value}")
 
 
-def _read_word_list(path: str) -> set[str]:
-    with open(path, encoding="utf-8") as fh:
-        return {line.strip().lower() for line in fh if line.strip()}
+def _read_word_list(path) -> set[str]:
+    # Shipped lists are read through importlib.resources: inside a --py-files zip they are no file.
+    text = path.read_text(encoding="utf-8") if hasattr(path, "read_text") else open(path, encoding="utf-8").read()
+    return {line.strip().lower() for line in text.splitlines() if line.strip()}
 
 
 class BadWords:
@@ -109,7 +110,7 @@ class C4Stage(Stage):
                 raise StageError(f"{self.name}: bad_words_dir {folder!r} is not a folder")
             return {name: os.path.join(folder, name) for name in sorted(os.listdir(folder)) if not name.startswith((".", "LICENSE", "README"))}
         listing = resources.files("curate").joinpath("data/ldnoobw")
-        return {entry.name: str(entry) for entry in listing.iterdir() if not entry.name.startswith((".", "LICENSE", "README"))}
+        return {entry.name: entry for entry in listing.iterdir() if not entry.name.startswith((".", "LICENSE", "README"))}
 
     def check(self) -> None:
         if not self.params.bad_words:

@@ -27,14 +27,17 @@ class UrlFilterParams:
     use_default_lists: bool = True
 
 
-def read_list(path: str) -> list[str]:
-    """Entries of a blocklist file (lower-cased; blank lines and ``#`` comments skipped)."""
+def read_list(path) -> list[str]:
+    """Entries of a blocklist file (lower-cased; blank lines and ``#`` comments skipped).
+
+    ``path`` may be an importlib.resources Traversable: inside a ``--py-files`` zip the
+    shipped lists are no file on disk."""
+    text = path.read_text(encoding="utf-8") if hasattr(path, "read_text") else open(path, encoding="utf-8").read()
     entries = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            entry = line.split("#", 1)[0].strip().lower()
-            if entry:
-                entries.append(entry)
+    for line in text.splitlines():
+        entry = line.split("#", 1)[0].strip().lower()
+        if entry:
+            entries.append(entry)
     return entries
 
 
@@ -56,8 +59,8 @@ class UrlFilterStage(Stage):
         substrings = list(self.params.substring_files)
         if self.params.use_default_lists:
             data = resources.files("curate").joinpath("data")
-            domains.insert(0, str(data.joinpath("url_blocklist_domains.txt")))
-            substrings.insert(0, str(data.joinpath("url_blocklist_substrings.txt")))
+            domains.insert(0, data.joinpath("url_blocklist_domains.txt"))
+            substrings.insert(0, data.joinpath("url_blocklist_substrings.txt"))
         return domains, substrings
 
     def _load(self) -> tuple[frozenset[str], list[str]]:

