@@ -31,9 +31,10 @@ test: check-java $(STAMP)
 # Peers (datatrove) for the benchmarks live in their own environment, never in the product's.
 bench-env: $(STAMP)
 	$(PYTHON) -m venv .venv-bench
-	.venv-bench/bin/pip install -q -e '.[test]' 'datatrove[processing]==0.10.1'
-	# datatrove 0.10.1 pins trafilatura 1.x; we compare both on the same trafilatura 2.x
-	.venv-bench/bin/pip install -q --upgrade 'trafilatura>=2.0'
+	.venv-bench/bin/pip install -q -e '.[test]' orjson faust-cchardet python-magic fasteners nltk 'xxhash<4' pyahocorasick
+	# datatrove 0.10.1 pins trafilatura 1.x: install it without its pins so that both sides
+	# of every comparison use the same trafilatura 2.x; its MinHash needs xxhash<4.
+	.venv-bench/bin/pip install -q --no-deps 'datatrove==0.10.1'
 
 clean:
 	rm -rf runs spark-warehouse .pytest_cache

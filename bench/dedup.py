@@ -6,7 +6,7 @@
 
 ``--peer`` also runs datatrove's MinHash pipeline (signatures, buckets, clusters, filter) on
 the same documents, in ``.venv-bench`` (datatrove is not a dependency of curate).
-Figures are printed as one JSON line per measurement; bench/notes/dedup.md has the method.
+Figures are printed as one JSON line per measurement; bench/README.md has the method.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Two extractors:
   with its fallbacks (readability, jusText) on, tables kept, and **comments left out**.
   Reader comments are user-generated text below the article; the evaluation set's
   ``without`` snippets count them as boilerplate, and leaving them out is what moves us
-  above plain ``trafilatura.extract`` (see ``bench/notes/extract.md`` for the figures).
+  above plain ``trafilatura.extract`` (see ``bench/README.md`` for the figures).
   Like trafilatura we drop invisible soft hyphens (U+00AD), which would otherwise split
   words for the tokenizer.
 * ``fast`` (:func:`html_to_text_fast`): resiliparse's ``extract_plain_text`` with its

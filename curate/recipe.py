@@ -332,11 +332,32 @@ def parse_recipe(data: dict, file: str = "<recipe>", check_files: bool = True) -
         seen.add(name)
         params_raw = {k: v for k, v in raw.items() if k not in ("stage", "name")}
         cls = stage_class(kind)
-        params = convert_dataclass(params_raw, cls.Params, shown, where)
+        params = _absolute_paths(convert_dataclass(params_raw, cls.Params, shown, where))
         stages.append(StageSpec(kind=kind, name=name, params=params))
     recipe.stages = stages
     _validate(recipe, shown, check_files)
     return recipe
+
+
+def _is_path_key(name: str) -> bool:
+    return name == "path" or name.endswith(("_path", "_dir", "_files"))
+
+
+def _absolute_paths(obj: Any) -> Any:
+    """Resolve relative file parameters on the driver: executors of a cluster run elsewhere."""
+    if isinstance(obj, list):
+        return [_absolute_paths(v) for v in obj]
+    if not dataclasses.is_dataclass(obj):
+        return obj
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if _is_path_key(f.name) and isinstance(value, str):
+            setattr(obj, f.name, os.path.abspath(value))
+        elif _is_path_key(f.name) and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            setattr(obj, f.name, [os.path.abspath(v) for v in value])
+        elif dataclasses.is_dataclass(value) or isinstance(value, list):
+            setattr(obj, f.name, _absolute_paths(value))
+    return obj
 
 
 def _validate(recipe: Recipe, file: str, check_files: bool) -> None:

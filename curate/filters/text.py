@@ -14,7 +14,7 @@ the way that matters to the rules:
   its own, so punctuation counts in the word total the way the Treebank tokenizer counts it.
 
 bench/filters.py measures how often the rule decisions agree with datatrove's NLTK-based
-ones (see bench/notes/filters.md).
+ones (see bench/README.md).
 """
 
 from __future__ import annotations
