@@ -33,7 +33,6 @@ Edge cases (documented in docs/dedup.md and tested):
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -54,8 +53,8 @@ ShingleHash = Literal["sha1", "words"]
 
 MAX_HASH32 = np.uint32(0xFFFFFFFF)
 _MERSENNE_PRIME = np.uint64((1 << 61) - 1)
-# Rows of the (shingles x permutations) matrix computed at once: 1024 x 128 x 4 bytes = 512 KB
-# stays in the CPU cache between the multiply, the add and the minimum (measured fastest).
+# Rows of the (shingles x permutations) uint64 matrix of the legacy scheme computed at once,
+# so that the block stays in the CPU cache between the multiply, the modulo and the minimum.
 _CHUNK_SHINGLES = 1024
 _WORDS_PER_PASS = 2_000_000
 
@@ -148,7 +147,10 @@ def document_words(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     if texts.type != pa.large_string():
         texts = texts.cast(pa.large_string())
     texts = pc.fill_null(texts, "")
-    texts = pc.utf8_normalize(texts, form="NFKC")
+    # ASCII text is already in NFKC: normalise only the other rows (most of a web crawl is ASCII).
+    not_ascii = pc.invert(pc.string_is_ascii(texts))
+    if pc.any(not_ascii).as_py():
+        texts = pc.replace_with_mask(texts, not_ascii, pc.utf8_normalize(texts.filter(not_ascii), form="NFKC"))
     texts = pc.utf8_lower(texts)
     texts = pc.replace_substring_regex(texts, pattern=_PUNCTUATION, replacement=" ")
     # Arrow's split yields an empty word for leading/trailing whitespace (and for a blank text):
@@ -292,18 +294,33 @@ def sha1_hash32_batch(values: Sequence[bytes]) -> np.ndarray:
     """datasketch's ``sha1_hash32`` (first 4 bytes of SHA-1, little endian) for many values."""
     if not values:
         return np.zeros(0, dtype=np.uint32)
-    sha1 = hashlib.sha1
-    digests = b"".join([sha1(v).digest() for v in values])
-    return np.frombuffer(digests, dtype="<u4").reshape(-1, 5)[:, 0].astype(np.uint32)
+    offsets, data = _large_buffers(pa.array(values, type=pa.large_binary()))
+    return _kernels().sha1_hash32_values(data, offsets)
+
+
+def _kernels():
+    # Imported on first use: numba costs about half a second to import, and most processes
+    # that import this module (the recipe checker, the driver) never compute a signature.
+    from curate import minhash_kernels
+
+    return minhash_kernels
+
+
+def _large_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, bytes) of a large_string/large_binary array as NumPy views, slice-aware."""
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    data_buffer = array.buffers()[2]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    return offsets, data
 
 
 class MinHasher:
     """Shingles and MinHash signatures for batches of documents.
 
-    The expensive parts are done once per batch rather than once per document: shingles are
-    built with Arrow kernels, SHA-1 runs once per *distinct* shingle of the batch (boilerplate
-    and near-duplicates repeat shingles), and the permutations and per-document minima are
-    NumPy operations over (shingles x permutations) blocks.
+    The expensive parts are done once per batch rather than once per document: words are
+    normalised with Arrow kernels, then one compiled pass (``curate.minhash_kernels``)
+    hashes every shingle with SHA-1 straight from the word buffer, and another folds the
+    permuted hashes into the per-document minima.
     """
 
     def __init__(
@@ -377,13 +394,19 @@ class MinHasher:
 
     # -- signatures -------------------------------------------------------------------------
     def shingle_hashes(self, shingles: pa.Array) -> np.ndarray:
-        """sha1_hash32 of each shingle, computing SHA-1 once per distinct shingle."""
+        """sha1_hash32 of each shingle string."""
         if len(shingles) == 0:
             return np.zeros(0, dtype=np.uint32)
-        encoded = shingles.dictionary_encode()
-        distinct = encoded.dictionary.cast(pa.large_binary()).to_pylist()
-        hashes = sha1_hash32_batch(distinct)
-        return hashes[encoded.indices.to_numpy(zero_copy_only=False)]
+        offsets, data = _large_buffers(shingles.cast(pa.large_binary()))
+        return _kernels().sha1_hash32_values(data, offsets)
+
+    def sha1_hashes(self, texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+        """(document index, sha1_hash32) per shingle, hashed without building shingle strings."""
+        doc_index, start, end, flat = self._positions(texts)
+        if len(doc_index) == 0:
+            return doc_index, np.zeros(0, dtype=np.uint32)
+        offsets, data = _large_buffers(flat.cast(pa.large_string()))
+        return doc_index, _kernels().shingle_sha1_hash32(data, offsets, start, end, self.ngram)
 
     def permute_min(self, doc_index: np.ndarray, hashes: np.ndarray, n_docs: int) -> np.ndarray:
         """Per-document minimum over shingles of each permuted hash: (n_docs, num_perm) uint32.
@@ -398,21 +421,16 @@ class MinHasher:
             mixed = _fmix32(hashes)
         else:
             mixed = hashes.astype(np.uint64)
-        a, b = self.a, self.b
         if self.scheme == "affine32":
-            block = np.empty((_CHUNK_SHINGLES, self.num_perm), dtype=np.uint32)
+            _kernels().affine32_minima(doc_index, mixed, self.a, self.b, signatures)
+            return signatures
+        a, b = self.a, self.b
         for lo in range(0, len(hashes), _CHUNK_SHINGLES):
             hi = min(lo + _CHUNK_SHINGLES, len(hashes))
-            if self.scheme == "affine32":
-                permuted = block[: hi - lo]
-                # uint32 arithmetic wraps modulo 2^32: that *is* the affine32 permutation.
-                np.multiply(mixed[lo:hi, None], a, out=permuted)
-                permuted += b
-            else:
-                with np.errstate(over="ignore"):
-                    wide = mixed[lo:hi, None] * a + b  # wraps mod 2^64, as datasketch's uint64 code does
-                wide %= _MERSENNE_PRIME
-                permuted = (wide & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+            with np.errstate(over="ignore"):
+                wide = mixed[lo:hi, None] * a + b  # wraps mod 2^64, as datasketch's uint64 code does
+            wide %= _MERSENNE_PRIME
+            permuted = (wide & np.uint64(0xFFFFFFFF)).astype(np.uint32)
             docs = doc_index[lo:hi]
             starts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
             partial = np.minimum.reduceat(permuted, starts, axis=0)
@@ -459,8 +477,7 @@ class MinHasher:
         if self.shingle_hash == "words":
             doc_index, hashes = self.word_hashes(texts)
         else:
-            doc_index, joined = self.shingles(texts)
-            hashes = self.shingle_hashes(joined)
+            doc_index, hashes = self.sha1_hashes(texts)
         return self.permute_min(doc_index, hashes, len(texts))
 
 

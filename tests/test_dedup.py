@@ -3,6 +3,7 @@ and the whole stage through ``run_local`` on real page texts."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 
@@ -20,8 +21,10 @@ from curate.dedup import (
     band_buckets,
     exact_keys,
     normalize_text,
+    normalize_texts,
     normalize_url,
     optimal_bands,
+    sha1_hash32_batch,
     word_shingle_hash32,
 )
 from curate.recipe import RecipeError, parse_recipe
@@ -110,6 +113,28 @@ def test_signatures_identical_to_datasketch_on_real_pages(pages, scheme):
         assert np.array_equal(ours[i].astype(np.uint64), m.hashvalues.astype(np.uint64)), texts[i][:60]
     # empty documents have datasketch's empty signature
     assert (ours[len(texts) - len(EDGE_TEXTS)] == np.uint32(0xFFFFFFFF)).all()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=300), max_size=20))
+def test_compiled_sha1_equals_hashlib(values):
+    # Lengths around 55/56/64/119/120 bytes cross SHA-1's padding and block boundaries.
+    expected = [int.from_bytes(hashlib.sha1(v).digest()[:4], "little") for v in values]
+    assert sha1_hash32_batch(values).tolist() == expected
+
+
+@pytest.mark.parametrize("length", [0, 1, 54, 55, 56, 57, 63, 64, 65, 119, 120, 1000])
+def test_compiled_sha1_at_padding_boundaries(length):
+    value = bytes(range(256)) * 4
+    value = value[:length]
+    assert sha1_hash32_batch([value]).tolist() == [int.from_bytes(hashlib.sha1(value).digest()[:4], "little")]
+
+
+def test_batch_normalisation_mixing_ascii_and_other_rows_equals_one_by_one():
+    texts = ["Plain ASCII, text.", "Ｆｕｌｌｗｉｄｔｈ ﬁ ligature", None, "", "Ünïcödé straße", "x"]
+    batch = normalize_texts(pa.array(texts)).to_pylist()
+    assert batch == [normalize_text(t) for t in texts]
+    assert batch[1] == "fullwidth fi ligature"
 
 
 def test_word_hash_signatures_identical_to_datasketch_with_that_hashfunc(pages):
