@@ -5,6 +5,10 @@ Two steps, both deterministic:
 * ``--refresh-sentences`` reads WikiText-2 from ``/work/shared/data`` and writes a few
   hundred detokenised sentences to ``tests/data/pii/sentences.txt`` (committed, so the
   tests never read outside the repository).
+* ``--number-pages N`` (alone) extracts (trafilatura) the N trafilatura-eval pages from
+  ``/work/shared/data`` with the most digit chains and writes their whole main text to
+  ``tests/data/pii/number_pages.jsonl``: tables of figures, page ranges and catalogue
+  numbers, where the phone gate and libphonenumber disagree most easily.
 * the default step reads those sentences and writes ``tests/data/pii/labelled.jsonl``:
   one example per line, ``{"text", "spans": [{start, end, entity_type}], "decoys":
   [{start, end, kind}]}``. Offsets are character (code point) offsets into ``text``.
@@ -19,7 +23,7 @@ addresses in mixed case, with plus-tags, sub-domains and country-code suffixes.
 Decoys are what web text is full of and a scrubber must leave alone: dates, ISBNs,
 version numbers, prices, years, order and invoice numbers, times, coordinates.
 
-Usage: ``python bench/pii_set.py [--seed 0] [--per-type 200] [--out PATH]``
+Usage: ``python bench/pii_set.py [--seed 0] [--per-type 200] [--out PATH] [--number-pages 6]``
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "tests" / "data" / "pii"
 SENTENCES = DATA_DIR / "sentences.txt"
 LABELLED = DATA_DIR / "labelled.jsonl"
+NUMBER_PAGES = DATA_DIR / "number_pages.jsonl"
 WIKITEXT = Path("/work/shared/data/text/wikitext-2")
+TRAFILATURA_PAGES = Path("/work/shared/data/html/trafilatura-eval/pages")
 
 # --- sentences ---------------------------------------------------------------------------
 
@@ -350,6 +356,23 @@ def build(seed: int, per_type: int, sentences: list[str]) -> list[dict]:
     return examples
 
 
+def number_dense_pages(n: int) -> list[dict]:
+    """The n extracted pages with the most chains of 7 digits joined by libphonenumber's
+    punctuation (ties broken by file name)."""
+    import gzip
+
+    import trafilatura
+    from phonenumbers.phonenumbermatcher import _PUNCTUATION
+
+    chain = re.compile(r"\d(?:" + _PUNCTUATION + r"\d){6}")
+    pages = []
+    for path in sorted(TRAFILATURA_PAGES.glob("*.html.gz")):
+        text = trafilatura.extract(gzip.open(path).read().decode("utf-8", "replace")) or ""
+        pages.append({"file": path.name, "text": text, "chains": len(chain.findall(text))})
+    pages.sort(key=lambda p: (-p["chains"], p["file"]))
+    return [{"file": p["file"], "text": p["text"]} for p in pages[:n]]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -357,7 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=LABELLED)
     parser.add_argument("--refresh-sentences", action="store_true", help="re-extract sentences.txt from WikiText-2")
     parser.add_argument("--sentences", type=int, default=600, help="how many sentences --refresh-sentences keeps")
+    parser.add_argument("--number-pages", type=int, default=0, help="write the N most number-dense real pages")
     args = parser.parse_args(argv)
+    if args.number_pages:
+        with open(NUMBER_PAGES, "w", encoding="utf-8") as fh:
+            for page in number_dense_pages(args.number_pages):
+                fh.write(json.dumps(page, ensure_ascii=False) + "\n")
+        print(f"wrote {NUMBER_PAGES}")
+        return 0  # only that file: labelled.jsonl stays as it is
     if args.refresh_sentences:
         SENTENCES.parent.mkdir(parents=True, exist_ok=True)
         SENTENCES.write_text("\n".join(wikitext_sentences(args.sentences, args.seed)) + "\n", encoding="utf-8")

@@ -7,11 +7,14 @@ How it works, per document:
    analysis. No enabled entity can span a newline (none of the recognizers' patterns
    accepts one), so this loses nothing but context words on a *previous* line.
 2. The pre-check: for each enabled entity a cheap regular expression that every match of
-   that entity's recognizer must contain (``@`` for e-mail, 7 digits separated only by
-   libphonenumber's own punctuation class for phones, 13 digits for cards, ...). Lines
-   where no pre-check fires are not analysed; a line where some fire is analysed for those
-   entities only. The pre-checks over-approximate the recognizers, so the result is the one
-   presidio gives on every line (``tests/test_pii.py`` proves it on real pages).
+   that entity's recognizer must contain (``@`` for e-mail, 13 digits for cards, the phone
+   gate below for phones, ...). Lines where no pre-check fires are not analysed; a line
+   where some fire is analysed for those entities only. Inside the phone recognizer,
+   libphonenumber only sees the stretches of a line that the same gate allows, and its
+   parse-and-verify step is memoised. All of it over-approximates the recognizers, so the
+   result is the one presidio gives on every line with one phone matcher per whole line
+   (``precheck: false``); ``tests/test_pii.py`` proves it on real pages, on whole pages of
+   figures and on generated number soup.
 3. presidio-analyzer runs on a blank spaCy pipeline (tokens and lower-cased "lemmas" for
    context words, no model download); a real spaCy NER model is loaded only when the recipe
    names one for PERSON/LOCATION. The e-mail recognizer validates domains with tldextract's
@@ -31,6 +34,7 @@ import bisect
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
@@ -80,7 +84,7 @@ class PiiParams:
     phone_regions: list[str] = field(default_factory=lambda: list(DEFAULT_PHONE_REGIONS))
     keep_spans: bool = False  # write found spans (never values) to <run>/pii_spans/
     max_chars: int = 1_000_000  # longer documents are rejected as "<stage>.too_large"
-    precheck: bool = True  # off only to measure or to prove it changes nothing
+    precheck: bool = True  # off (every line, whole-line phone matching) only to measure or to prove it changes nothing
 
     def validate(self) -> None:
         unknown = [e for e in self.entities if e not in KNOWN_ENTITIES]
@@ -109,16 +113,7 @@ class PiiParams:
 # --- the pre-check ---------------------------------------------------------------------------------
 
 
-def _phone_precheck_pattern() -> str:
-    # libphonenumber's matcher only finds candidates made of digit blocks separated by at
-    # most 4 characters of this exact class; a number with >= 7 national digits therefore
-    # contains 7 digits chained by it. Using the library's own constant keeps this exact.
-    from phonenumbers.phonenumbermatcher import _PUNCTUATION
-
-    return r"\d(?:" + _PUNCTUATION + r"\d){%d}" % (PHONE_MIN_NATIONAL_DIGITS - 1)
-
-
-def build_prechecks(entities: list[str]) -> dict[str, Callable[[str], bool] | regex.Pattern]:
+def build_prechecks(entities: list[str]) -> dict[str, str | regex.Pattern | re.Pattern | None]:
     """For each entity: a test every text containing a match of its recognizer passes.
 
     A value is either a compiled pattern (searched) or a plain substring test. NER entities
@@ -131,16 +126,21 @@ def build_prechecks(entities: list[str]) -> dict[str, Callable[[str], bool] | re
         if entity == "EMAIL_ADDRESS":
             checks[entity] = "@"  # the pattern has a literal [@]
         elif entity == "PHONE_NUMBER":
-            checks[entity] = regex.compile(_phone_precheck_pattern(), regex.IGNORECASE)
+            checks[entity] = _phone_gate()[0]  # the phone recognizer's own gate
         elif entity == "IP_ADDRESS":
-            # every IPv6 alternative of presidio's patterns has "::" or 6 "h:" groups; IPv4 d.d.d.d
-            checks[entity] = regex.compile(r"::|(?:[0-9a-f]{1,4}:){6}|[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]", ignorecase)
+            # every IPv6 alternative of presidio's patterns has "::" or 6 "h:" groups; IPv4 d.d.d.d.
+            # Written to start at the ":" or "." (same lines), so the scan skips to those.
+            checks[entity] = regex.compile(
+                r":(?::|(?<=[0-9a-f]:)(?:[0-9a-f]{1,4}:){5})|\.(?<=[0-9]\.)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]", ignorecase)
         elif entity == "CREDIT_CARD":
             checks[entity] = regex.compile(r"[0-9](?:[ -]?[0-9]){12}", plain)
         elif entity == "IBAN_CODE":
             checks[entity] = regex.compile(r"[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2}", plain)
         elif entity == "US_SSN":
-            checks[entity] = regex.compile(r"[0-9](?:[- .]?[0-9]){8}", plain)
+            # presidio's five SSN patterns: 3-2-4 digits (separators "-", " ", "." or none),
+            # 5-4 and 3-6 with "-"; \b weakened to "no digit" on either side
+            checks[entity] = regex.compile(
+                r"[0-9](?<![0-9]{2})(?:[0-9]{4}-[0-9]{4}|[0-9]{2}-[0-9]{6}|[0-9]{2}[- .]?[0-9]{2}[- .]?[0-9]{4})(?![0-9])", plain)
         elif entity == "URL":
             checks[entity] = regex.compile(r"[a-z0-9.\-][.][a-z]{2}", ignorecase)
         elif entity == "CRYPTO":
@@ -303,34 +303,142 @@ def phone_looks_like_other_number(raw: str) -> bool:
     return separators == {"."} and rest.count(".") < 2
 
 
-_PHONE_WINDOW_MARGIN = 24  # room for a leading "+(" and a trailing "ext. 12345"
-_phone_chain = None
+# --- the phone gate ------------------------------------------------------------------------------
+#
+# libphonenumber's matcher costs one parse per candidate per region, and a page of figures has
+# thousands of candidates that are all dropped afterwards (page ranges, table cells). Two exact
+# reductions, both built from the library's own pattern and predicates:
+#
+# 1. Independence at "hard" characters: a character no match of the matcher's candidate
+#    pattern can contain (most Latin letters, quotes, "!", "%"...). No candidate crosses one,
+#    and the matcher looks at most one character beyond a candidate (the letter check) or
+#    three (":ss" time-stamp suffix, which a hard character also ends). So running a fresh
+#    matcher on each stretch between two hard characters, both included, yields exactly the
+#    matches one matcher over the whole line yields. (One exception: a matcher gives up
+#    after 65,535 failed candidates; on a line with more, the stretches find more.)
+# 2. A necessary condition for a match we keep (``_phone_gate``): a stretch without it only
+#    holds matches that our filters drop, so it is not parsed at all.
+
+_SEPARATOR_KINDS = (" ", "-", r"\.", "/")
 
 
-def phone_windows(text: str) -> list[tuple[int, int]]:
-    """Merged spans around every maximal chain of >= 7 digits joined by libphonenumber's
-    punctuation, widened by a margin and then out to the nearest whitespace."""
-    global _phone_chain
-    if _phone_chain is None:
-        from phonenumbers.phonenumbermatcher import _PUNCTUATION
-
-        _phone_chain = regex.compile(r"\d(?:" + _PUNCTUATION + r"\d){%d,}" % (PHONE_MIN_NATIONAL_DIGITS - 1), regex.IGNORECASE)
-    windows: list[tuple[int, int]] = []
-    for m in _phone_chain.finditer(text):
-        start = max(0, m.start() - _PHONE_WINDOW_MARGIN)
-        while start > 0 and not text[start - 1].isspace():
-            start -= 1
-        end = min(len(text), m.end() + _PHONE_WINDOW_MARGIN)
-        while end < len(text) and not text[end].isspace():
-            end += 1
-        if windows and start <= windows[-1][1]:
-            windows[-1] = (windows[-1][0], max(end, windows[-1][1]))
-        else:
-            windows.append((start, end))
-    return windows
+def _code_point_class(keep: Callable[[str], bool], limit: int) -> str:
+    ranges: list[tuple[int, int]] = []
+    for cp in range(limit):
+        if keep(chr(cp)):
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
 
 
-def _phone_recognizer(language: str, regions: list[str]):
+_gate_cache: dict = {}
+
+
+def _phone_gate() -> tuple[re.Pattern, re.Pattern]:
+    """(gate, hard character) patterns, compiled once per process (~0.3 s).
+
+    Python's ``re`` on purpose: it is what libphonenumber uses, so ``\\d`` means the same.
+    """
+    if _gate_cache:
+        return _gate_cache["gate"], _gate_cache["hard"]
+    from phonenumbers.phonenumbermatcher import _PATTERN, _PUNCTUATION, PhoneNumberMatcher
+
+    # Every character a candidate can hold: a digit, one of the punctuation class's members,
+    # or (case-insensitively, as the pattern is compiled) any character of the pattern's
+    # source text. Over-counting here only makes stretches longer.
+    soft = re.compile(r"\d|" + _PUNCTUATION.rsplit("{", 1)[0] + "|[" + "".join(re.escape(c) for c in set(_PATTERN.pattern)) + r"\t]",
+                      re.UNICODE | re.IGNORECASE)
+    hard = re.compile("[^" + _code_point_class(lambda c: bool(soft.fullmatch(c)), 0x110000) + "]")
+    # Characters that make the matcher (leniency VALID) reject a number touching them: Latin
+    # letters, currency symbols, "%". Only the BMP is listed; a subset is still conservative.
+    reject = "[" + _code_point_class(
+        lambda c: PhoneNumberMatcher._is_latin_letter(c) or PhoneNumberMatcher._is_invalid_punctuation_symbol(c), 0x10000) + "]"
+    lead = r"[(\[（［+＋]"
+    punct = _PUNCTUATION.rsplit("{", 1)[0]
+    # Every alternative starts by consuming a digit, "(" or "+" (the conditions on what
+    # precedes are lookbehinds over that first character), so ``re`` skips prose quickly.
+    more = PHONE_MIN_NATIONAL_DIGITS - 1  # digits after the first one
+    end = rf"(?<![ /](?:19|20)[0-9]{{2}})(?!{reject})(?![./-][0-9])"
+    alternatives = [
+        # No "+"/"00" prefix and no "(area)": ASCII digit groups joined by one kind of
+        # single separator s, >= 7 digits (the national number's digits are among them), not
+        # touching a rejecting character, not chained to more digits (is_chained), not
+        # starting or ending with a year group (phone_looks_like_other_number), not right
+        # after a digit (see "00" below). The number starts at this digit, or at an s before it.
+        rf"[0-9](?:(?<!\d[0-9])(?<!{reject}[0-9])(?<![0-9][./-][0-9])(?!(?<=1)9[0-9]{{2}}[ /-])(?!(?<=2)0[0-9]{{2}}[ /-])"
+        rf"|(?<={s}[0-9])(?<!\d{s}[0-9])(?<!{reject}{s}[0-9])(?<![0-9][./-]{s}[0-9]))(?:{s}?[0-9]){{{more},}}" + end
+        for s in _SEPARATOR_KINDS
+    ] + [
+        # A leading "(area)" (its digits count): 7 digits chained by the matcher's punctuation.
+        rf"\((?=[0-9]+\))[0-9](?:{_PUNCTUATION}[0-9]){{{more}}}",
+        # "+": lead characters and punctuation, then >= 7 chained digits (as above).
+        rf"\+(?:{punct}|{lead}){{0,9}}\d(?:{_PUNCTUATION}\d){{{more}}}",
+        # "00". A match never starts right after a digit: inner matches start after a
+        # separator, and a candidate starts inside a run of digits only where the previous
+        # one was cut inside it, which takes a run of >= 10 digits (extension digits are
+        # capped at 9 and 20, a digit block at 20): the last alternative.
+        rf"0(?<!\d0)(?<!{reject}0)(?<![0-9][./-]0)0(?:{_PUNCTUATION}\d){{{more - 1}}}",
+        r"\d{10}",
+    ]
+    _gate_cache["gate"] = re.compile("|".join(alternatives))
+    _gate_cache["hard"] = hard
+    return _gate_cache["gate"], _gate_cache["hard"]
+
+
+def phone_stretches(text: str) -> list[tuple[int, int]]:
+    """The (start, end) stretches of ``text`` libphonenumber must see: each runs from a hard
+    character to the next (both included, or the text's ends) and holds a match of the gate."""
+    gate, hard = _phone_gate()
+    stretches: list[tuple[int, int]] = []
+    pos = 0
+    while True:
+        m = gate.search(text, pos)
+        if m is None:
+            return stretches
+        before = m.start() - 1
+        while before >= 0 and not hard.match(text, before):
+            before -= 1
+        after = hard.search(text, m.end())
+        start, end = max(before, 0), (after.end() if after else len(text))
+        stretches.append((start, end))
+        pos = end
+
+
+def _memo_matcher_class() -> type:
+    """A PhoneNumberMatcher class whose parse-and-verify step is memoised (one cache per
+    class; each phone recognizer makes its own).
+
+    That step is a pure function of the candidate string, the region, the leniency and the
+    character on either side of the candidate (the only text it reads besides the
+    candidate); page numbers and table cells repeat, so the same key comes back often.
+    """
+    import copy
+
+    from phonenumbers import PhoneNumberMatch, PhoneNumberMatcher
+
+    cache: dict = {}
+    missing = object()
+
+    class MemoPhoneNumberMatcher(PhoneNumberMatcher):
+        def _parse_and_verify(self, candidate, offset):
+            end = offset + len(candidate)
+            key = (candidate, self.preferred_region, self.leniency,
+                   self.text[offset - 1] if offset > 0 else None, self.text[end] if end < len(self.text) else None)
+            numobj = cache.get(key, missing)
+            if numobj is missing:
+                match = super()._parse_and_verify(candidate, offset)
+                numobj = match.number if match is not None else None
+                if len(cache) >= 200_000:  # bounded: a worker runs for hours
+                    cache.clear()
+                cache[key] = numobj
+            return None if numobj is None else PhoneNumberMatch(offset, candidate, copy.copy(numobj))
+
+    return MemoPhoneNumberMatcher
+
+
+def _phone_recognizer(language: str, regions: list[str], narrow: bool = True):
     import phonenumbers
     from presidio_analyzer import EntityRecognizer
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer
@@ -344,15 +452,19 @@ def _phone_recognizer(language: str, regions: list[str]):
         reach the threshold: bare 10-digit runs are order and account numbers as often.
         """
 
+        # narrow=False: one plain matcher over the whole text, the reference that the
+        # narrowed run must equal (tests/test_pii.py).
+        matcher_class = _memo_matcher_class() if narrow else phonenumbers.PhoneNumberMatcher
+
         def analyze(self, text, entities, nlp_artifacts=None):
+            matcher_class = self.matcher_class
             results = []
-            # libphonenumber only on windows around digit chains that could hold a number
-            # (a long line of prose costs nothing); windows end at whitespace so the matcher
-            # sees the same neighbouring characters it would see in the whole line.
-            for window_start, window_end in phone_windows(text):
+            # libphonenumber only on the stretches that could hold a number we keep; the
+            # matches are the ones a matcher over the whole line keeps (see _phone_gate).
+            for window_start, window_end in phone_stretches(text) if narrow else [(0, len(text))]:
                 window = text[window_start:window_end]
                 for region in self.supported_regions:
-                    for match in phonenumbers.PhoneNumberMatcher(window, region, leniency=self.leniency):
+                    for match in matcher_class(window, region, leniency=self.leniency):
                         start, end = window_start + match.start, window_start + match.end
                         nsn = phonenumbers.national_significant_number(match.number)
                         raw = match.raw_string
@@ -371,6 +483,7 @@ def _phone_recognizer(language: str, regions: list[str]):
     return FilteredPhoneRecognizer(
         supported_language=language,
         supported_regions=tuple(regions),
+        leniency=phonenumbers.Leniency.VALID,  # presidio's default; the gate's letter rule assumes it
         # presidio's list has "number", which turns "order number 7243327294" into a phone
         context=["phone", "telephone", "tel", "cell", "cellphone", "mobile", "call", "fax", "whatsapp", "contact"],
     )
@@ -486,7 +599,7 @@ def _card_recognizer(language: str):
     )
 
 
-def build_recognizers(entities: list[str], language: str, phone_regions: list[str]) -> list:
+def build_recognizers(entities: list[str], language: str, phone_regions: list[str], narrow_phones: bool = True) -> list:
     from presidio_analyzer.predefined_recognizers import (
         CryptoRecognizer,
         IbanRecognizer,
@@ -498,7 +611,7 @@ def build_recognizers(entities: list[str], language: str, phone_regions: list[st
     if "EMAIL_ADDRESS" in entities:
         recognizers.append(_offline_email_recognizer(language))
     if "PHONE_NUMBER" in entities:
-        recognizers.append(_phone_recognizer(language, phone_regions))
+        recognizers.append(_phone_recognizer(language, phone_regions, narrow_phones))
     if "IP_ADDRESS" in entities:
         recognizers.append(_ip_recognizer(language))
     if "CREDIT_CARD" in entities:
@@ -524,7 +637,7 @@ def build_analyzer(params: PiiParams):
     engine = _spacy_engine_class()(params.language, params.spacy_model, params.max_chars)
     engine.load()
     registry = RecognizerRegistry(
-        recognizers=build_recognizers(params.entities, params.language, params.phone_regions),
+        recognizers=build_recognizers(params.entities, params.language, params.phone_regions, narrow_phones=params.precheck),
         supported_languages=[params.language],
     )
     return AnalyzerEngine(

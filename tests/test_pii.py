@@ -21,6 +21,7 @@ from curate.pii import (
     build_prechecks,
     card_number_is_plausible,
     lines_to_analyse,
+    phone_stretches,
     resolve_overlaps,
 )
 from curate.recipe import RecipeError, convert_dataclass
@@ -41,6 +42,11 @@ def labelled(pii_data):
 @pytest.fixture(scope="module")
 def pages(pii_data):
     return [json.loads(line)["text"] for line in open(pii_data / "pages.jsonl", encoding="utf-8")]
+
+
+@pytest.fixture(scope="module")
+def number_pages(pii_data):
+    return [json.loads(line)["text"] for line in open(pii_data / "number_pages.jsonl", encoding="utf-8")]
 
 
 @pytest.fixture(scope="module")
@@ -170,11 +176,70 @@ def test_precheck_changes_nothing_on_real_pages(pages, labelled):
     assert with_check.counters["docs_prechecked_clean"] >= 20
 
 
+def test_phone_gate_changes_nothing_on_number_dense_pages(number_pages):
+    # Whole pages of figures: thousands of digit chains, all of which libphonenumber sees
+    # (13 regions, one matcher over each whole line) when the pre-check is off.
+    with_check = PiiStage(PiiParams())
+    without = PiiStage(PiiParams(precheck=False))
+    key = lambda results: [(r.start, r.end, r.entity_type, round(r.score, 9)) for r in results]  # noqa: E731
+    found = [key(with_check.analyze(t)) for t in number_pages]
+    assert found == [key(without.analyze(t)) for t in number_pages]
+    # the one phone number and the one e-mail address those pages hold, found either way
+    assert [(t[s:e], kind) for t, f in zip(number_pages, found) for s, e, kind, _ in f] == \
+        [("service@iwr.de", "EMAIL_ADDRESS"), ("0201-2402-0", "PHONE_NUMBER")]
+    # ... while libphonenumber saw under a twentieth of the characters it sees without the gate
+    chars_in_stretches = sum(e - s for t in number_pages for s, e in phone_stretches(t))
+    assert chars_in_stretches * 20 < sum(map(len, number_pages))
+
+
+def test_a_matcher_per_stretch_finds_what_one_matcher_per_line_finds(pages, number_pages):
+    # the independence at hard characters, without the gate: every stretch, not only gated ones
+    import phonenumbers
+
+    from curate.pii import _phone_gate
+
+    hard = _phone_gate()[1]
+    lines = [line for text in pages + number_pages for line in text.split("\n") if any(c.isdigit() for c in line)]
+    assert len(lines) > 1000
+    for region in ("US", "DE", "JP"):
+        for line in lines:
+            whole = [(m.start, m.end, m.raw_string) for m in phonenumbers.PhoneNumberMatcher(line, region)]
+            cuts = [m.start() for m in hard.finditer(line)]
+            pieces = []
+            for start, end in zip([0] + cuts, cuts + [len(line) - 1]):
+                piece = line[start:end + 1]
+                pieces += [(start + m.start, start + m.end, m.raw_string) for m in phonenumbers.PhoneNumberMatcher(piece, region)]
+            assert sorted(set(pieces)) == whole, line
+
+
+# pieces of numbers as people write them, with the characters that change what the matcher
+# accepts around them (letters, currency, "%", extensions, other scripts' digits)
+_NUMBER_PIECES = st.lists(st.sampled_from(
+    ["+", "00", "0", "1", "7", "9", "12", "345", "6789", "030", "212", "555", "0143", "44", "20", "7946", "0958", "89",
+     "636648", "0011", "011", " ", " ", "-", ".", "/", "(", ")", " x ", " ext. ", "#", "A", "k", "tel ", "\u2013", "1911",
+     "2020", ":45", "%", "$", "\n", ", ", "\u00a0", "12345678901", "\uff10\uff13", "\u0663\u0664", "[", "~", ";ext=", "int",
+     "\u20ac", "\u017f", "\u00e9", "+1 ", "+49 30 ", "(0)"]), max_size=16).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=_NUMBER_PIECES)
+def test_narrowed_phone_recognizer_equals_whole_line_matching(analyzer_at_zero, narrowed_at_zero, text):
+    key = lambda results: sorted((r.start, r.end, r.score) for r in results)  # noqa: E731
+    assert key(narrowed_at_zero.analyze(text, language="en", entities=["PHONE_NUMBER"])) == \
+        key(analyzer_at_zero.analyze(text, language="en", entities=["PHONE_NUMBER"]))
+
+
 _TRICKY = st.text(alphabet="0123456789 -.:/+()@xX_abcdefABCDEFZ\u00a0\uff0d\u2010\n", max_size=60)
 
 
 @pytest.fixture(scope="module")
 def analyzer_at_zero():
+    # the reference: no narrowing inside the phone recognizer either
+    return build_analyzer(PiiParams(score_threshold=0.0, precheck=False))
+
+
+@pytest.fixture(scope="module")
+def narrowed_at_zero():
     return build_analyzer(PiiParams(score_threshold=0.0))
 
 
@@ -190,10 +255,13 @@ def test_precheck_never_misses_what_a_recognizer_finds(analyzer_at_zero, text):
 
 
 def test_lines_to_analyse_keeps_offsets_and_entities():
-    text = "nothing here\nmail a@b.de\n\ncall +44 20 7946 0958 now"
+    text = ("nothing here\nmail a@b.de\n\ncall +44 20 7946 0958 now\nS. 101 – 102 32, 12-15 199 111 X, 98 x 78 1909 4A\n"
+            "ssn 536-22-8145")
     lines = lines_to_analyse(text, DEFAULT_ENTITIES, build_prechecks(DEFAULT_ENTITIES))
+    # the page ranges and table cells on the fourth line cannot be a phone number we keep
     assert [(text[s:e], ents) for s, e, ents in lines] == [("mail a@b.de", ["EMAIL_ADDRESS"]),
-                                                            ("call +44 20 7946 0958 now", ["PHONE_NUMBER", "US_SSN"])]
+                                                            ("call +44 20 7946 0958 now", ["PHONE_NUMBER"]),
+                                                            ("ssn 536-22-8145", ["PHONE_NUMBER", "US_SSN"])]
 
 
 # --- replacement -------------------------------------------------------------------------------------
