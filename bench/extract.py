@@ -7,6 +7,7 @@ same scorer runs over four extractors in one process:
 
 * ``curate default``: :func:`curate.extract.html_to_text` (trafilatura, our settings)
 * ``curate, favor: precision``: the same with trafilatura's ``favor_precision``
+* ``..., fallbacks: false``: the same without trafilatura's fallback extractors (``fast=True``)
 * ``curate fast``: :func:`curate.extract.html_to_text_fast` (resiliparse, main content)
 * ``trafilatura.extract``: trafilatura's defaults
 * ``resiliparse extract_plain_text``: resiliparse's defaults
@@ -51,9 +52,19 @@ def curate_precision(html: str, url: str | None) -> str | None:
     return html_to_text(html, url, favor="precision")
 
 
+def curate_no_fallbacks(html: str, url: str | None) -> str | None:
+    return html_to_text(html, url, fallbacks=False)
+
+
+def curate_precision_no_fallbacks(html: str, url: str | None) -> str | None:
+    return html_to_text(html, url, favor="precision", fallbacks=False)
+
+
 EXTRACTORS = {
     "curate default (trafilatura, tuned)": html_to_text,
+    "curate, fallbacks: false": curate_no_fallbacks,
     "curate, favor: precision": curate_precision,
+    "curate, favor: precision, fallbacks: false": curate_precision_no_fallbacks,
     "curate fast (resiliparse main content)": html_to_text_fast,
     "trafilatura.extract (defaults)": plain_trafilatura,
     "resiliparse extract_plain_text (defaults)": plain_resiliparse,

@@ -47,7 +47,7 @@ import xxhash
 from curate.schema import DOCUMENT_SCHEMA, conform, reject, scores_of
 from curate.stage import GlobalStage
 
-KeepPolicy = Literal["first_id", "longest", "newest", "highest_score"]
+KeepPolicy = Literal["first_id", "longest", "newest", "oldest", "highest_score"]
 Scheme = Literal["affine32", "legacy"]
 ShingleHash = Literal["sha1", "words"]
 
@@ -546,6 +546,8 @@ def keep_order(table: pa.Table, keep: KeepPolicy, score_key: str) -> np.ndarray:
         keys = [(-n, i) for n, i in zip(lengths, ids)]
     elif keep == "newest":
         keys = [_newest_key(d, i) for d, i in zip(table.column("warc_date").to_pylist(), ids)]
+    elif keep == "oldest":
+        keys = [(d is None, d or "", i) for d, i in zip(table.column("warc_date").to_pylist(), ids)]
     elif keep == "highest_score":
         scores = scores_of(table, score_key)
         keys = [(s is None or math.isnan(s), -(s or 0.0), i) for s, i in zip(scores, ids)]

@@ -282,7 +282,7 @@ def test_url_rule_keeps_newest_copy():
 
 @pytest.mark.parametrize(
     "keep, survivor",
-    [("first_id", "a"), ("longest", "c"), ("newest", "b"), ("highest_score", "d")],
+    [("first_id", "a"), ("longest", "c"), ("newest", "b"), ("oldest", "d"), ("highest_score", "d")],
 )
 def test_keep_policies(keep, survivor):
     text = "the same words in every copy of this short document"

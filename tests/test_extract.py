@@ -138,3 +138,12 @@ def test_comments_option_brings_comments_back():
     html = page(EXPECTATIONS[url])
     with_comments = normalize(html_to_text(html, url, include_comments=True) or "")
     assert any(normalize(s) in with_comments for s in EXPECTATIONS[url]["without"])
+
+
+def test_fallbacks_off_still_finds_main_text_and_is_trafilatura_only(extracted):
+    # Without trafilatura's second opinion the main text of an article page is still found.
+    url = "https://hackernoon.com/how-to-scrape-google-with-python-bo7d2tal"
+    text = normalize(html_to_text(page(EXPECTATIONS[url]), url, fallbacks=False) or "")
+    assert [s for s in EXPECTATIONS[url]["with"] if normalize(s) not in text] == []
+    with pytest.raises(ValueError, match="fallbacks"):
+        ExtractParams(extractor="fast", fallbacks=False).validate()

@@ -84,3 +84,22 @@ def test_spark_matches_run_local_for_any_partitioning(spark, corpus, tmp_path):
     assert stats["exact_groups"] == 2 and stats["minhash_links"] == 14
     assert stage.counters["minhash_edges_failed_verify"] == 0
     assert stage.counters["minhash_candidate_edges"] >= 14
+
+
+def test_keep_oldest_on_spark_matches_run_local(spark, corpus):
+    # Dates that make the oldest copy the last id of each group, so "oldest" != "first_id".
+    dates = {"chain-c": "2023-05-01", "chain-a": "2023-06-01", "chain-b": None, "exact-2": "2022-01-01"}
+    for n in range(6):
+        for v in range(3):
+            dates[f"near-{n}-{v}"] = f"2024-0{3 - v}-01"
+    rows = corpus.to_pylist()
+    for r in rows:
+        r["warc_date"] = dates.get(r["id"], r["warc_date"])
+    dated = pa.Table.from_batches([documents_from_pylist(rows)])
+    params = DedupParams(keep="oldest", minhash=MinHashParams(**{**CHAIN.__dict__, "verify": True}))
+    expected = decisions(DedupStage(params).run_local(dated).to_pylist())
+    assert expected["chain-c"] == (None, None, None)
+    assert expected["chain-a"] == expected["chain-b"] == ("dedup.minhash", "chain-c", 3.0)
+    assert expected["exact-1"] == ("dedup.exact", "exact-2", 2.0)
+    assert all(expected[f"near-{n}-2"] == (None, None, None) for n in range(6))
+    assert run_spark(spark, dated, DedupStage(params), 2) == expected

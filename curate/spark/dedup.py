@@ -138,6 +138,8 @@ def _keep_order(keep: str) -> list[Column]:
         return [F.col("n_chars").desc(), F.col("id").asc()]
     if keep == "newest":
         return [F.col("warc_date").desc_nulls_last(), F.col("id").asc()]
+    if keep == "oldest":
+        return [F.col("warc_date").asc_nulls_last(), F.col("id").asc()]
     if keep == "highest_score":
         return [F.col("score").desc_nulls_last(), F.col("id").asc()]
     return [F.col("id").asc()]

@@ -38,7 +38,6 @@ def spark_session(
         "spark.ui.showConsoleProgress": "true" if progress else "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.pythonUDF.arrow.enabled": "true",
-        "spark.sql.shuffle.partitions": "8",
         "spark.sql.adaptive.enabled": "false",  # fixed partitioning keeps outputs reproducible
         "spark.python.worker.reuse": "true",
         "spark.executorEnv.PYSPARK_PYTHON": python_for_workers(),
@@ -50,6 +49,11 @@ def spark_session(
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
+    if not session.sparkContext.getConf().contains("spark.sql.shuffle.partitions"):  # set by user or spark-submit: kept
+        # Two shuffle partitions per core: Spark's default of 200 costs seconds per shuffle on
+        # a laptop (every dedup round has several), a fixed small number starves a cluster.
+        # Outputs do not depend on it (shards are keyed by id hash; tests/test_cluster.py).
+        session.conf.set("spark.sql.shuffle.partitions", str(max(2, 2 * session.sparkContext.defaultParallelism)))
     return session
 
 
