@@ -16,9 +16,11 @@ How it works, per document:
    (``precheck: false``); ``tests/test_pii.py`` proves it on real pages, on whole pages of
    figures and on generated number soup.
 3. presidio-analyzer runs on a blank spaCy pipeline (tokens and lower-cased "lemmas" for
-   context words, no model download); a real spaCy NER model is loaded only when the recipe
-   names one for PERSON/LOCATION. The e-mail recognizer validates domains with tldextract's
-   bundled public-suffix snapshot (never the network).
+   context words, no model download); a real spaCy NER pipeline (an installed package or a
+   folder written by ``nlp.to_disk``) is loaded only when the recipe names one for
+   PERSON/LOCATION, and its labels go through presidio's mapping (GPE and LOC -> LOCATION).
+   The e-mail recognizer validates domains with tldextract's bundled public-suffix snapshot
+   (never the network).
 4. Overlapping detections are resolved to one (highest score, then longest span) and
    replaced with presidio-anonymizer: a typed tag ``<EMAIL_ADDRESS>``, a fixed mask, or a
    salted hash token ``<EMAIL_ADDRESS:1f3a...>`` (salt from an environment variable).
@@ -78,7 +80,7 @@ class PiiParams:
     operator: Literal["tag", "mask", "hash"] = "tag"
     mask: str = "[REDACTED]"  # what operator "mask" writes in place of every entity
     salt_env: str = "CURATE_PII_SALT"  # environment variable holding the salt for "hash"
-    spacy_model: str | None = None  # an installed spaCy model, needed for PERSON / LOCATION
+    spacy_model: str | None = None  # an installed spaCy package or a pipeline folder, needed for PERSON / LOCATION
     score_threshold: float = 0.35
     language: str = "en"
     phone_regions: list[str] = field(default_factory=lambda: list(DEFAULT_PHONE_REGIONS))
@@ -95,6 +97,9 @@ class PiiParams:
         needs_ner = sorted(NER_ENTITIES.intersection(self.entities))
         if needs_ner and not self.spacy_model:
             raise ValueError(f"entities: {', '.join(needs_ner)} need a spaCy NER model; set spacy_model (e.g. en_core_web_sm)")
+        if self.spacy_model and _names_a_folder(self.spacy_model):
+            # Like the recipe's *_path keys: resolved on the driver, since executors run elsewhere.
+            self.spacy_model = os.path.abspath(os.path.expanduser(self.spacy_model))
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold: expected a number between 0 and 1, got {self.score_threshold}")
         if self.max_chars < 1:
@@ -108,6 +113,16 @@ class PiiParams:
         bad_regions = [r for r in self.phone_regions if r not in phonenumbers.SUPPORTED_REGIONS]
         if bad_regions:
             raise ValueError(f"phone_regions: unknown region codes {', '.join(bad_regions)} (ISO 3166 alpha-2, upper case)")
+
+
+def _names_a_folder(model: str) -> bool:
+    """Whether ``spacy_model`` is a folder rather than a package name. spaCy itself tries an
+    installed package first, so a bare name that is importable stays a package name."""
+    import importlib.util
+
+    if model.startswith(("~", ".")) or os.sep in model or (os.altsep and os.altsep in model):
+        return True
+    return os.path.isdir(model) and not (model.isidentifier() and importlib.util.find_spec(model) is not None)
 
 
 # --- the pre-check ---------------------------------------------------------------------------------
@@ -219,19 +234,34 @@ def _spacy_engine_class():
             import spacy
 
             if self._model:
-                if not (spacy.util.is_package(self._model) or os.path.isdir(self._model)):
+                is_package = spacy.util.is_package(self._model)
+                if not (is_package or os.path.isdir(self._model)):
                     raise StageError(
                         f"spaCy model {self._model!r} is not installed (install its package, e.g. "
                         f"`pip install {self._model}` from a local wheel, or give a model folder)"
                     )
-                nlp = spacy.load(self._model)
+                try:
+                    nlp = spacy.load(self._model)
+                except Exception as exc:  # spaCy raises OSError/ValueError/KeyError/catalogue errors
+                    what = "package" if is_package else "folder"
+                    hint = "" if is_package else " (a folder written by nlp.to_disk(), with config.cfg and meta.json)"
+                    raise StageError(f"spaCy model {what} {self._model!r} is not a loadable spaCy pipeline{hint}: {exc}") from exc
             else:
                 nlp = spacy.blank(self._language)
             nlp.max_length = max(self._max_length + 1, nlp.max_length)
             self.nlp = {self._language: nlp}
 
+        def has_entity_recognizer(self) -> bool:
+            nlp = self.nlp[self._language]
+            return any("doc.ents" in nlp.get_pipe_meta(name).assigns for name in nlp.pipe_names)
+
         def _doc_to_nlp_artifact(self, doc, language: str) -> NlpArtifacts:
-            entities, scores = self._get_updated_entities(self._get_entities(doc), self._get_scores_for_entities(doc))
+            # presidio's mapping (PER/PERSON -> PERSON; GPE, LOC -> LOCATION; ORG, DATE, ...)
+            # renames labels; labels it does not know (en_core_web_*'s CARDINAL, FAC, MONEY...)
+            # are dropped here, because presidio would log a warning for each one on every line.
+            mapping = self.ner_model_configuration.model_to_presidio_entity_mapping
+            known = [(e, s) for e, s in zip(self._get_entities(doc), self._get_scores_for_entities(doc)) if e.label_ in mapping]
+            entities, scores = self._get_updated_entities([e for e, _ in known], [s for _, s in known])
             # keywords (what context words are compared with) are derived from the lemmas
             # when the artifacts are built, so the stand-in lemmas must go in here.
             return NlpArtifacts(
@@ -636,6 +666,11 @@ def build_analyzer(params: PiiParams):
 
     engine = _spacy_engine_class()(params.language, params.spacy_model, params.max_chars)
     engine.load()
+    ner = sorted(NER_ENTITIES.intersection(params.entities))
+    if ner and not engine.has_entity_recognizer():
+        # otherwise every name and place would pass through unscrubbed, silently
+        raise StageError(f"spaCy model {params.spacy_model!r} has no component that finds entities "
+                         f"(ner, entity_ruler, ...), needed for {', '.join(ner)}")
     registry = RecognizerRegistry(
         recognizers=build_recognizers(params.entities, params.language, params.phone_regions, narrow_phones=params.precheck),
         supported_languages=[params.language],

@@ -1,5 +1,6 @@
 """The pii stage: detection quality on the labelled set, the pre-check's exactness on real
-pages, replacement operators, offsets, overlaps, huge documents, span files, no network."""
+pages, replacement operators, offsets, overlaps, huge documents, span files, no network, and
+names and places found by a real spaCy pipeline loaded from a folder."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 import os
 import pickle
 import socket
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,9 +27,11 @@ from curate.pii import (
     phone_stretches,
     resolve_overlaps,
 )
-from curate.recipe import RecipeError, convert_dataclass
+from curate.recipe import RecipeError, convert_dataclass, load_recipe
 from curate.schema import documents_from_pylist, scores_of
-from curate.stage import StageContext, StageError
+from curate.stage import StageContext, StageError, run_map_stages
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -361,3 +366,182 @@ def test_span_files_are_named_by_batch_so_a_retry_overwrites(tmp_path):
     assert [(r["id"], r["entity_type"], r["start"], r["end"]) for r in rows] == [("d0", "IP_ADDRESS", 2, 10), ("d2", "CREDIT_CARD", 2, 21)]
     run(stage, texts[:2])
     assert len(os.listdir(tmp_path / "pii_spans")) == 2
+
+
+# --- names and places: a real spaCy pipeline from a folder ----------------------------------------------
+#
+# No NER model package is installed here, so the tests build a real spaCy pipeline, save it with
+# nlp.to_disk() and name the folder as spacy_model: spacy.blank("en") plus an entity_ruler whose
+# patterns are names and places that occur in tests/data/pii. spaCy loads it through the same
+# spacy.load() an installed en_core_web_sm goes through, and its doc.ents carry OntoNotes labels.
+
+NER_ENTITIES = ["PERSON", "LOCATION", "EMAIL_ADDRESS"]
+RULER_PATTERNS = [
+    ("PERSON", "Parker"), ("PERSON", "Clinton"), ("PERSON", "Amos"),
+    ("GPE", "Florida"), ("GPE", "Macclesfield"), ("GPE", "Cheshire"), ("LOC", "South Texas"),
+    # mapped by presidio to ORGANIZATION, which the stage is not asked for
+    ("ORG", "Manchester United"), ("ORG", "Crewe Alexandra"), ("ORG", "Air Rhodesia"),
+    # a label presidio's mapping does not know
+    ("FAC", "Salisbury Airport"),
+]
+
+
+def save_ruler_pipeline(folder: Path) -> Path:
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([{"label": label, "pattern": text} for label, text in RULER_PATTERNS])
+    nlp.to_disk(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ner_folder(tmp_path_factory) -> Path:
+    return save_ruler_pipeline(tmp_path_factory.mktemp("spacy") / "ner")
+
+
+@pytest.fixture(scope="module")
+def ner_stage(ner_folder):
+    s = PiiStage(PiiParams(entities=NER_ENTITIES, spacy_model=str(ner_folder)))
+    s.check()
+    return s
+
+
+@pytest.fixture(scope="module")
+def ner_texts(pii_data, labelled):
+    """Real sentences from tests/data/pii, keyed by what they hold."""
+    sentences = (pii_data / "sentences.txt").read_text(encoding="utf-8").splitlines()
+
+    def labelled_with(s):
+        (text,) = [ex["text"] for ex in labelled if s in ex["text"]]
+        return text
+
+    def sentence(prefix):
+        (text,) = [line for line in sentences if line.startswith(prefix)]
+        return text
+
+    return {
+        "mail_and_names": labelled_with("Hoped1064@"),
+        "places_name_orgs_mail": labelled_with("tive12@my-firm.com.br"),
+        "gpe_and_loc": sentence("Unusually, the storm hit Florida"),
+        "names_only": sentence("Admiral Parker and General Clinton"),
+        "fac_and_org": sentence("Based at Salisbury Airport"),
+        "nothing": sentence("The South Mole and a large ship"),
+    }
+
+
+NER_EXPECTED = {
+    "mail_and_names": "The first purpose-built steam battleship was the 90-gun Napoléon in 1850. (e-mail: <EMAIL_ADDRESS>) "
+                      "tracking number 1Z653AA17287703643 published tracking number 1Z301AA11027294460 Although <PERSON> was "
+                      "not blamed by the government, popular opinion held him responsible, and <PERSON> was lauded for his "
+                      "personal bravery .",
+    "places_name_orgs_mail": "Born in <LOCATION>, <LOCATION>, <PERSON> began his career with Crewe Alexandra's youth academy, "
+                             "but joined Manchester United at the age of 11. Contact <EMAIL_ADDRESS> for details. as of 18:47:06",
+    "gpe_and_loc": "Unusually, the storm hit <LOCATION> less than 24 hours before another major hurricane bearing "
+                   "125-mile-per-hour (201 km / h) winds struck <LOCATION>; never have two major cyclones hit the United "
+                   "States in such close succession .",
+    "names_only": "Admiral <PERSON> and General <PERSON> engaged in a war of words after the battle, each seeking to cast "
+                  "the blame on the other for the expedition's failures.",
+    "fac_and_org": None,  # unchanged
+    "nothing": None,
+}
+
+
+def test_a_spacy_pipeline_folder_replaces_names_and_places(ner_stage, ner_texts, caplog):
+    keys = list(NER_EXPECTED)
+    before = dict(ner_stage.counters)
+    with caplog.at_level("WARNING"):
+        out = run(ner_stage, [ner_texts[k] for k in keys])
+    assert out.column("text").to_pylist() == [NER_EXPECTED[k] or ner_texts[k] for k in keys]
+    # GPE (Florida, Macclesfield, Cheshire) and LOC (South Texas) both become LOCATION
+    assert scores_of(out, "pii.PERSON") == [2.0, 1.0, None, 2.0, None, None]
+    assert scores_of(out, "pii.LOCATION") == [None, 2.0, 2.0, None, None, None]
+    assert scores_of(out, "pii.EMAIL_ADDRESS") == [1.0, 1.0, None, None, None, None]
+    assert out.column("flags").to_pylist() == [["pii.scrubbed"]] * 4 + [[], []]
+    assert out.column("rejected_by").to_pylist() == [None] * 6
+    delta = {k: v - before.get(k, 0) for k, v in ner_stage.counters.items()}
+    assert {k: v for k, v in delta.items() if v} == {
+        "replaced:PERSON": 5, "replaced:LOCATION": 4, "replaced:EMAIL_ADDRESS": 2,
+        "docs_scrubbed": 4, "docs_analyzed": 6, "lines_analyzed": 6,
+    }
+    # FAC is not in presidio's label mapping: dropped quietly, not one warning per line
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+def test_the_analyzer_maps_spacy_labels_to_presidio_entities(ner_stage, ner_texts):
+    text = ner_texts["places_name_orgs_mail"]
+    found = ner_stage._analyzer.analyze(text, language="en", entities=["PERSON", "LOCATION"])
+    assert sorted((text[r.start:r.end], r.entity_type, r.score) for r in found) == [
+        ("Amos", "PERSON", 0.85), ("Cheshire", "LOCATION", 0.85), ("Macclesfield", "LOCATION", 0.85)]
+
+
+def test_the_precheck_analyses_every_line_when_names_are_wanted(ner_folder, ner_texts):
+    doc = "\n".join([ner_texts["names_only"], "", ner_texts["nothing"], ner_texts["places_name_orgs_mail"]])
+    lines = lines_to_analyse(doc, NER_ENTITIES, build_prechecks(NER_ENTITIES))
+    assert [(doc[s:e], ents) for s, e, ents in lines] == [
+        (ner_texts["names_only"], ["PERSON", "LOCATION"]),
+        (ner_texts["nothing"], ["PERSON", "LOCATION"]),
+        (ner_texts["places_name_orgs_mail"], ["PERSON", "LOCATION", "EMAIL_ADDRESS"]),
+    ]
+    expected = "\n".join([NER_EXPECTED["names_only"], "", ner_texts["nothing"], NER_EXPECTED["places_name_orgs_mail"]])
+    outputs = {}
+    for precheck in (True, False):
+        stage = PiiStage(PiiParams(entities=NER_ENTITIES, spacy_model=str(ner_folder), precheck=precheck))
+        out = run(stage, [doc, ner_texts["names_only"]])
+        outputs[precheck] = out.column("text").to_pylist()
+        assert stage.counters["lines_analyzed"] == 4
+    # a line with neither digits nor "@" still has its names replaced
+    assert outputs[True] == outputs[False] == [expected, NER_EXPECTED["names_only"]]
+
+
+def write_recipe(tmp_path: Path, spacy_model: str) -> Path:
+    source = tmp_path / "docs.jsonl"
+    source.write_text(json.dumps({"id": "1", "text": "Admiral Parker"}) + "\n", encoding="utf-8")
+    recipe = {
+        "name": "ner",
+        "output": str(tmp_path / "run"),
+        "sources": [{"name": "s", "kind": "jsonl", "paths": [str(source)]}],
+        "tokenizer": {"path": str(ROOT / "models" / "tokenizer" / "tokenizer.json")},
+        "stages": [{"stage": "pii", "entities": NER_ENTITIES, "spacy_model": spacy_model}],
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    return path
+
+
+def test_a_recipe_naming_a_pipeline_folder_checks_and_runs_on_a_worker(tmp_path, monkeypatch, ner_texts):
+    (tmp_path / "models").mkdir()
+    save_ruler_pipeline(tmp_path / "models" / "ner")
+    path = write_recipe(tmp_path, "models/ner")
+    monkeypatch.chdir(tmp_path)
+    recipe = load_recipe(str(path))  # check_files: runs the stage's check(), which loads the pipeline
+    # resolved on the driver like the *_path keys, so a worker's working directory does not matter
+    assert recipe.stages[0].params.spacy_model == str(tmp_path / "models" / "ner")
+    assert recipe.to_dict()["stages"][0]["spacy_model"] == str(tmp_path / "models" / "ner")
+    monkeypatch.chdir(ROOT)
+    (stage,) = recipe.build_stages()
+    worker_copy = pickle.loads(pickle.dumps(stage))  # what Spark ships to an executor
+    assert not hasattr(worker_copy, "_analyzer")
+    keys = ["mail_and_names", "names_only", "nothing"]
+    batch = documents_from_pylist([{"id": k, "source": "s", "text": ner_texts[k]} for k in keys])
+    kept, rejected = run_map_stages([worker_copy], batch)
+    assert rejected.num_rows == 0
+    assert kept.column("text").to_pylist() == [NER_EXPECTED["mail_and_names"], NER_EXPECTED["names_only"], ner_texts["nothing"]]
+    assert scores_of(kept, "pii.PERSON") == [2.0, 2.0, None]
+    assert worker_copy.counters["replaced:PERSON"] == 4 and worker_copy.counters["docs_scrubbed"] == 2
+
+
+def test_a_folder_that_is_not_a_spacy_pipeline_fails_at_load_naming_it(tmp_path):
+    folder = tmp_path / "not_a_pipeline"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"\x00" * 64)
+    with pytest.raises(RecipeError, match=r"recipe.yaml: stages\[0\]: spaCy model folder '.*/not_a_pipeline' is not a loadable spaCy pipeline"):
+        load_recipe(str(write_recipe(tmp_path, str(folder))))
+
+
+def test_a_pipeline_that_finds_no_entities_is_refused_for_names(tmp_path):
+    import spacy
+
+    spacy.blank("en").to_disk(tmp_path / "blank")
+    with pytest.raises(StageError, match=r"'.*/blank' has no component that finds entities .*needed for LOCATION, PERSON"):
+        PiiStage(PiiParams(entities=NER_ENTITIES, spacy_model=str(tmp_path / "blank"))).check()
