@@ -31,7 +31,7 @@ test: check-java $(STAMP)
 # Peers (datatrove) for the benchmarks live in their own environment, never in the product's.
 bench-env: $(STAMP)
 	$(PYTHON) -m venv .venv-bench
-	.venv-bench/bin/pip install -q -e '.[test]' orjson faust-cchardet python-magic fasteners nltk 'xxhash<4' pyahocorasick dill humanize loguru multiprocess
+	.venv-bench/bin/pip install -q -e '.[test]' orjson faust-cchardet python-magic fasteners nltk 'xxhash<4' pyahocorasick dill humanize loguru multiprocess lxml_html_clean
 	# datatrove 0.10.1 pins trafilatura 1.x: install it without its pins so that both sides
 	# of every comparison use the same trafilatura 2.x; its MinHash needs xxhash<4.
 	.venv-bench/bin/pip install -q --no-deps 'datatrove==0.10.1'

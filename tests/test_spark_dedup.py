@@ -4,6 +4,7 @@ partitioning and on every run, and writes the cluster assignment."""
 from __future__ import annotations
 
 import json
+import random
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -103,3 +104,39 @@ def test_keep_oldest_on_spark_matches_run_local(spark, corpus):
     assert expected["exact-1"] == ("dedup.exact", "exact-2", 2.0)
     assert all(expected[f"near-{n}-2"] == (None, None, None) for n in range(6))
     assert run_spark(spark, dated, DedupStage(params), 2) == expected
+
+
+def test_connected_components_single_task_and_star_rounds_agree(spark):
+    from curate.spark.dedup import connected_components
+
+    rng = random.Random(7)
+    nodes = [f"n{i:03d}" for i in range(300)]
+    edges = [(rng.choice(nodes), rng.choice(nodes)) for _ in range(220)]
+    edges += [(f"c{i}", f"c{i + 1}") for i in range(30)]  # a long chain: one component
+    edges += [("self", "self")]  # a self-link alone makes no component
+    # Reference: components by breadth-first search, named by their smallest node.
+    neighbours: dict[str, set[str]] = {}
+    for a, b in edges:
+        if a != b:
+            neighbours.setdefault(a, set()).add(b)
+            neighbours.setdefault(b, set()).add(a)
+    expected, seen = {}, set()
+    for start in sorted(neighbours):
+        if start in seen:
+            continue
+        component, frontier = {start}, [start]
+        while frontier:
+            for nxt in neighbours[frontier.pop()] - component:
+                component.add(nxt)
+                frontier.append(nxt)
+        seen |= component
+        expected.update({n: min(component) for n in component})
+    df = spark.createDataFrame(edges, "src string, dst string").repartition(3)
+    single, rounds = {}, {}
+    got_single = {r["id"]: r["cluster_id"] for r in connected_components(df, single).collect()}
+    got_rounds = {r["id"]: r["cluster_id"] for r in connected_components(df, rounds, single_task_max_edges=0).collect()}
+    assert got_single == expected
+    assert got_rounds == expected
+    assert expected["c30"] == "c0" and "self" not in expected
+    assert single["minhash_cc_rounds"] == 0 and rounds["minhash_cc_rounds"] >= 2
+    assert single["minhash_links"] == rounds["minhash_links"] == len({tuple(sorted(e)) for e in edges if e[0] != e[1]})

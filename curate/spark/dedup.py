@@ -11,9 +11,11 @@ Plan (``docs`` are the live documents, DOCUMENT_SCHEMA):
 3. MinHash among the survivors of 1-2: one row per (document, band); every bucket with two or
    more documents links each member to the bucket's smallest id (a star, enough for
    connectivity), optionally only if the two signatures agree on >= threshold of their
-   values (``verify``). Connected components of these links come from alternating
-   large-star / small-star rounds (Kiveris et al., 2014), each round's edges checkpointed so
-   the lineage stays one round long. A component's id is its smallest document id.
+   values (``verify``). Connected components of these links come from one union-find in a
+   single Spark task when there are at most ``SINGLE_TASK_MAX_EDGES`` distinct links, else
+   from alternating large-star / small-star rounds (Kiveris et al., 2014), each round's
+   edges checkpointed so the lineage stays one round long. Both give every node the
+   smallest document id of its component (tests check they agree).
 4. The decisions (only for duplicates) are joined back onto the documents.
 
 Nothing proportional to the number of documents reaches the driver: it only collects counts
@@ -72,6 +74,11 @@ KEYS_SPARK_SCHEMA = T.StructType(
 )
 
 MAX_ROUNDS = 64
+# Up to this many distinct links, the components are found by one union-find in one Spark
+# task (an executor holds ~100 bytes per link: 200 MB at the limit). Each large-star /
+# small-star round costs several Spark jobs (seconds each even on tiny inputs), so the
+# iterative algorithm is kept for edge sets too big for one task.
+SINGLE_TASK_MAX_EDGES = 2_000_000
 
 
 def _document_keys(stage: DedupStage):
@@ -185,12 +192,57 @@ def _group_decisions(keys: DataFrame, key: str, keep: str, reason: str) -> DataF
     )
 
 
-def connected_components(edges: DataFrame, counters: dict | None = None) -> DataFrame:
+COMPONENTS_SCHEMA = T.StructType([T.StructField("id", T.StringType(), False), T.StructField("cluster_id", T.StringType(), False)])
+
+
+def _union_find_components(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """All (a, b) links of the task -> (id, smallest id of its component), one union-find."""
+    index: dict[str, int] = {}
+    names: list[str] = []
+    parent: list[int] = []
+
+    def node(name: str) -> int:
+        i = index.get(name)
+        if i is None:
+            i = index[name] = len(names)
+            names.append(name)
+            parent.append(i)
+        return i
+
+    def find(i: int) -> int:
+        root = i
+        while parent[root] != root:
+            root = parent[root]
+        while parent[i] != root:  # path compression
+            parent[i], i = root, parent[i]
+        return root
+
+    for batch in batches:
+        for a, b in zip(batch.column("a").to_pylist(), batch.column("b").to_pylist()):
+            ra, rb = find(node(a)), find(node(b))
+            if ra != rb:
+                # The root is always the smaller id, so it names the component directly.
+                if names[ra] < names[rb]:
+                    parent[rb] = ra
+                else:
+                    parent[ra] = rb
+    chunk = 65_536
+    for start in range(0, len(names), chunk):
+        ids = names[start : start + chunk]
+        roots = [names[find(i)] for i in range(start, start + len(ids))]
+        yield pa.RecordBatch.from_arrays([pa.array(ids, pa.string()), pa.array(roots, pa.string())], names=["id", "cluster_id"])
+
+
+def connected_components(
+    edges: DataFrame, counters: dict | None = None, single_task_max_edges: int = SINGLE_TASK_MAX_EDGES
+) -> DataFrame:
     """(id, cluster_id) for every node of an undirected graph given as (src, dst) string pairs.
 
-    ``cluster_id`` is the smallest id of the node's component. Alternating large-star and
-    small-star rounds turn every component into a star around its smallest node; each round's
-    edge set is checkpointed, and the loop stops when a round changes nothing.
+    ``cluster_id`` is the smallest id of the node's component. Up to
+    ``single_task_max_edges`` distinct links, one union-find in one Spark task finds the
+    components. Above that, alternating large-star and small-star rounds turn every
+    component into a star around its smallest node; each round's edge set is checkpointed,
+    and the loop stops when a round changes nothing.
     """
     current = _freeze(
         edges.where(F.col("src") != F.col("dst"))
@@ -200,6 +252,10 @@ def connected_components(edges: DataFrame, counters: dict | None = None) -> Data
     fingerprint = _fingerprint(current)
     if counters is not None:
         counters["minhash_links"] = fingerprint[0]
+    if fingerprint[0] <= single_task_max_edges:
+        if counters is not None:
+            counters["minhash_cc_rounds"] = 0  # 0 = one union-find task
+        return current.coalesce(1).mapInArrow(_union_find_components, COMPONENTS_SCHEMA)
     rounds = 0
     while True:
         rounds += 1
