@@ -17,6 +17,7 @@ daemon and all workers at one instant).
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -91,12 +92,14 @@ def make_jsonl(folder: str, documents: int, per_file: int = 10_000) -> str:
     return os.path.join(folder, "*.jsonl")
 
 
-def make_warc(folder: str, records: int) -> str:
+def make_warc(folder: str, records: int, files: int) -> list[str]:
+    """The first ``files`` WARCs of one input of ``records`` records (5,000 per file): the
+    smaller factors read a prefix of the largest one, so they are built once."""
     if not os.path.exists(os.path.join(folder, "truth.json")):
         from make_warc import build
 
         build(records, folder, files=max(1, records // 5000))
-    return os.path.join(folder, "*.warc.gz")
+    return sorted(glob.glob(os.path.join(folder, "*.warc.gz")))[:files]
 
 
 def write_recipe(kind: str, inputs: str, path: str, tokenizer: str) -> str:
@@ -105,7 +108,7 @@ def write_recipe(kind: str, inputs: str, path: str, tokenizer: str) -> str:
 
         with open(os.path.join(ROOT, "pipelines", "recipes", "fineweb.yaml")) as fh:
             data = yaml.safe_load(fh)
-        data["sources"] = [{"name": "cc", "kind": "warc", "paths": [inputs]}]
+        data["sources"] = [{"name": "cc", "kind": "warc", "paths": inputs}]
         data["tokenizer"] = {"path": tokenizer, "eos_token": "<|endoftext|>"}
         data["spark"] = {"progress": False, "driver_memory": "2g"}
         with open(path, "w") as fh:
@@ -150,10 +153,13 @@ def main() -> None:
     tokenizer = tokenizer_file()
     out = os.path.abspath(args.out)
     rows = []
-    for factor in [int(f) for f in args.factors.split(",")]:
+    factors = [int(f) for f in args.factors.split(",")]
+    for factor in factors:
         n = base * factor
-        data = os.path.join(out, f"{args.kind}-{factor}x")
-        inputs = make_warc(data, n) if args.kind == "warc" else make_jsonl(data, n)
+        if args.kind == "warc":
+            inputs = make_warc(os.path.join(out, f"warc-{max(factors)}x"), base * max(factors), max(1, n // 5000))
+        else:
+            inputs = make_jsonl(os.path.join(out, f"{args.kind}-{factor}x"), n)
         recipe = write_recipe(args.kind, inputs, os.path.join(out, f"{args.kind}-{factor}x.yaml"), tokenizer)
         result = run_once(recipe, os.path.join(out, f"run-{args.kind}-{factor}x"), args.cores)
         result.update(factor=factor, records=n, ms_per_record=1000 * result["wall_s"] / n)
