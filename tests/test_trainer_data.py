@@ -85,6 +85,27 @@ def test_stream_wraps_into_the_next_epoch(run_dir):
     assert np.array_equal(dataset.sequence(n + 3), dataset.sequence(3))
 
 
+def test_micro_batches_are_their_sequences_across_the_epoch_end(run_dir):
+    # a micro-batch is read as one span of the stream; the one that crosses the end of the
+    # stream (sequence indices wrapping to 0) must hold the same rows as sequence-by-sequence reads
+    stream = TokenStream(str(run_dir))
+    everything = _all_tokens(run_dir)
+    seq_len = 64
+    n = (stream.total_tokens - 1) // seq_len
+    micro = next(b for b in (3, 5, 7, 11) if n % b)
+    dataset = SequenceDataset(stream, Layout(seq_len, micro))
+    crossing = n // micro
+    for step in [0, 1, crossing - 1, crossing, crossing + 1]:
+        x, y, idx = dataset.micro_batch(step)
+        assert idx.tolist() == list(range(step * micro, (step + 1) * micro))
+        assert x.shape == y.shape == (micro, seq_len)
+        for row, i in enumerate(idx.tolist()):
+            start = (i % n) * seq_len
+            assert torch.equal(x[row], torch.from_numpy(everything[start : start + seq_len])), (step, row)
+            assert torch.equal(y[row], torch.from_numpy(everything[start + 1 : start + seq_len + 1])), (step, row)
+    assert (dataset.micro_batch(crossing)[2] % n).tolist()[-1] < micro  # this one did wrap
+
+
 def test_eval_batches_split_over_ranks(run_dir):
     stream = TokenStream(str(run_dir))
     whole = torch.cat([x for x, _ in eval_batches(stream, 32, 5, 20)])

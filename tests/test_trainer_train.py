@@ -108,6 +108,27 @@ def test_resume_is_bit_exact(tmp_path, shards, wikitext_bpe):
     assert logged("straight") == logged("resumed")  # lines past the checkpoint are not doubled
 
 
+def test_log_every_averages_the_steps_since_the_last_line(tmp_path, shards, wikitext_bpe):
+    def steps(name, **log):
+        config = _config(tmp_path / name, shards, wikitext_bpe)
+        config.eval.sets = {}
+        config.checkpoint.every = 4
+        config.log.every = log.get("every", 1)
+        train(config)
+        return [json.loads(l) for l in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+
+    each = {l["step"]: l["loss"] for l in steps("each")}
+    assert sorted(each) == list(range(1, 9))
+    windowed = steps("every3", every=3)
+    # every 3rd step, plus the checkpoint at 4 and the last step, 8: each line the mean since the one before
+    assert [l["step"] for l in windowed] == [3, 4, 6, 8]
+    assert [l["tokens"] for l in windowed] == [s * 4 * 2 * 32 for s in (3, 4, 6, 8)]
+    for line, covered in zip(windowed, [(1, 2, 3), (4,), (5, 6), (7, 8)]):
+        assert line["loss"] == pytest.approx(sum(each[s] for s in covered) / len(covered), rel=1e-6), line
+        assert line["tokens_per_s"] > 0
+    assert windowed[1]["loss"] == each[4]  # a one-step window is that step's loss, bit for bit
+
+
 def test_config_errors_name_the_key(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("out_dir: x\ndata: {train: runs/x, seq_len: long}\noptim: {max_steps: 3}\n")
@@ -115,4 +136,7 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(str(path))
     path.write_text("out_dir: x\ndata: {train: runs/x}\noptim: {max_steps: 3, max_tokens: 100}\n")
     with pytest.raises(ValueError, match="exactly one of max_steps and max_tokens"):
+        load_config(str(path))
+    path.write_text("out_dir: x\ndata: {train: runs/x}\noptim: {max_steps: 3}\nlog: {every: 0}\n")
+    with pytest.raises(ValueError, match="log.every must be positive"):
         load_config(str(path))

@@ -152,10 +152,22 @@ class SequenceDataset(IterableDataset):
         return self.stream.read(i * self.layout.seq_len, self.layout.seq_len + 1)
 
     def micro_batch(self, micro_step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Inputs and targets ``(B, L)`` and the ``B`` global sequence indices.
+
+        Inputs and targets may be views of one buffer (targets shifted by one token): treat
+        them as read-only.
+        """
         indices = self.layout.sequences(micro_step)
-        rows = np.stack([self.sequence(i) for i in indices])
-        data = torch.from_numpy(rows)
-        return data[:, :-1].contiguous(), data[:, 1:].contiguous(), torch.tensor(list(indices), dtype=torch.int64)
+        B, L = len(indices), self.layout.seq_len
+        first = indices.start % self.num_sequences
+        if first + B <= self.num_sequences:
+            # Consecutive sequences overlap by one token, so the micro-batch is one read of
+            # B*L+1 tokens: no per-sequence reads, no stack, no copies into x and y.
+            data = torch.from_numpy(self.stream.read(first * L, B * L + 1))
+            return data[:-1].view(B, L), data[1:].view(B, L), torch.arange(indices.start, indices.stop, dtype=torch.int64)
+        # the micro-batch wraps into the next epoch
+        rows = torch.from_numpy(np.stack([self.sequence(i) for i in indices]))
+        return rows[:, :-1].contiguous(), rows[:, 1:].contiguous(), torch.arange(indices.start, indices.stop, dtype=torch.int64)
 
     def micro_steps(self, worker_id: int = 0, num_workers: int = 1) -> Iterator[int]:
         step = self.start_micro_step + worker_id

@@ -7,8 +7,9 @@ gradient accumulation; gradient clipping; bf16 autocast on GPU; optional ``torch
 Every ``checkpoint.every`` steps the model, optimizer, schedule, data position and RNG states
 are written atomically (temporary file, then rename) to ``OUT/checkpoints/``; a rerun of the
 same config resumes from the newest one and continues bit-exactly on CPU. Rank 0 appends one
-JSON line per step to ``OUT/metrics.jsonl`` (step, tokens, loss, lr, tokens/s, MFU on GPU) and
-one per evaluation (loss on every named held-out set).
+JSON line every ``log.every`` steps (default 1) to ``OUT/metrics.jsonl`` (step, tokens, loss and
+tokens/s averaged over those steps, lr, MFU on GPU) and one per evaluation (loss on every named
+held-out set).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class CheckpointSection:
 
 @dataclass
 class LogSection:
-    every: int = 1
+    every: int = 1  # steps per metrics line; its loss and tokens/s are the mean over those steps
     progress: bool = True
     record_data: bool = False  # write the sequence indices every rank trained on (tests, audits)
 
@@ -121,6 +122,8 @@ class TrainConfig:
             raise ValueError("optim: give exactly one of max_steps and max_tokens")
         if self.optim.micro_batch < 1 or self.optim.grad_accum < 1 or self.data.seq_len < 1:
             raise ValueError("optim.micro_batch, optim.grad_accum and data.seq_len must be positive")
+        if self.log.every < 1:
+            raise ValueError("log.every must be positive")
 
 
 def load_config(path: str, overrides: dict | None = None) -> TrainConfig:
@@ -286,9 +289,30 @@ def build_model(config: TrainConfig) -> GPT:
     )
 
 
-def _append_jsonl(path: str, record: dict) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
+class _MetricsFile:
+    """Rank 0's ``metrics.jsonl``, open for the whole run.
+
+    Lines are flushed at most every ``flush_seconds`` (enough to follow a run with
+    ``tail -f``), before every checkpoint and at the end, not one open/flush per step: lines
+    lost in a crash are those past the last checkpoint, which a resume logs again anyway.
+    """
+
+    def __init__(self, path: str, flush_seconds: float = 2.0):
+        self.fh = open(path, "a", encoding="utf-8")
+        self.flush_seconds = flush_seconds
+        self.flushed = time.monotonic()
+
+    def write(self, record: dict) -> None:
+        self.fh.write(json.dumps(record) + "\n")
+        if time.monotonic() - self.flushed >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        self.fh.flush()
+        self.flushed = time.monotonic()
+
+    def close(self) -> None:
+        self.fh.close()
 
 
 def _truncate_metrics(path: str, step: int) -> None:
@@ -379,6 +403,7 @@ def train(config: TrainConfig, stop_after: int | None = None) -> dict:
     data_log = None
     if config.log.record_data:
         data_log = open(os.path.join(config.out_dir, f"data-rank{runtime.rank}.jsonl"), "a" if resume_from else "w")
+    metrics = _MetricsFile(metrics_path) if runtime.is_main else None
 
     progress = None
     if runtime.is_main and config.log.progress:
@@ -389,59 +414,84 @@ def train(config: TrainConfig, stop_after: int | None = None) -> dict:
     last: dict[str, Any] = {}
     model.train()
     end = max_steps if stop_after is None else min(max_steps, stop_after)
-    while step < end:
-        started = time.perf_counter()
-        lr = schedule.value(step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss_sum = torch.zeros((), device=runtime.device)
-        for micro in range(opt.grad_accum):
-            x, y, seq_idx = next(batches)
-            if data_log is not None:
-                data_log.write(json.dumps({"step": step, "micro": micro, "sequences": seq_idx.tolist()}) + "\n")
-            x, y = x.to(runtime.device, non_blocking=True), y.to(runtime.device, non_blocking=True)
-            # DDP all-reduces gradients only on the last micro-step of an accumulation
-            sync = micro == opt.grad_accum - 1 or runtime.world_size == 1
-            with (contextlib.nullcontext() if sync else model.no_sync()), _autocast(runtime):
-                _, loss = model(x, y)
-                (loss / opt.grad_accum).backward()
-            loss_sum += loss.detach()
-        if opt.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(raw_model.parameters(), opt.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        schedule.step = step
+    # The losses of the steps since the last metrics line are summed on the device: reading a
+    # loss (.item()) waits for the step to finish, so only a line's step pays that wait.
+    window_loss: torch.Tensor | None = None
+    window_steps = 0
+    window_started = time.perf_counter()
+    try:
+        while step < end:
+            lr = schedule.value(step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            step_loss = None
+            for micro in range(opt.grad_accum):
+                x, y, seq_idx = next(batches)
+                if data_log is not None:
+                    data_log.write(json.dumps({"step": step, "micro": micro, "sequences": seq_idx.tolist()}) + "\n")
+                x, y = x.to(runtime.device, non_blocking=True), y.to(runtime.device, non_blocking=True)
+                # DDP all-reduces gradients only on the last micro-step of an accumulation
+                sync = micro == opt.grad_accum - 1 or runtime.world_size == 1
+                with (contextlib.nullcontext() if sync else model.no_sync()), _autocast(runtime):
+                    _, loss = model(x, y)
+                    (loss / opt.grad_accum if opt.grad_accum > 1 else loss).backward()
+                step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
+            if opt.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), opt.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            schedule.step = step
+            step_loss = step_loss / opt.grad_accum if opt.grad_accum > 1 else step_loss
+            window_loss = step_loss if window_loss is None else window_loss + step_loss
+            window_steps += 1
 
-        if step % config.log.every == 0 or step == max_steps:
-            mean_loss = _all_mean(loss_sum / opt.grad_accum, runtime).item()
-            if runtime.device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - started
-            record = {"step": step, "tokens": step * tokens_per_step, "loss": mean_loss, "lr": lr, "tokens_per_s": tokens_per_step / seconds}
-            if peak:
-                record["mfu"] = flops_per_token * record["tokens_per_s"] / (peak * runtime.world_size)
-            last.update(record)
-            if runtime.is_main:
-                _append_jsonl(metrics_path, record)
+            checkpoint_now = bool(config.checkpoint.every and step % config.checkpoint.every == 0) or step == max_steps
+            # a line also closes the window at a checkpoint and at the run's last step, so each
+            # line's loss is the mean since the previous line, across resumes too
+            if step % config.log.every == 0 or step == end or checkpoint_now:
+                mean_loss = _all_mean(window_loss / window_steps if window_steps > 1 else window_loss, runtime).item()
+                if runtime.device.type == "cuda":
+                    torch.cuda.synchronize()
+                # the whole loop since the previous line (data, logging, progress bar included),
+                # minus evaluations and checkpoints, which reset the clock below
+                now = time.perf_counter()
+                rate = window_steps * tokens_per_step / (now - window_started)
+                record = {"step": step, "tokens": step * tokens_per_step, "loss": mean_loss, "lr": lr, "tokens_per_s": rate}
+                window_started, window_loss, window_steps = now, None, 0
+                if peak:
+                    record["mfu"] = flops_per_token * record["tokens_per_s"] / (peak * runtime.world_size)
+                last.update(record)
+                if metrics is not None:
+                    metrics.write(record)
                 if progress is not None:
-                    progress.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}")
+                    # refresh=False: the bar redraws on its own clock (update), not on every line
+                    progress.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}", refresh=False)
+            if progress is not None:
+                progress.update(1)
+
+            paused = False
+            if eval_streams and ((config.eval.every and step % config.eval.every == 0) or step == max_steps):
+                losses = evaluate(model, eval_streams, config, runtime)
+                last.update({f"eval_{k}": v for k, v in losses.items()})
+                if metrics is not None:
+                    metrics.write({"step": step, "tokens": step * tokens_per_step, "eval": losses})
+                paused = True
+
+            if checkpoint_now:
+                if metrics is not None:
+                    metrics.flush()  # every line up to the checkpoint is on disk before it exists
+                _checkpoint(config, runtime, raw_model, optimizer, schedule, step)
+                paused = True
+            if paused:
+                window_started = time.perf_counter()
+    finally:
         if progress is not None:
-            progress.update(1)
-
-        if eval_streams and ((config.eval.every and step % config.eval.every == 0) or step == max_steps):
-            losses = evaluate(model, eval_streams, config, runtime)
-            last.update({f"eval_{k}": v for k, v in losses.items()})
-            if runtime.is_main:
-                _append_jsonl(metrics_path, {"step": step, "tokens": step * tokens_per_step, "eval": losses})
-
-        if (config.checkpoint.every and step % config.checkpoint.every == 0) or step == max_steps:
-            _checkpoint(config, runtime, raw_model, optimizer, schedule, step)
-
-    if progress is not None:
-        progress.close()
-    if data_log is not None:
-        data_log.close()
+            progress.close()
+        if data_log is not None:
+            data_log.close()
+        if metrics is not None:
+            metrics.close()
     summary = {"step": step, "max_steps": max_steps, "tokens": step * tokens_per_step, "world_size": runtime.world_size, **{k: v for k, v in last.items() if k not in ("step", "tokens")}}
     if runtime.is_main:
         with open(os.path.join(config.out_dir, "summary.json"), "w") as fh:
