@@ -15,6 +15,7 @@ from curate.recipe import RecipeError, parse_recipe
 from curate.schema import scores_of
 from curate.stage import StageError, run_map_stages
 from filters_pages import load_pages, pages_batch, texts_batch
+from recipe_util import one_stage_recipe
 from test_filters_gopher import wiki_paragraphs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,15 +104,9 @@ def test_missing_and_corrupt_model_files_fail_before_any_work(tmp_path):
 def test_recipe_rejects_a_bad_model_file_at_load(tmp_path):
     corrupt = tmp_path / "corrupt.bin"
     corrupt.write_bytes(b"not a model")
-    source = tmp_path / "docs.jsonl"
-    source.write_text(json.dumps({"id": "1", "text": "hello"}) + "\n", encoding="utf-8")
-    recipe = {
-        "name": "t",
-        "output": str(tmp_path / "run"),
-        "sources": [{"name": "s", "kind": "jsonl", "paths": [str(source)]}],
-        "tokenizer": {"path": str(ROOT / "models" / "tokenizer" / "tokenizer.json")},
-        "stages": [{"stage": "classify", "models": [{"name": "quality", "path": str(corrupt), "label": "hq"}]}],
-    }
+    recipe = one_stage_recipe(
+        tmp_path, "hello", {"stage": "classify", "models": [{"name": "quality", "path": str(corrupt), "label": "hq"}]}
+    )
     with pytest.raises(RecipeError, match=r"stages\[0\]: .*corrupt\.bin"):
         parse_recipe(recipe, check_files=True)
     recipe["stages"][0]["models"][0]["threshold"] = 2

@@ -30,6 +30,7 @@ from curate.pii import (
 from curate.recipe import RecipeError, convert_dataclass, load_recipe
 from curate.schema import documents_from_pylist, scores_of
 from curate.stage import StageContext, StageError, run_map_stages
+from recipe_util import one_stage_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -495,15 +496,7 @@ def test_the_precheck_analyses_every_line_when_names_are_wanted(ner_folder, ner_
 
 
 def write_recipe(tmp_path: Path, spacy_model: str) -> Path:
-    source = tmp_path / "docs.jsonl"
-    source.write_text(json.dumps({"id": "1", "text": "Admiral Parker"}) + "\n", encoding="utf-8")
-    recipe = {
-        "name": "ner",
-        "output": str(tmp_path / "run"),
-        "sources": [{"name": "s", "kind": "jsonl", "paths": [str(source)]}],
-        "tokenizer": {"path": str(ROOT / "models" / "tokenizer" / "tokenizer.json")},
-        "stages": [{"stage": "pii", "entities": NER_ENTITIES, "spacy_model": spacy_model}],
-    }
+    recipe = one_stage_recipe(tmp_path, "Admiral Parker", {"stage": "pii", "entities": NER_ENTITIES, "spacy_model": spacy_model})
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     return path
