@@ -188,7 +188,7 @@ def test_recipe_keys_are_type_checked(tmp_path):
     with pytest.raises(RecipeError, match=r"stages\[0\]: minhash.bands x rows = 16 x 8 = 128 exceeds num_perm = 64"):
         parse_recipe({**base, "stages": [{"stage": "dedup", "minhash": {"num_perm": 64, "bands": 16, "rows": 8}}]}, check_files=False)
     with pytest.raises(RecipeError, match=r"stages\[0\].keep: expected one of"):
-        parse_recipe({**base, "stages": [{"stage": "dedup", "keep": "oldest"}]}, check_files=False)
+        parse_recipe({**base, "stages": [{"stage": "dedup", "keep": "first_read"}]}, check_files=False)
 
 
 # --- the stage -------------------------------------------------------------------------------
