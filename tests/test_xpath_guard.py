@@ -1,0 +1,195 @@
+"""curate.xpath_guard: compiled selections return exactly the nodes of trafilatura's XPaths."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml.etree import XPath
+
+import lxml.html
+import trafilatura.utils
+import trafilatura.xpaths
+from curate import xpath_guard
+from curate.extract import html_to_text
+from curate.warc import read_warc
+from trafilatura.utils import load_html
+
+DATA = Path(__file__).parent / "data"
+EXPECTATIONS = json.loads((DATA / "html" / "expectations.json").read_text())
+
+
+def trafilatura_xpaths() -> list[tuple[str, XPath]]:
+    """Every XPath in trafilatura.xpaths' lists, as shipped (guard uninstalled)."""
+    xpath_guard.uninstall()
+    found = []
+    for name, value in vars(trafilatura.xpaths).items():
+        if isinstance(value, list):
+            found += [(f"{name}[{i}]", x) for i, x in enumerate(value) if isinstance(x, XPath)]
+    return found
+
+
+ORIGINALS = trafilatura_xpaths()
+COMPILED = []
+for _name, _xpath in ORIGINALS:
+    try:
+        COMPILED.append((_name, _xpath, xpath_guard.compile_selection(_xpath)))
+    except xpath_guard.Unsupported:
+        pass
+
+
+def real_pages() -> list[str]:
+    pages = [gzip.open(DATA / "html" / "pages" / entry["file"]).read().decode("utf-8", "replace") for entry in EXPECTATIONS.values()]
+    for path in sorted((DATA / "warc").glob("*.warc.gz")):
+        for batch in read_warc(str(path), "web"):
+            pages += [html for html in batch.column("html").to_pylist() if html]
+    return pages
+
+
+PAGES = real_pages()
+
+
+def paths(tree, nodes) -> list[str]:
+    root = tree.getroottree()
+    return [root.getpath(node) for node in nodes]
+
+
+def test_the_boilerplate_selections_compile():
+    compiled = {name for name, _, _ in COMPILED}
+    # the selections that cost the most on real pages (bench/README.md, Extraction speed)
+    for name in [
+        "OVERALL_DISCARD_XPATH[0]",
+        "OVERALL_DISCARD_XPATH[1]",
+        "REMOVE_COMMENTS_XPATH[0]",
+        "REMOVE_COMMENTS_AND_LISTS_XPATH[0]",
+        "RAW_TREE_PRUNE_XPATH[0]",
+        "PRECISION_DISCARD_XPATH[1]",
+    ]:
+        assert name in compiled, f"{name} no longer compiles with this trafilatura version"
+    # positional and union selections stay with libxml2
+    assert "BODY_XPATH[1]" not in compiled and "COMMENTS_DISCARD_XPATH[1]" not in compiled
+
+
+def test_same_nodes_as_libxml2_on_real_pages():
+    assert len(PAGES) >= 60
+    compared = 0
+    for html in PAGES:
+        tree = load_html(html)
+        if tree is None:
+            continue
+        for name, original, compiled in COMPILED:
+            expected = original(tree)
+            got = compiled(tree)
+            assert paths(tree, got) == paths(tree, expected), name
+            compared += len(expected)
+    assert compared > 1000  # the pages do exercise the selections
+
+
+def test_extracted_text_is_unchanged_on_real_pages():
+    xpath_guard.uninstall()
+    settings_list = [{}, {"favor": "precision"}, {"fallbacks": False}]
+    before = [[html_to_text(html, **options) for html in PAGES] for options in settings_list]
+    assert xpath_guard.install() >= 15 and xpath_guard.installed()
+    after = [[html_to_text(html, **options) for html in PAGES] for options in settings_list]
+    assert after == before
+    assert sum(text is not None for text in after[0]) > 40
+
+
+def test_install_is_idempotent_and_uninstall_restores():
+    count = xpath_guard.install()
+    assert xpath_guard.install() == count
+    assert isinstance(trafilatura.xpaths.OVERALL_DISCARD_XPATH[0], xpath_guard.CompiledSelection)
+    xpath_guard.uninstall()
+    assert not xpath_guard.installed()
+    assert [x for _, x in trafilatura_xpaths()] == [x for _, x in ORIGINALS]
+    assert type(trafilatura.utils.HTML_PARSER.makeelement("form")) is lxml.html.FormElement
+    xpath_guard.install()
+    assert type(trafilatura.utils.HTML_PARSER.makeelement("form")) is lxml.html.FormElement
+    assert type(load_html("<html><body><form><input name=q></form></body></html>").find(".//input")) is lxml.html.InputElement
+
+
+def check(xpath: str, html: str) -> list[str]:
+    original = XPath(xpath, namespaces={"re": xpath_guard.REGEXP_NS})
+    compiled = xpath_guard.compile_selection(original)
+    tree = load_html(html)
+    expected, got = paths(tree, original(tree)), paths(tree, compiled(tree))
+    assert got == expected
+    return got
+
+
+def test_xpath_semantics_the_compiler_must_follow():
+    # string value of @id|@class is the attribute that comes first in the document
+    page = '<html><body><div class="x" id="hidden">a</div><div id="hidden" class="x">b</div></body></html>'
+    # (whichever order the XPath names them in)
+    assert check(".//*[re:test(@class|@id, 'hidden')]", page) == ["/html/body/div[2]"]
+    assert check(".//*[re:test(@id|@class, 'hidden')]", page) == ["/html/body/div[2]"]
+    assert check(".//*[re:test(@id, 'hidden')]", page) == ["/html/body/div[1]", "/html/body/div[2]"]
+    # a node-set equals a string when any node does; an absent attribute is ""
+    assert check(".//*[@id|@class='x']", page) == ["/html/body/div[1]", "/html/body/div[2]"]
+    assert check(".//div[not(@style) and starts-with(@style, '')]", page) == ["/html/body/div[1]", "/html/body/div[2]"]
+    # a regex that matches "" matches an absent attribute too
+    assert check(".//div[re:test(@style, '^$')]", page) == ["/html/body/div[1]", "/html/body/div[2]"]
+    assert check(".//div[re:test(@style|@title, 'z*')]", page) == ["/html/body/div[1]", "/html/body/div[2]"]
+    # translate: first occurrence decides, letters without a partner are removed
+    assert check(".//*[contains(translate(@id, 'hh', 'HX'), 'Hidden')]", page) == ["/html/body/div[1]", "/html/body/div[2]"]
+    assert check(".//div[translate(@class, 'x', '') = '']", page) == ["/html/body/div[1]", "/html/body/div[2]"]
+    # existence of descendants, tag tests in any predicate, the 'i' flag
+    nested = "<html><body><section id=A><h1>t</h1></section><section id=a><p>x</p></section></body></html>"
+    assert check(".//*[self::section][not(.//h1)]", nested) == ["/html/body/section[2]"]
+    assert check(".//*[re:test(@id, '^a$', 'i')]", nested) == ["/html/body/section[1]", "/html/body/section[2]"]
+    assert check(".//section[re:test(@id, '^a$')]", nested) == ["/html/body/section[2]"]
+
+
+def test_outside_the_subset_is_refused():
+    for xpath in [".//div[1]", "(.//div)[1]", ".//a|.//b", "//div", ".//div[position() > 1]", ".//div[@x:y]",
+                  ".//div[count(p) = 2]", ".//div[re:test(@id, '(')]"]:
+        with pytest.raises(xpath_guard.Unsupported):
+            xpath_guard.CompiledSelection(None, xpath)
+
+
+def test_anything_but_an_element_goes_to_the_original():
+    original = trafilatura.xpaths.OVERALL_DISCARD_XPATH
+    xpath_guard.uninstall()
+    expression = original[0]
+    compiled = xpath_guard.compile_selection(expression)
+    tree = load_html("<html><body><div class='sidebar'>x</div></body></html>")
+    assert compiled(tree.getroottree()) == expression(tree.getroottree())
+    xpath_guard.install()
+
+
+# generated trees: tags and attribute values built from the selections' own vocabulary
+_WORDS = sorted({word for _, x, _ in COMPILED for word in re.findall(r"[A-Za-z][A-Za-z_-]{1,}", x.path)})
+_TAGS = ["div", "p", "span", "section", "list", "item", "ol", "ul", "aside", "details", "h1", "main", "article", "a", "header"]
+_ATTRIBUTES = ["id", "class", "style", "role", "aria-hidden", "data-component", "data-lp-replacement-content", "itemprop"]
+_values = st.lists(
+    st.one_of(st.sampled_from(_WORDS), st.sampled_from(["", " ", "-", "_", "display:none", "true", "N", "T", "ad", "x"])),
+    max_size=4,
+).map(lambda parts: "".join(parts) if len(parts) % 2 else " ".join(parts))
+_attributes = st.lists(st.tuples(st.sampled_from(_ATTRIBUTES), _values), max_size=4, unique_by=lambda kv: kv[0])
+
+
+def _element(children):
+    return st.builds(
+        lambda tag, attributes, kids: f"<{tag}"
+        + "".join(f' {k}="{v}"' for k, v in attributes)
+        + ">t" + "".join(kids) + f"</{tag}>",
+        st.sampled_from(_TAGS),
+        _attributes,
+        st.lists(children, max_size=3),
+    )
+
+
+_trees = st.recursive(_element(st.just("")), _element, max_leaves=25)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_trees, min_size=1, max_size=3))
+def test_same_nodes_as_libxml2_on_generated_trees(bodies):
+    tree = load_html("<html><body>" + "".join(bodies) + "</body></html>")
+    for name, original, compiled in COMPILED:
+        assert paths(tree, compiled(tree)) == paths(tree, original(tree)), name
