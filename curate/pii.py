@@ -33,12 +33,14 @@ passed through unscrubbed; a document whose analysis raises is rejected as
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -660,9 +662,32 @@ def build_recognizers(entities: list[str], language: str, phone_regions: list[st
     return recognizers
 
 
+@contextlib.contextmanager
+def _spacy_without_torch(needed: bool) -> Iterator[None]:
+    """Import spaCy (through presidio) without importing torch, unless a model may need it.
+
+    thinc, under spaCy, imports torch whenever it is installed (it is: the trainer needs it),
+    which is ~1-3 s of every Python worker's start-up and ~0.5 GB of address space, for
+    nothing when the pipeline is blank. Only the first import of spaCy decides; a process
+    that has already imported torch or spaCy pays nothing more. thinc then reports no torch
+    in this process, so a named spaCy model (which may be torch-based) never takes this path.
+    """
+    if needed or "torch" in sys.modules or "thinc" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # makes `import torch` fail fast
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+
+
 def build_analyzer(params: PiiParams):
     """An AnalyzerEngine that needs no network and no model download."""
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    with _spacy_without_torch(needed=bool(params.spacy_model)):
+        import spacy  # noqa: F401
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 
     engine = _spacy_engine_class()(params.language, params.spacy_model, params.max_chars)
     engine.load()

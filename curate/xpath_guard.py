@@ -10,7 +10,9 @@ selections were over half of trafilatura's time (``bench/README.md``).
 This module compiles the subset of XPath 1.0 those selections use into plain Python
 predicates evaluated over ``iterdescendants``:
 
-    path       := ".//" ("*" | NAME) ("[" expr "]")*
+    selection  := part ("|" part)*
+    part       := path | "(" path ")" "[1]"
+    path       := ".//" ("*" | NAME) ("[" expr "]")* ("[1]")?
     expr       := and ("or" and)*          and := equality ("and" equality)*
     equality   := primary ("=" primary)?
     primary    := "(" expr ")" | "not(" expr ")" | "self::" NAME | "@" NAME ("|" "@" NAME)*
@@ -19,8 +21,8 @@ predicates evaluated over ``iterdescendants``:
 
 with XPath's own conversions (a node-set's string value is its first node in document order,
 ``@a = 'x'`` is true when any attribute node equals, ``re:test`` is ``re.search`` as lxml's
-EXSLT implementation does it). Anything outside the subset (positions, other axes, other
-functions, numbers) raises :class:`Unsupported` and that XPath is left as it is. Results are
+EXSLT implementation does it). Anything outside the subset (other positions, other axes, other
+functions, other numbers) raises :class:`Unsupported` and that XPath is left as it is. Results are
 in document order, the same nodes as libxml2 returns; ``tests/test_xpath_guard.py`` checks it
 on every page of the evaluation set and on generated trees.
 
@@ -47,6 +49,7 @@ _TOKEN = re.compile(
       (?P<literal>'[^']*'|"[^"]*")
     | (?P<descendants>\.//)
     | (?P<self>self::)
+    | (?P<number>\d+)
     | (?P<punct>[\[\]()|,=*@])
     | (?P<name>[A-Za-z_][\w.-]*(?::[A-Za-z_][\w.-]*)?)
     )""",
@@ -90,8 +93,8 @@ def _first_present(attributes: dict[str, str], names: frozenset[str]) -> str:
 
 
 class _Parser:
-    def __init__(self, path: str) -> None:
-        self.tokens = _tokens(path)
+    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+        self.tokens = tokens
         self.index = 0
         self.constants: dict[str, object] = {"_first_present": _first_present}
 
@@ -304,17 +307,61 @@ def _leading_tags(tokens: list[tuple[str, str]]) -> tuple[str, ...] | None:
     return None
 
 
+def _split_union(tokens: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """The operands of a top-level ``|`` (one inside brackets, like ``@id|@class``, is not)."""
+    parts: list[list[tuple[str, str]]] = [[]]
+    depth = 0
+    for token in tokens:
+        if token[0] == "punct" and token[1] in "[(":
+            depth += 1
+        elif token[0] == "punct" and token[1] in "])":
+            depth -= 1
+        elif token == ("punct", "|") and depth == 0:
+            parts.append([])
+            continue
+        parts[-1].append(token)
+    if any(not part for part in parts):
+        raise Unsupported("empty operand of |")
+    return parts
+
+
+_FIRST = [("punct", "["), ("number", "1"), ("punct", "]")]
+
+
+def _positional(tokens: list[tuple[str, str]]) -> tuple[str, list[tuple[str, str]]]:
+    """("all" | "first" | "first_per_parent", the path's tokens without the position)."""
+    if tokens[0] == ("punct", "(") and tokens[-4:] == [("punct", ")")] + _FIRST:
+        inner = tokens[1:-4]
+        if inner[-3:] == _FIRST:
+            # the first in document order is also the first of its siblings
+            inner = inner[:-3]
+        return "first", inner
+    if tokens[-3:] == _FIRST:
+        return "first_per_parent", tokens[:-3]
+    return "all", tokens
+
+
 class CompiledSelection:
-    """A compiled ``.//…`` selection, callable like the ``lxml.etree.XPath`` it replaces."""
+    """A compiled ``.//…`` selection, callable like the ``lxml.etree.XPath`` it replaces.
+
+    Besides plain paths it takes the positional forms trafilatura's BODY_XPATH uses:
+    ``(path)[1]`` (the first match in document order), ``.//*[P][1]`` (``[1]`` applies per
+    parent: every match that no earlier sibling matches) and unions of such paths.
+    """
 
     def __init__(self, original, path: str | None = None) -> None:
-        from lxml import etree
-
         self.original = original
         self.path = path if path is not None else original.path
-        parser = _Parser(self.path)
+        self.source = ""
+        self._parts = [self._compile_part(part) for part in _split_union(_tokens(self.path))]
+
+    def _compile_part(self, tokens: list[tuple[str, str]]):
+        from lxml import etree
+
+        mode, tokens = _positional(tokens)
+        parser = _Parser(tokens)
         tag, predicates = parser.path()
-        tags = _leading_tags(parser.tokens)
+        tags = _leading_tags(tokens)
         if tags:
             predicates = predicates[1:]
             source = ", ".join(map(repr, tags))
@@ -324,20 +371,43 @@ class CompiledSelection:
         else:
             source = repr(tag)
         condition = " and ".join(predicates) or "True"
-        self.source = (
+        take = {
+            "all": "            append(el)\n",
+            "first": "            return [el]\n",
+            # lxml returns the same proxy for a node while one is alive, so identity works
+            "first_per_parent": (
+                "            parent = el.getparent()\n"
+                "            if parent not in parents:\n"
+                "                parents.add(parent)\n"
+                "                append(el)\n"
+            ),
+        }[mode]
+        source = (
             "def select(node):\n"
             "    selected = []\n"
             "    append = selected.append\n"
-            f"    for el in node.iterdescendants({source}):\n"
+            + ("    parents = set()\n" if mode == "first_per_parent" else "")
+            + f"    for el in node.iterdescendants({source}):\n"
             "        tag = el.tag\n"
             "        a = dict(el.items())\n"
             f"        if {condition}:\n"
-            "            append(el)\n"
+            f"{take}"
             "    return selected\n"
         )
+        self.source += source + "\n"
         namespace = dict(parser.constants)
-        exec(compile(self.source, f"<xpath {self.path.strip()[:60]}>", "exec"), namespace)
-        self._select = namespace["select"]
+        exec(compile(source, f"<xpath {self.path.strip()[:60]}>", "exec"), namespace)
+        return namespace["select"]
+
+    def _select(self, node) -> list:
+        if len(self._parts) == 1:
+            return self._parts[0](node)
+        results = [found for found in (select(node) for select in self._parts) if found]
+        if len(results) <= 1:
+            return results[0] if results else []
+        # a union is one node-set in document order, each node once
+        wanted = {el for found in results for el in found}
+        return [el for el in node.iterdescendants() if el in wanted]
 
     def __call__(self, node, **variables):
         from lxml import etree

@@ -8,6 +8,8 @@ import json
 import os
 import pickle
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -120,6 +122,23 @@ def test_analyzer_builds_and_validates_emails_without_network(no_network):
 
 
 # --- quality on the labelled set -------------------------------------------------------------------
+
+
+def test_a_blank_pipeline_does_not_import_torch_and_a_later_import_still_works():
+    # spaCy's thinc imports torch when installed: seconds of every worker's start-up
+    code = (
+        "import sys\n"
+        "from curate.pii import PiiParams, build_analyzer\n"
+        "analyzer = build_analyzer(PiiParams(entities=['EMAIL_ADDRESS']))\n"
+        "found = analyzer.analyze('write to ada@example.org', language='en')\n"
+        "assert [(r.entity_type, r.start, r.end) for r in found] == [('EMAIL_ADDRESS', 9, 24)], found\n"
+        "assert 'torch' not in sys.modules\n"
+        "import torch\n"
+        "print(torch.tensor([2, 3]).sum().item())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "5"
 
 
 def test_recall_and_precision_meet_the_targets(stage, labelled):

@@ -71,8 +71,9 @@ def test_the_boilerplate_selections_compile():
         "PRECISION_DISCARD_XPATH[1]",
     ]:
         assert name in compiled, f"{name} no longer compiles with this trafilatura version"
-    # positional and union selections stay with libxml2
-    assert "BODY_XPATH[1]" not in compiled and "COMMENTS_DISCARD_XPATH[1]" not in compiled
+    # the positional and union forms of the main-content selections
+    for name in [f"BODY_XPATH[{i}]" for i in range(5)] + ["COMMENTS_DISCARD_XPATH[1]"]:
+        assert name in compiled, f"{name} no longer compiles with this trafilatura version"
 
 
 def test_same_nodes_as_libxml2_on_real_pages():
@@ -145,9 +146,31 @@ def test_xpath_semantics_the_compiler_must_follow():
     assert check(".//section[re:test(@id, '^a$')]", nested) == ["/html/body/section[2]"]
 
 
+def test_positions_and_unions_the_compiler_must_follow():
+    page = (
+        "<html><body>"
+        "<div id=a><p class=x>1</p><p>2</p><p class=x>3</p><section><p class=x>4</p><p class=x>5</p></section></div>"
+        "<main><p class=x>6</p></main><article>7</article><main>8</main>"
+        "</body></html>"
+    )
+    # [1] after a step is per parent: the first matching child of each parent
+    assert check(".//p[@class='x'][1]", page) == ["/html/body/div/p[1]", "/html/body/div/section/p[1]", "/html/body/main[1]/p"]
+    assert check(".//*[self::p or self::section][@class='x'][1]", page) == [
+        "/html/body/div/p[1]", "/html/body/div/section/p[1]", "/html/body/main[1]/p"]
+    # (path)[1] is the first in document order
+    assert check("(.//p[@class='x'])[1]", page) == ["/html/body/div/p[1]"]
+    assert check("(.//main)[1]", page) == ["/html/body/main[1]"]
+    assert check("(.//p[@class='x'][1])[1]", page) == ["/html/body/div/p[1]"]
+    assert check("(.//h1)[1]", page) == []
+    # a union is in document order whichever operand comes first, each node once
+    assert check("(.//main)[1]|(.//div)[1]", page) == ["/html/body/div", "/html/body/main[1]"]
+    assert check(".//article|.//main|.//main", page) == ["/html/body/main[1]", "/html/body/article", "/html/body/main[2]"]
+    assert check("(.//h1)[1]|(.//article)[1]", page) == ["/html/body/article"]
+
+
 def test_outside_the_subset_is_refused():
-    for xpath in [".//div[1]", "(.//div)[1]", ".//a|.//b", "//div", ".//div[position() > 1]", ".//div[@x:y]",
-                  ".//div[count(p) = 2]", ".//div[re:test(@id, '(')]"]:
+    for xpath in [".//div[2]", "(.//div)[2]", ".//div[1][@id]", "(.//div)[1]/p", ".//a|", "//div",
+                  ".//div[position() > 1]", ".//div[@x:y]", ".//div[count(p) = 2]", ".//div[re:test(@id, '(')]"]:
         with pytest.raises(xpath_guard.Unsupported):
             xpath_guard.CompiledSelection(None, xpath)
 

@@ -20,6 +20,8 @@ ones (see bench/README.md).
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from functools import lru_cache
 from importlib import resources
 
@@ -46,10 +48,33 @@ def split_words(text: str) -> list[str]:
     return WORD_PATTERN.findall(text)
 
 
-@lru_cache(maxsize=8)
+# Gopher quality, Gopher repetition and FineWeb each split every document of a batch, one
+# stage after the other, so a cache must hold a whole batch's texts to be hit. It is bounded
+# by characters, not entries: one huge page must not pin gigabytes of word tuples.
+WORDS_CACHE_CHARS = 4_000_000
+_words_cache: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+_words_cache_chars = 0
+_words_lock = threading.Lock()
+
+
 def cached_words(text: str) -> tuple[str, ...]:
-    """``split_words`` for stages that follow each other on the same text (Gopher, FineWeb)."""
-    return tuple(WORD_PATTERN.findall(text))
+    """``split_words`` for stages that follow each other on the same texts (Gopher, FineWeb)."""
+    global _words_cache_chars
+    with _words_lock:
+        words = _words_cache.get(text)
+        if words is not None:
+            _words_cache.move_to_end(text)
+            return words
+    words = tuple(WORD_PATTERN.findall(text))
+    if len(text) <= WORDS_CACHE_CHARS // 4:
+        with _words_lock:
+            if text not in _words_cache:
+                _words_cache[text] = words
+                _words_cache_chars += len(text)
+                while _words_cache_chars > WORDS_CACHE_CHARS:
+                    old, _ = _words_cache.popitem(last=False)
+                    _words_cache_chars -= len(old)
+    return words
 
 
 def is_symbol_word(word: str) -> bool:
