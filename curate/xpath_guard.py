@@ -172,22 +172,19 @@ class _Parser:
         return tag, predicates
 
     def expr(self) -> _Node:
-        parts = [self.conjunction()]
-        while self.at("name", "or"):
-            self.take("name")
-            parts.append(self.conjunction())
-        if len(parts) == 1:
-            return parts[0]
-        return _Node("bool", "(" + " or ".join(self.as_bool(part) for part in parts) + ")")
+        return self._chain("or", self.conjunction)
 
     def conjunction(self) -> _Node:
-        parts = [self.equality()]
-        while self.at("name", "and"):
+        return self._chain("and", self.equality)
+
+    def _chain(self, operator: str, operand) -> _Node:
+        parts = [operand()]
+        while self.at("name", operator):
             self.take("name")
-            parts.append(self.equality())
+            parts.append(operand())
         if len(parts) == 1:
             return parts[0]
-        return _Node("bool", "(" + " and ".join(self.as_bool(part) for part in parts) + ")")
+        return _Node("bool", "(" + f" {operator} ".join(self.as_bool(part) for part in parts) + ")")
 
     def equality(self) -> _Node:
         left = self.primary()
