@@ -668,9 +668,11 @@ def _spacy_without_torch(needed: bool) -> Iterator[None]:
 
     thinc, under spaCy, imports torch whenever it is installed (it is: the trainer needs it),
     which is ~1-3 s of every Python worker's start-up and ~0.5 GB of address space, for
-    nothing when the pipeline is blank. Only the first import of spaCy decides; a process
-    that has already imported torch or spaCy pays nothing more. thinc then reports no torch
-    in this process, so a named spaCy model (which may be torch-based) never takes this path.
+    nothing when the pipeline is blank. Only the first import of spaCy in a process decides;
+    a process that has already imported torch or spaCy imports normally. A named spaCy model
+    (which may be torch-based) never takes this path. Limitation: thinc keeps "no torch" for
+    the life of the process, so a torch-based model loaded later in the same worker (a second
+    PII stage naming one, after a blank one) would not find torch.
     """
     if needed or "torch" in sys.modules or "thinc" in sys.modules:
         yield
