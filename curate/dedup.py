@@ -569,11 +569,8 @@ def _newest_key(date: str | None, doc_id: str) -> tuple:
     return (date is None, _Descending(date or ""), doc_id)
 
 
-def _groups_to_rejections(group_of: list, rank: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, list, list]:
-    """For rows with a group key, keep the best-ranked row of each group.
-
-    Returns (rejected mask, kept id per row or None, group size per row or None).
-    """
+def best_of_groups(group_of: list, rank: np.ndarray, live: np.ndarray) -> tuple[dict, dict]:
+    """(best-ranked row, size) of each group key, over the live rows that have a key."""
     best: dict = {}
     size: dict = {}
     for row, key in enumerate(group_of):
@@ -582,6 +579,15 @@ def _groups_to_rejections(group_of: list, rank: np.ndarray, live: np.ndarray) ->
         size[key] = size.get(key, 0) + 1
         if key not in best or rank[row] < rank[best[key]]:
             best[key] = row
+    return best, size
+
+
+def _groups_to_rejections(group_of: list, rank: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, list, list]:
+    """For rows with a group key, keep the best-ranked row of each group.
+
+    Returns (rejected mask, kept id per row or None, group size per row or None).
+    """
+    best, size = best_of_groups(group_of, rank, live)
     rejected = np.zeros(len(group_of), dtype=bool)
     kept_row: list = [None] * len(group_of)
     sizes: list = [None] * len(group_of)

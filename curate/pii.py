@@ -753,11 +753,13 @@ class PiiStage(Stage):
         self.salt = salt
 
     def setup(self) -> None:
-        from presidio_anonymizer import AnonymizerEngine
-
         self._read_salt()
         if getattr(self, "_analyzer", None) is None:
             self._analyzer = build_analyzer(self.params)
+        # After the analyzer: presidio_anonymizer imports presidio_analyzer and so spaCy; were
+        # it first, spaCy would come in with torch (5 s of each worker's first PII task).
+        with _spacy_without_torch(needed=bool(self.params.spacy_model)):
+            from presidio_anonymizer import AnonymizerEngine
         self._anonymizer = AnonymizerEngine()
         self._operators = self._build_operators()
         self._prechecks = build_prechecks(self.params.entities) if self.params.precheck else None

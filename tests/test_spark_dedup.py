@@ -46,19 +46,26 @@ def decisions(rows) -> dict[str, tuple]:
     return {r["id"]: (r["rejected_by"], r["duplicate_of"], r["rejected_value"]) for r in rows}
 
 
-def run_spark(spark, corpus: pa.Table, stage: DedupStage, partitions: int, run_dir=None) -> dict[str, tuple]:
+# The two plans: every decision in one task (what a run of up to SINGLE_TASK_MAX_DOCS live
+# documents gets), and the distributed joins.
+PLANS = {"one task": 10, "distributed": None}
+
+
+def run_spark(spark, corpus: pa.Table, stage: DedupStage, partitions: int, run_dir=None, live_docs: int | None = None) -> dict[str, tuple]:
     from curate.spark.dedup import dedup_documents
     from curate.spark.job import spark_schema
 
     df = spark.createDataFrame(corpus, schema=spark_schema(DOCUMENT_SCHEMA)).repartition(partitions)
-    out = dedup_documents(df, stage, str(run_dir) if run_dir else None)
+    # live_docs only picks the plan: 10 (fewer than the corpus has) still means "small".
+    out = dedup_documents(df, stage, str(run_dir) if run_dir else None, live_docs)
     assert out.columns == DOCUMENT_SCHEMA.names
     rows = out.collect()
     assert len(rows) == corpus.num_rows
     return decisions(r.asDict() for r in rows)
 
 
-def test_spark_matches_run_local_for_any_partitioning(spark, corpus, tmp_path):
+@pytest.mark.parametrize("plan", PLANS)
+def test_spark_matches_run_local_for_any_partitioning(spark, corpus, tmp_path, plan):
     # Two Spark runs (1 and 4 partitions) must both give exactly run_local's decisions.
     params = DedupParams(keep="longest", minhash=MinHashParams(**{**CHAIN.__dict__, "verify": True}))
     local = DedupStage(params)
@@ -74,8 +81,9 @@ def test_spark_matches_run_local_for_any_partitioning(spark, corpus, tmp_path):
     assert sum(v[0] == "dedup.minhash" for v in expected.values()) == 2 + 2 * 6
 
     stage = DedupStage(params)
-    assert run_spark(spark, corpus, stage, 1, run_dir=tmp_path) == expected
-    assert run_spark(spark, corpus, DedupStage(params), 4) == expected
+    assert run_spark(spark, corpus, stage, 1, run_dir=tmp_path, live_docs=PLANS[plan]) == expected
+    assert run_spark(spark, corpus, DedupStage(params), 4, live_docs=PLANS[plan]) == expected
+    assert stage.counters["decided_in_one_task"] == (plan == "one task")
 
     clusters = pq.read_table(tmp_path / "dedup" / "clusters").to_pylist()
     assert sorted((r["id"], r["cluster_id"], r["cluster_size"], r["kept"]) for r in clusters) == sorted(local.last_clusters)
@@ -87,7 +95,8 @@ def test_spark_matches_run_local_for_any_partitioning(spark, corpus, tmp_path):
     assert stage.counters["minhash_candidate_edges"] >= 14
 
 
-def test_keep_oldest_on_spark_matches_run_local(spark, corpus):
+@pytest.mark.parametrize("plan", PLANS)
+def test_keep_oldest_on_spark_matches_run_local(spark, corpus, plan):
     # Dates that make the oldest copy the last id of each group, so "oldest" != "first_id".
     dates = {"chain-c": "2023-05-01", "chain-a": "2023-06-01", "chain-b": None, "exact-2": "2022-01-01"}
     for n in range(6):
@@ -103,7 +112,48 @@ def test_keep_oldest_on_spark_matches_run_local(spark, corpus):
     assert expected["chain-a"] == expected["chain-b"] == ("dedup.minhash", "chain-c", 3.0)
     assert expected["exact-1"] == ("dedup.exact", "exact-2", 2.0)
     assert all(expected[f"near-{n}-2"] == (None, None, None) for n in range(6))
-    assert run_spark(spark, dated, DedupStage(params), 2) == expected
+    assert run_spark(spark, dated, DedupStage(params), 2, live_docs=PLANS[plan]) == expected
+
+
+# Rules x verify: a cut of the full matrix that still gives every rule a run on both plans
+# (longest and oldest are also checked against run_local by the tests above).
+@pytest.mark.parametrize("keep,verify", [("newest", True), ("highest_score", False), ("first_id", True)])
+def test_one_task_and_distributed_plans_agree_on_everything(spark, corpus, tmp_path, keep, verify):
+    # Decisions, the written clusters and every counter, for each survivor rule. Scores and
+    # dates with ties and gaps, so that each rule's tie-breaks matter.
+    rows = corpus.to_pylist()
+    for n, r in enumerate(rows):
+        r["warc_date"] = None if n % 4 == 0 else f"2024-0{1 + n % 3}-01"
+        r["scores"] = {} if n % 5 == 0 else {"quality": float(n % 3) / 2}
+    table = pa.Table.from_batches([documents_from_pylist(rows)])
+    mh = MinHashParams(**{**CHAIN.__dict__, "verify": verify, "threshold": 0.9 if verify else CHAIN.threshold})
+    params = DedupParams(keep=keep, score_key="quality", minhash=mh)
+    got, clusters, counters = {}, {}, {}
+    for plan, live_docs in PLANS.items():
+        stage = DedupStage(params)
+        got[plan] = run_spark(spark, table, stage, 3, run_dir=tmp_path / plan.replace(" ", "-"), live_docs=live_docs)
+        written = pq.read_table(tmp_path / plan.replace(" ", "-") / "dedup" / "clusters").to_pylist()
+        clusters[plan] = sorted(tuple(r.values()) for r in written)
+        counters[plan] = {k: v for k, v in stage.counters.items() if k not in ("spark_seconds", "decided_in_one_task")}
+    assert got["one task"] == got["distributed"]
+    assert clusters["one task"] == clusters["distributed"] and clusters["one task"]
+    assert counters["one task"] == counters["distributed"]
+    assert counters["one task"]["exact_duplicates"] == 2 and counters["one task"]["minhash_links"] > 0
+    if verify:
+        assert counters["one task"]["minhash_edges_failed_verify"] > 0  # the 0.9 threshold bites
+    expected = decisions(DedupStage(params).run_local(table).to_pylist())
+    assert got["one task"] == expected
+
+
+def test_one_task_plan_refuses_a_repeated_id():
+    from curate.spark.dedup import KEYS_SCHEMA, decide_in_one_task
+
+    keys = pa.table({"id": ["b", "a", "b"]}).append_column("exact_key", pa.nulls(3, pa.binary()))
+    for field in KEYS_SCHEMA:
+        if field.name not in keys.column_names:
+            keys = keys.append_column(field, pa.nulls(3, field.type))
+    with pytest.raises(ValueError, match="'b' occurs more than once"):
+        decide_in_one_task(keys.select(KEYS_SCHEMA.names).cast(KEYS_SCHEMA), DedupStage(DedupParams()))
 
 
 def test_connected_components_single_task_and_star_rounds_agree(spark):

@@ -18,6 +18,11 @@ Plan (``docs`` are the live documents, DOCUMENT_SCHEMA):
    smallest document id of its component (tests check they agree).
 4. The decisions (only for duplicates) are joined back onto the documents.
 
+When the caller says how many live documents there are and they are at most
+``SINGLE_TASK_MAX_DOCS``, steps 2-3 run instead in one Spark task that receives every
+document's keys (:func:`decide_in_one_task`): the same rules, tie-breaks, clusters and
+counters, in two Spark jobs instead of a dozen. The keys are still computed in parallel.
+
 Nothing proportional to the number of documents reaches the driver: it only collects counts
 (convergence checks and the stage's counters). Every choice is by id, so the result is the
 same for any partitioning and any number of runs.
@@ -43,8 +48,9 @@ import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.pandas.types import from_arrow_schema
 
-from curate.dedup import DedupStage, MinHasher, band_buckets, document_words, exact_keys, has_shingles, normalize_url
+from curate.dedup import DedupStage, MinHasher, _Descending, band_buckets, best_of_groups, document_words, exact_keys, has_shingles, normalize_url
 from curate.schema import DOCUMENT_COLUMNS, scores_of
 
 KEYS_SCHEMA = pa.schema(
@@ -298,6 +304,181 @@ def connected_components(
     ).distinct()
 
 
+# Up to this many live documents, all decisions come from one Spark task holding every
+# document's keys (~1 KB each in Python: under 0.5 GB at the limit) instead of a dozen Spark
+# jobs of joins and windows, whose planning and scheduling cost ~10 s even on a few thousand
+# documents. Both give the same decisions, clusters and counters (tests/test_spark_dedup.py).
+SINGLE_TASK_MAX_DOCS = 400_000
+
+OUTCOMES_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),  # null only on the task's one counters row
+        ("rejected_by", pa.string()),
+        ("rejected_value", pa.float64()),
+        ("duplicate_of", pa.string()),
+        ("cluster_id", pa.string()),  # set for every member of a MinHash cluster
+        ("cluster_size", pa.int64()),
+        ("kept", pa.bool_()),
+        ("task_counters", pa.string()),  # JSON, on the counters row
+    ]
+)
+
+
+def _keys_rank(keys: pa.Table, keep: str) -> np.ndarray:
+    """Rank of each row (rows sorted by id) in the window order of :func:`_keep_order`."""
+    n = keys.num_rows
+    ids = np.arange(n)  # rows are in id order, so the row number breaks ties by id
+    if keep == "longest":
+        order = np.lexsort((ids, -keys.column("n_chars").to_numpy(zero_copy_only=False)))
+    elif keep in ("newest", "oldest"):
+        dates = keys.column("warc_date").to_pylist()
+        present = sorted(((_Descending(d) if keep == "newest" else d), i) for i, d in enumerate(dates) if d is not None)
+        order = np.array([i for _, i in present] + [i for i, d in enumerate(dates) if d is None], dtype=np.int64)
+    elif keep == "highest_score":
+        scores = keys.column("score").to_pylist()
+        present = sorted((-s, i) for i, s in enumerate(scores) if s is not None)
+        order = np.array([i for _, i in present] + [i for i, s in enumerate(scores) if s is None], dtype=np.int64)
+    else:
+        order = ids
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    return rank
+
+
+def decide_in_one_task(keys: pa.Table, stage: DedupStage) -> tuple[pa.Table, dict]:
+    """The distributed plan's decisions, clusters and counters, from all keys at once.
+
+    ``keys`` holds KEYS_SCHEMA rows of every live document. Returns OUTCOMES_SCHEMA rows
+    (one per rejected or clustered document, no counters row) and the counters.
+    """
+    params = stage.params
+    keys = keys.sort_by("id")
+    ids = keys.column("id").to_pylist()
+    n = len(ids)
+    for a, b in zip(ids, ids[1:]):
+        if a == b:
+            raise ValueError(f"{stage.name}: document id {a!r} occurs more than once")
+    live = np.ones(n, dtype=bool)
+    rejected_by: list = [None] * n
+    value: list = [None] * n
+    duplicate_of: list = [None] * n
+    counters: dict[str, float] = {}
+
+    def group_rule(group: list, rank: np.ndarray, rule: str) -> None:
+        best, size = best_of_groups(group, rank, live)
+        survivors = set()
+        for row, key in enumerate(group):
+            if key is None or not live[row] or size[key] < 2 or best[key] == row:
+                continue
+            rejected_by[row], value[row], duplicate_of[row] = f"{stage.name}.{rule}", float(size[key]), ids[best[key]]
+            survivors.add(best[key])
+        for row in range(n):
+            if rejected_by[row] is not None:
+                live[row] = False
+        if survivors:
+            counters[f"{rule}_duplicates"] = sum(r == f"{stage.name}.{rule}" for r in rejected_by)
+            counters[f"{rule}_groups"] = len(survivors)
+
+    rank = _keys_rank(keys, params.keep)
+    if params.exact:
+        group_rule(keys.column("exact_key").to_pylist(), rank, "exact")
+    if params.url:
+        group_rule(keys.column("url_key").to_pylist(), _keys_rank(keys, "newest"), "url")
+    cluster_of: dict[int, int] = {}
+    size_of: dict[int, int] = {}
+    kept_of: dict[int, int] = {}
+    mh = params.minhash
+    if mh is not None:
+        bands, rows = mh.band_layout()
+        counters["minhash_bands"], counters["minhash_rows"] = bands, rows
+        hashed = np.flatnonzero(live & pc.is_valid(keys.column("buckets")).to_numpy(zero_copy_only=False))
+        edges: set[tuple[int, int]] = set()
+        if len(hashed):
+            buckets = pc.list_flatten(keys.column("buckets").take(pa.array(hashed))).to_numpy().reshape(len(hashed), bands)
+            for band in range(bands):
+                column = buckets[:, band]
+                order = np.argsort(column, kind="stable")
+                sorted_keys = column[order]
+                starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+                ends = np.r_[starts[1:], len(order)]
+                for s, e in zip(starts.tolist(), ends.tolist()):
+                    if e - s < 2:
+                        continue
+                    members = hashed[order[s:e]]
+                    root = int(members.min())  # rows are in id order: the smallest id
+                    edges.update((int(m), root) for m in members.tolist() if m != root)
+        if mh.verify and edges:
+            signature = keys.column("signature")
+            pairs = sorted(edges)
+            src = np.array([a for a, _ in pairs])
+            dst = np.array([b for _, b in pairs])
+            s1 = pc.list_flatten(signature.take(pa.array(src))).to_numpy().reshape(len(pairs), -1)
+            s2 = pc.list_flatten(signature.take(pa.array(dst))).to_numpy().reshape(len(pairs), -1)
+            agree = (s1 == s2).sum(axis=1) / float(mh.num_perm)
+            passed = agree >= mh.threshold
+            counters["minhash_candidate_edges"] = len(pairs)
+            counters["minhash_edges_failed_verify"] = int((~passed).sum())
+            edges = {pair for pair, ok in zip(pairs, passed.tolist()) if ok}
+        counters["minhash_links"] = len(edges)
+        counters["minhash_cc_rounds"] = 0
+        parent: dict[int, int] = {}
+
+        def find(x: int) -> int:
+            root = x
+            while parent[root] != root:
+                root = parent[root]
+            while parent[x] != root:
+                parent[x], x = root, parent[x]
+            return root
+
+        for a, b in edges:
+            parent.setdefault(a, a)
+            parent.setdefault(b, b)
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)  # the root is the smallest id
+        for node in parent:
+            cluster_of[node] = find(node)
+        best, size = best_of_groups([cluster_of.get(row) for row in range(n)], rank, np.ones(n, dtype=bool))
+        for node, cluster in cluster_of.items():
+            size_of[node] = size[cluster]
+            kept_of[node] = best[cluster]
+            if best[cluster] != node:
+                rejected_by[node], value[node], duplicate_of[node] = f"{stage.name}.minhash", float(size[cluster]), ids[best[cluster]]
+        if best:
+            counters["minhash_duplicates"] = len(cluster_of) - len(best)
+            counters["minhash_clusters"] = len(best)
+    out_rows = sorted(set(cluster_of) | {row for row in range(n) if rejected_by[row] is not None})
+    outcomes = pa.table(
+        {
+            "id": pa.array([ids[r] for r in out_rows], pa.string()),
+            "rejected_by": pa.array([rejected_by[r] for r in out_rows], pa.string()),
+            "rejected_value": pa.array([value[r] for r in out_rows], pa.float64()),
+            "duplicate_of": pa.array([duplicate_of[r] for r in out_rows], pa.string()),
+            "cluster_id": pa.array([ids[cluster_of[r]] if r in cluster_of else None for r in out_rows], pa.string()),
+            "cluster_size": pa.array([size_of.get(r) for r in out_rows], pa.int64()),
+            "kept": pa.array([kept_of[r] == r if r in cluster_of else None for r in out_rows], pa.bool_()),
+            "task_counters": pa.nulls(len(out_rows), pa.string()),
+        },
+        schema=OUTCOMES_SCHEMA,
+    )
+    return outcomes, counters
+
+
+def _one_task_outcomes(stage: DedupStage):
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import json
+
+        keys = pa.Table.from_batches(list(batches), schema=KEYS_SCHEMA)
+        outcomes, counters = decide_in_one_task(keys, stage)
+        yield from outcomes.to_batches(max_chunksize=65_536)
+        counter_row = {name: None for name in OUTCOMES_SCHEMA.names}
+        counter_row["task_counters"] = json.dumps(counters)
+        yield pa.RecordBatch.from_pylist([counter_row], schema=OUTCOMES_SCHEMA)
+
+    return run
+
+
 def _minhash_decisions(keys: DataFrame, stage: DedupStage, counters: dict, run_dir: str | None) -> DataFrame:
     mh = stage.params.minhash
     hashed = keys.where(F.col("buckets").isNotNull())
@@ -342,17 +523,37 @@ def _minhash_decisions(keys: DataFrame, stage: DedupStage, counters: dict, run_d
     )
 
 
-def dedup_documents(docs: DataFrame, stage: DedupStage, run_dir: str | None) -> DataFrame:
+def _decisions_in_one_task(keys: DataFrame, stage: DedupStage, counters: dict, run_dir: str | None) -> DataFrame:
+    import json
+
+    outcomes = _freeze(keys.repartition(1).mapInArrow(_one_task_outcomes(stage), from_arrow_schema(OUTCOMES_SCHEMA)))
+    for row in outcomes.where(F.col("id").isNull()).select("task_counters").collect():  # materialises it
+        counters.update(json.loads(row["task_counters"]))
+    if run_dir and stage.params.minhash is not None:
+        target = os.path.join(run_dir, stage.name, "clusters")
+        outcomes.where(F.col("cluster_id").isNotNull()).select("id", "cluster_id", "cluster_size", "kept").write.mode("overwrite").parquet(target)
+    return outcomes.where(F.col("rejected_by").isNotNull()).select("id", "rejected_by", "rejected_value", "duplicate_of")
+
+
+def dedup_documents(docs: DataFrame, stage: DedupStage, run_dir: str | None, live_docs: int | None = None) -> DataFrame:
     """The live documents with duplicates marked (same rows, same columns).
 
     ``rejected_by`` is ``<stage>.exact``, ``<stage>.url`` or ``<stage>.minhash``,
     ``duplicate_of`` the surviving document's id and ``rejected_value`` the size of the group
     (exact or URL copies, or MinHash cluster).
+
+    ``live_docs``, when the caller knows it (the job does, from the previous segment's
+    counters), picks the plan: up to ``SINGLE_TASK_MAX_DOCS`` documents are decided in one
+    task (:func:`decide_in_one_task`), more by the distributed joins.
     """
     started = time.time()
     params = stage.params
     counters: dict[str, float] = {}
     keys = docs.select("id", "text", "url", "warc_date", "scores").mapInArrow(_document_keys(stage), KEYS_SPARK_SCHEMA)
+    if live_docs is not None and live_docs <= SINGLE_TASK_MAX_DOCS:
+        marked = _decisions_in_one_task(keys, stage, counters, run_dir)
+        counters["decided_in_one_task"] = 1
+        return _mark(docs, marked, stage, counters, run_dir, started)
     keys = _freeze(keys)
     decisions: list[DataFrame] = []
     live = keys
@@ -379,6 +580,12 @@ def dedup_documents(docs: DataFrame, stage: DedupStage, run_dir: str | None) -> 
         rule = row["rejected_by"].rsplit(".", 1)[-1]
         counters[f"{rule}_duplicates"] = row["n"]
         counters[f"{rule}_groups" if rule != "minhash" else "minhash_clusters"] = row["groups"]
+    counters["decided_in_one_task"] = 0
+    return _mark(docs, marked, stage, counters, run_dir, started)
+
+
+def _mark(docs: DataFrame, marked: DataFrame, stage: DedupStage, counters: dict, run_dir: str | None, started: float) -> DataFrame:
+    """``docs`` with the decisions (id, rejected_by, rejected_value, duplicate_of) applied."""
     marked = marked.select(
         "id", F.col("rejected_by").alias("_by"), F.col("rejected_value").alias("_value"), F.col("duplicate_of").alias("_of")
     )

@@ -31,6 +31,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
@@ -48,6 +49,7 @@ from curate.tokenize import DocumentTokenizer
 TASK_SCHEMA = pa.schema([("file_index", pa.int64()), ("source_index", pa.int64()), ("path", pa.string())])
 SHARD_INFO_SCHEMA = pa.schema(
     [
+        ("folder", pa.string()),
         ("shard", pa.int64()),
         ("path", pa.string()),
         ("rows", pa.int64()),
@@ -138,95 +140,147 @@ def _tokenize(tokenizer: DocumentTokenizer):
     return run
 
 
+class _ShardFiles:
+    """One output folder's shard files, fed rows in (shard, id) order within a task.
+
+    Rows of a shard are buffered until a full row group (``row_group_size`` rows) can be
+    written, so row groups do not depend on how the rows arrived; each file is written under
+    a temporary name and renamed when complete.
+    """
+
+    def __init__(self, folder: str, prefix: str, schema: pa.Schema, compression: str, row_group_size: int, token_column: str | None):
+        self.folder, self.prefix, self.schema = folder, prefix, schema
+        self.compression, self.row_group_size, self.token_column = compression, row_group_size, token_column
+        self.infos: list[dict] = []
+        self.shard: int | None = None
+        self.writer: pq.ParquetWriter | None = None
+        self.tmp = ""
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
+
+    def add(self, shard: int, piece: pa.RecordBatch) -> None:
+        if self.writer is None or self.shard != shard:
+            self.close()
+            self._open(shard)
+        self.pending.append(piece)
+        self.pending_rows += piece.num_rows
+        self.rows += piece.num_rows
+        sources = piece.column("source").to_pylist()
+        if self.token_column:
+            counts = piece.column(self.token_column).to_pylist()
+            self.tokens += sum(counts)
+            for source, count in zip(sources, counts):
+                self.per_source[source] += 1
+                self.tok_source[source] += count
+        else:
+            self.per_source.update(sources)
+        if self.pending_rows >= self.row_group_size:
+            self._flush()
+
+    def add_sorted(self, shards: np.ndarray, body: pa.RecordBatch) -> None:
+        """Rows of ``body`` with their shard numbers ``shards`` (non-decreasing)."""
+        n = body.num_rows
+        start = 0
+        while start < n:
+            end = int(np.searchsorted(shards, shards[start], side="right"))
+            self.add(int(shards[start]), body.slice(start, end - start))
+            start = end
+
+    def _open(self, shard: int) -> None:
+        import uuid
+
+        os.makedirs(self.folder, exist_ok=True)
+        self.tmp = os.path.join(self.folder, f".{shard_name(self.prefix, shard)}{TMP_MARK}{uuid.uuid4().hex[:12]}")
+        meta = {b"curate.shard": str(shard).encode()}
+        self.shard = shard
+        self.writer = pq.ParquetWriter(
+            self.tmp,
+            self.schema.with_metadata(meta),
+            compression=None if self.compression == "none" else self.compression,
+            write_statistics=True,
+        )
+        self.rows = self.tokens = 0
+        self.per_source: Counter = Counter()
+        self.tok_source: Counter = Counter()
+
+    def _flush(self, final: bool = False) -> None:
+        if not self.pending:
+            return
+        table = pa.Table.from_batches(self.pending, schema=self.schema).combine_chunks()
+        cut = table.num_rows if final else (table.num_rows // self.row_group_size) * self.row_group_size
+        if cut:
+            self.writer.write_table(table.slice(0, cut), row_group_size=self.row_group_size)
+        rest = table.slice(cut)
+        self.pending = rest.to_batches() if rest.num_rows else []
+        self.pending_rows = rest.num_rows
+
+    def close(self) -> None:
+        if self.writer is None:
+            return
+        self._flush(final=True)
+        self.writer.close()
+        path = os.path.join(self.folder, shard_name(self.prefix, self.shard))
+        os.replace(self.tmp, path)
+        per_source = {k: [self.per_source[k], self.tok_source[k]] for k in sorted(self.per_source)}
+        self.infos.append(
+            {
+                "folder": os.path.basename(self.folder),
+                "shard": self.shard,
+                "path": path,
+                "rows": self.rows,
+                "bytes": os.path.getsize(path),
+                "tokens": self.tokens,
+                "per_source": json.dumps(per_source),
+            }
+        )
+        self.writer = None
+
+
 def _write_shards(folder: str, prefix: str, schema: pa.Schema, compression: str, row_group_size: int, token_column: str | None):
     """Stream rows sorted by (_shard, id) into one Parquet file per shard."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        import uuid
+        files = _ShardFiles(folder, prefix, schema, compression, row_group_size, token_column)
+        for batch in batches:
+            if batch.num_rows:
+                files.add_sorted(batch.column("_shard").to_numpy(), conform(batch, schema))
+        files.close()
+        if files.infos:
+            yield pa.RecordBatch.from_pylist(files.infos, schema=SHARD_INFO_SCHEMA)
 
+    return run
+
+
+def _write_final_shards(output: str, compression: str, row_group_size: int, tokenizer: DocumentTokenizer):
+    """Documents sorted by (_shard, id) -> documents/, rejected/ and tokens/ shards in one pass.
+
+    The three outputs share the shard key (``pmod(xxhash64(id), n)``) and the order, so one
+    shuffle feeds all of them; kept documents are tokenized here, in the writing task.
+    """
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow.compute as pc
 
-        infos: list[dict] = []
-        state: dict = {"shard": None, "writer": None, "tmp": None, "rows": 0, "tokens": 0, "per_source": Counter(), "tok_source": Counter(), "pending": []}
-
-        def flush(final: bool = False) -> None:
-            pending = state["pending"]
-            if not pending:
-                return
-            table = pa.Table.from_batches(pending, schema=schema).combine_chunks()
-            cut = table.num_rows if final else (table.num_rows // row_group_size) * row_group_size
-            if cut:
-                state["writer"].write_table(table.slice(0, cut), row_group_size=row_group_size)
-            rest = table.slice(cut)
-            state["pending"] = rest.to_batches() if rest.num_rows else []
-
-        def close() -> None:
-            if state["writer"] is None:
-                return
-            flush(final=True)
-            state["writer"].close()
-            path = os.path.join(folder, shard_name(prefix, state["shard"]))
-            os.replace(state["tmp"], path)
-            per_source = {k: [state["per_source"][k], state["tok_source"][k]] for k in sorted(state["per_source"])}
-            infos.append(
-                {
-                    "shard": state["shard"],
-                    "path": path,
-                    "rows": state["rows"],
-                    "bytes": os.path.getsize(path),
-                    "tokens": state["tokens"],
-                    "per_source": json.dumps(per_source),
-                }
-            )
-            state.update(writer=None, tmp=None, rows=0, tokens=0, per_source=Counter(), tok_source=Counter())
-
-        def open_shard(shard: int) -> None:
-            os.makedirs(folder, exist_ok=True)
-            tmp = os.path.join(folder, f".{shard_name(prefix, shard)}{TMP_MARK}{uuid.uuid4().hex[:12]}")
-            meta = {b"curate.shard": str(shard).encode()}
-            state.update(
-                shard=shard,
-                tmp=tmp,
-                writer=pq.ParquetWriter(
-                    tmp,
-                    schema.with_metadata(meta),
-                    compression=None if compression == "none" else compression,
-                    write_statistics=True,
-                ),
-            )
-
+        documents = _ShardFiles(os.path.join(output, "documents"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None)
+        rejected = _ShardFiles(os.path.join(output, "rejected"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None)
+        tokens = _ShardFiles(os.path.join(output, "tokens"), "shard", TOKENS_SCHEMA, compression, row_group_size, "n_tokens")
         for batch in batches:
             if not batch.num_rows:
                 continue
-            shard_col = batch.column("_shard").to_numpy()
-            body = conform(batch, schema)
-            start = 0
-            n = batch.num_rows
-            while start < n:
-                shard = int(shard_col[start])
-                end = start
-                while end < n and shard_col[end] == shard:
-                    end += 1
-                if state["shard"] != shard or state["writer"] is None:
-                    close()
-                    open_shard(shard)
-                piece = body.slice(start, end - start)
-                state["pending"].append(piece)
-                state["rows"] += piece.num_rows
-                sources = piece.column("source").to_pylist()
-                if token_column:
-                    counts = piece.column(token_column).to_pylist()
-                    state["tokens"] += sum(counts)
-                    for s, c in zip(sources, counts):
-                        state["per_source"][s] += 1
-                        state["tok_source"][s] += c
-                else:
-                    for s in sources:
-                        state["per_source"][s] += 1
-                if sum(p.num_rows for p in state["pending"]) >= row_group_size:
-                    flush()
-                start = end
-        close()
+            is_kept = pc.is_null(batch.column("rejected_by"))
+            kept = batch.filter(is_kept)
+            if kept.num_rows:
+                shards = kept.column("_shard").to_numpy()
+                body = conform(kept, DOCUMENT_SCHEMA)
+                documents.add_sorted(shards, body)
+                tokens.add_sorted(shards, tokenizer.tokenize_documents(body))
+            dropped = batch.filter(pc.invert(is_kept))
+            if dropped.num_rows:
+                rejected.add_sorted(dropped.column("_shard").to_numpy(), conform(dropped, DOCUMENT_SCHEMA))
+        infos = []
+        for files in (documents, rejected, tokens):
+            files.close()
+            infos.extend(files.infos)
         if infos:
             yield pa.RecordBatch.from_pylist(infos, schema=SHARD_INFO_SCHEMA)
 
@@ -363,7 +417,9 @@ class CurationJob:
                     previous = spark.read.schema(doc_schema).parquet(current_path)
                     live = previous.filter(F.col("rejected_by").isNull())
                     done = previous.filter(F.col("rejected_by").isNotNull())
-                    marked = self._run_global(global_stage, live)
+                    # How many documents enter the global stage picks its plan (a scan of
+                    # one small column).
+                    marked = self._run_global(global_stage, live, live.count())
                     marked.write.mode("overwrite").parquet(os.path.join(self.work, f"global{k}"))
                     marked = spark.read.schema(doc_schema).parquet(os.path.join(self.work, f"global{k}"))
                     if map_stages:
@@ -381,25 +437,28 @@ class CurationJob:
         final = spark.read.schema(doc_schema).parquet(current_path)
 
         t0 = time.time()
-        n_shards = recipe.shards.num_shards
-        kept = final.filter(F.col("rejected_by").isNull())
-        rejected = final.filter(F.col("rejected_by").isNotNull())
-        doc_infos = self._write_sharded(kept, "documents", "part", DOCUMENT_SCHEMA, None)
-        rej_infos = self._write_sharded(rejected, "rejected", "part", DOCUMENT_SCHEMA, None)
-        self.timings["write_documents"] = time.time() - t0
+        if recipe.mixture is None:
+            # Documents, rejected documents and tokens share the shard key: one shuffle, one job.
+            doc_infos, rej_infos, token_infos = self._write_final(final, tokenizer)
+            mixture_report = None
+            self.timings["write_outputs"] = time.time() - t0
+        else:
+            kept = final.filter(F.col("rejected_by").isNull())
+            rejected = final.filter(F.col("rejected_by").isNotNull())
+            doc_infos = self._write_sharded(kept, "documents", "part", DOCUMENT_SCHEMA, None)
+            rej_infos = self._write_sharded(rejected, "rejected", "part", DOCUMENT_SCHEMA, None)
+            self.timings["write_documents"] = time.time() - t0
 
-        t0 = time.time()
-        tokens = kept.mapInArrow(_tokenize(tokenizer), spark_schema(TOKENS_SCHEMA))
-        mixture_report = None
-        if recipe.mixture is not None:
+            t0 = time.time()
             from curate.spark.mixture import apply_mixture
 
+            tokens = kept.mapInArrow(_tokenize(tokenizer), spark_schema(TOKENS_SCHEMA))
             # A source's share is mixture.weights[name] when named there, else its own weight.
             weights = {src.name: recipe.mixture.weights.get(src.name, src.weight) for src in recipe.sources}
             spec = dataclasses.replace(recipe.mixture, weights=weights)
             tokens, mixture_report = apply_mixture(tokens, spec, recipe.seed)
-        token_infos = self._write_sharded(tokens, "tokens", "shard", TOKENS_SCHEMA, "n_tokens")
-        self.timings["tokenize_and_write"] = time.time() - t0
+            token_infos = self._write_sharded(tokens, "tokens", "shard", TOKENS_SCHEMA, "n_tokens")
+            self.timings["tokenize_and_write"] = time.time() - t0
         for folder in ("documents", "rejected", "tokens"):
             remove_temporaries(os.path.join(self.output, folder))
 
@@ -410,22 +469,45 @@ class CurationJob:
         self._write_report(manifest)
         return manifest
 
-    def _run_global(self, stage: Stage, live: DataFrame) -> DataFrame:
+    def _run_global(self, stage: Stage, live: DataFrame, live_docs: int | None) -> DataFrame:
         if stage.kind == "dedup":
             from curate.spark.dedup import dedup_documents
 
-            return dedup_documents(live, stage, self.output)
+            return dedup_documents(live, stage, self.output, live_docs)
         raise NotImplementedError(f"no Spark implementation for global stage {stage.kind!r}")
 
+    def _keyed(self, df: DataFrame, order: list[str]) -> DataFrame:
+        n = self.recipe.shards.num_shards
+        return df.withColumn("_shard", F.pmod(F.xxhash64("id"), F.lit(n))).repartition(n, "_shard").sortWithinPartitions("_shard", *order)
+
     def _write_sharded(self, df: DataFrame, folder: str, prefix: str, schema: pa.Schema, token_column: str | None) -> list[dict]:
+        os.makedirs(os.path.join(self.output, folder), exist_ok=True)
+        keyed = self._keyed(df, ["id"] + (["repeat"] if "repeat" in schema.names else []))
+        shards = self.recipe.shards
+        writer = _write_shards(os.path.join(self.output, folder), prefix, schema, shards.compression, shards.row_group_size, token_column)
+        rows = keyed.mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
+        return self._shard_entries(folder, prefix, schema, token_column, {r["shard"]: r.asDict() for r in rows})
+
+    def _write_final(self, final: DataFrame, tokenizer: DocumentTokenizer) -> tuple[list[dict], list[dict], list[dict]]:
+        """documents/, rejected/ and tokens/ (no mixture) from one shuffle of the final rows."""
+        for folder in ("documents", "rejected", "tokens"):
+            os.makedirs(os.path.join(self.output, folder), exist_ok=True)
+        shards = self.recipe.shards
+        writer = _write_final_shards(self.output, shards.compression, shards.row_group_size, tokenizer)
+        rows = self._keyed(final, ["id"]).mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
+        written: dict[str, dict[int, dict]] = {"documents": {}, "rejected": {}, "tokens": {}}
+        for r in rows:
+            written[r["folder"]][r["shard"]] = r.asDict()
+        return (
+            self._shard_entries("documents", "part", DOCUMENT_SCHEMA, None, written["documents"]),
+            self._shard_entries("rejected", "part", DOCUMENT_SCHEMA, None, written["rejected"]),
+            self._shard_entries("tokens", "shard", TOKENS_SCHEMA, "n_tokens", written["tokens"]),
+        )
+
+    def _shard_entries(self, folder: str, prefix: str, schema: pa.Schema, token_column: str | None, infos: dict[int, dict]) -> list[dict]:
+        """Manifest entries of one folder's shards; shards that got no rows are written empty."""
         n = self.recipe.shards.num_shards
         target = os.path.join(self.output, folder)
-        os.makedirs(target, exist_ok=True)
-        order = ["_shard", "id"] + (["repeat"] if "repeat" in schema.names else [])
-        keyed = df.withColumn("_shard", F.pmod(F.xxhash64("id"), F.lit(n))).repartition(n, "_shard").sortWithinPartitions(*order)
-        writer = _write_shards(target, prefix, schema, self.recipe.shards.compression, self.recipe.shards.row_group_size, token_column)
-        rows = keyed.mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
-        infos = {r["shard"]: r.asDict() for r in rows}
         # Shards that received no rows still exist, so the set of files is the same every run.
         for shard in range(n):
             if shard not in infos:
