@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/dedup.py speed            # MinHasher vs datasketch MinHash.bulk
     .venv/bin/python bench/dedup.py quality          # pair precision/recall at threshold 0.8
-    .venv/bin/python bench/dedup.py scale --docs 10000 100000 1000000 [--peer] [--plans auto one-task distributed]
+    .venv/bin/python bench/dedup.py scale --docs 10000 100000 1000000 [--peer] [--plans auto one-task distributed] [--verify]
 
 ``--peer`` also runs datatrove's MinHash pipeline (signatures, buckets, clusters, filter) on
 the same documents, in ``.venv-bench`` (datatrove is not a dependency of curate).
@@ -301,9 +301,9 @@ def write_inputs(n_docs: int, folder: Path, files: int = 2) -> None:
     done.write_text("ok")
 
 
-def run_curate(folder: Path, bands: int, rows: int, num_perm: int, driver_memory: str, plan: str = "auto") -> dict:
+def run_curate(folder: Path, bands: int, rows: int, num_perm: int, driver_memory: str, plan: str = "auto", verify: bool = False) -> dict:
     """Runs the Spark dedup in a fresh child process, so that its memory is its own."""
-    cmd = [sys.executable, __file__, "curate-child", "--input", str(folder), "--bands", str(bands), "--rows", str(rows), "--num-perm", str(num_perm), "--driver-memory", driver_memory, "--plan", plan]
+    cmd = [sys.executable, __file__, "curate-child", "--input", str(folder), "--bands", str(bands), "--rows", str(rows), "--num-perm", str(num_perm), "--driver-memory", driver_memory, "--plan", plan] + (["--verify"] if verify else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     with PeakMemory(proc.pid) as memory:
         stdout, _ = proc.communicate()
@@ -314,7 +314,7 @@ def run_curate(folder: Path, bands: int, rows: int, num_perm: int, driver_memory
     return result
 
 
-def curate_child(folder: Path, bands: int, rows: int, num_perm: int, driver_memory: str, plan: str) -> None:
+def curate_child(folder: Path, bands: int, rows: int, num_perm: int, driver_memory: str, plan: str, verify: bool) -> None:
     from pyspark.sql import functions as F
 
     from curate.dedup import DedupParams, DedupStage, MinHashParams
@@ -327,7 +327,7 @@ def curate_child(folder: Path, bands: int, rows: int, num_perm: int, driver_memo
     spark = spark_session("bench-dedup", master="local[2]", progress=False, driver_memory=driver_memory, conf={"spark.sql.shuffle.partitions": "8"})
     startup = time.perf_counter() - start
     run_dir = folder / "curate-run"
-    stage = DedupStage(DedupParams(exact=False, url=False, minhash=MinHashParams(num_perm=num_perm, bands=bands, rows=rows)))
+    stage = DedupStage(DedupParams(exact=False, url=False, minhash=MinHashParams(num_perm=num_perm, bands=bands, rows=rows, verify=verify)))
     start = time.perf_counter()
     docs = spark.read.schema(spark_schema(DOCUMENT_SCHEMA)).parquet(str(folder / "parquet"))
     # "auto" is what a recipe run does: count the live documents, and let the count pick the
@@ -415,15 +415,15 @@ def datatrove_child(input_dir: str, work: str, bands: int, rows: int, workers: i
     print(json.dumps({"step_seconds": timings, "removed": removed}))
 
 
-def bench_scale(sizes: list[int], peer: bool, peer_max: int, bands: int, rows: int, num_perm: int, driver_memory: str, plans: list[str]) -> None:
+def bench_scale(sizes: list[int], peer: bool, peer_max: int, bands: int, rows: int, num_perm: int, driver_memory: str, plans: list[str], verify: bool = False) -> None:
     for n in sizes:
         folder = OUT / f"scale-{n}"
         start = time.perf_counter()
         write_inputs(n, folder)
         emit(bench="dedup_scale_input", docs=n, build_s=round(time.perf_counter() - start, 1))
         for plan in plans:
-            ours = run_curate(folder, bands, rows, num_perm, driver_memory, plan)
-            emit(bench="dedup_scale", tool=f"curate (Spark local[2], plan {plan})", docs=n, driver_memory=driver_memory, **ours)
+            ours = run_curate(folder, bands, rows, num_perm, driver_memory, plan, verify)
+            emit(bench="dedup_scale", tool=f"curate (Spark local[2], plan {plan})", docs=n, verify=verify, driver_memory=driver_memory, **ours)
         if peer and n <= peer_max:
             theirs = run_datatrove(folder, bands, rows, workers=2)
             emit(bench="dedup_scale", tool="datatrove (2 workers)", docs=n, **theirs)
@@ -448,6 +448,7 @@ def main() -> None:
         "--plans", nargs="+", choices=["auto", "one-task", "distributed"], default=["auto"],
         help="dedup plan(s) to run: auto = what a recipe run picks (one task up to SINGLE_TASK_MAX_DOCS live documents)",
     )
+    scale.add_argument("--verify", action="store_true", help="curate checks each LSH link against the signatures (carries them: more memory)")
     ours = sub.add_parser("curate-child")
     ours.add_argument("--input", type=Path)
     ours.add_argument("--bands", type=int)
@@ -455,6 +456,7 @@ def main() -> None:
     ours.add_argument("--num-perm", type=int)
     ours.add_argument("--driver-memory")
     ours.add_argument("--plan", choices=["auto", "one-task", "distributed"], default="auto")
+    ours.add_argument("--verify", action="store_true")
     child = sub.add_parser("datatrove-child")
     child.add_argument("--input")
     child.add_argument("--work")
@@ -467,11 +469,11 @@ def main() -> None:
     elif args.command == "quality":
         bench_quality(args.threshold)
     elif args.command == "scale":
-        bench_scale(args.docs, args.peer, args.peer_max, args.bands, args.rows, args.num_perm, args.driver_memory, args.plans)
+        bench_scale(args.docs, args.peer, args.peer_max, args.bands, args.rows, args.num_perm, args.driver_memory, args.plans, args.verify)
     elif args.command == "curate-child":
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-        curate_child(args.input, args.bands, args.rows, args.num_perm, args.driver_memory, args.plan)
+        curate_child(args.input, args.bands, args.rows, args.num_perm, args.driver_memory, args.plan, args.verify)
     else:
         datatrove_child(args.input, args.work, args.bands, args.rows, args.workers)
 
