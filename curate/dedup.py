@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
@@ -569,6 +569,17 @@ def _newest_key(date: str | None, doc_id: str) -> tuple:
     return (date is None, _Descending(date or ""), doc_id)
 
 
+def shared_buckets(column: np.ndarray) -> Iterator[np.ndarray]:
+    """Row numbers of the members of each bucket that two or more rows share (one band)."""
+    order = np.argsort(column, kind="stable")
+    sorted_keys = column[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        if end - start >= 2:
+            yield order[start:end]
+
+
 def best_of_groups(group_of: list, rank: np.ndarray, live: np.ndarray) -> tuple[dict, dict]:
     """(best-ranked row, size) of each group key, over the live rows that have a key."""
     best: dict = {}
@@ -697,15 +708,7 @@ class DedupStage(GlobalStage):
         for band in range(bands):
             # Each bucket links its members to its smallest-id member (rows are id-sorted, so
             # the first occurrence), exactly as the Spark implementation does.
-            column = buckets[:, band]
-            order = np.argsort(column, kind="stable")
-            sorted_keys = column[order]
-            starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-            ends = np.r_[starts[1:], len(order)]
-            for s, e in zip(starts, ends):
-                if e - s < 2:
-                    continue
-                members = order[s:e]
+            for members in shared_buckets(buckets[:, band]):
                 root = int(members.min())
                 for m in members.tolist():
                     if m == root:

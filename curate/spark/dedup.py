@@ -50,7 +50,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from curate.dedup import DedupStage, MinHasher, _Descending, band_buckets, best_of_groups, document_words, exact_keys, has_shingles, normalize_url
+from curate.dedup import DedupStage, MinHasher, _Descending, band_buckets, best_of_groups, document_words, exact_keys, has_shingles, normalize_url, shared_buckets
 from curate.schema import DOCUMENT_COLUMNS, scores_of
 
 KEYS_SCHEMA = pa.schema(
@@ -396,15 +396,8 @@ def decide_in_one_task(keys: pa.Table, stage: DedupStage) -> tuple[pa.Table, dic
         if len(hashed):
             buckets = pc.list_flatten(keys.column("buckets").take(pa.array(hashed))).to_numpy().reshape(len(hashed), bands)
             for band in range(bands):
-                column = buckets[:, band]
-                order = np.argsort(column, kind="stable")
-                sorted_keys = column[order]
-                starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-                ends = np.r_[starts[1:], len(order)]
-                for s, e in zip(starts.tolist(), ends.tolist()):
-                    if e - s < 2:
-                        continue
-                    members = hashed[order[s:e]]
+                for shared in shared_buckets(buckets[:, band]):
+                    members = hashed[shared]
                     root = int(members.min())  # rows are in id order: the smallest id
                     edges.update((int(m), root) for m in members.tolist() if m != root)
         if mh.verify and edges:
