@@ -50,7 +50,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from curate.dedup import DedupStage, MinHasher, _Descending, band_buckets, best_of_groups, document_words, exact_keys, has_shingles, normalize_url, shared_buckets
+from curate.dedup import DedupStage, MinHasher, _Descending, _groups_to_rejections, _UnionFind, band_buckets, best_of_groups, document_words, exact_keys, has_shingles, normalize_url, shared_buckets
 from curate.schema import DOCUMENT_COLUMNS, scores_of
 
 KEYS_SCHEMA = pa.schema(
@@ -305,9 +305,10 @@ def connected_components(
 
 
 # Up to this many live documents, all decisions come from one Spark task holding every
-# document's keys (~1 KB each in Python: under 0.5 GB at the limit) instead of a dozen Spark
-# jobs of joins and windows, whose planning and scheduling cost ~10 s even on a few thousand
-# documents. Both give the same decisions, clusters and counters (tests/test_spark_dedup.py).
+# document's keys instead of a dozen Spark jobs of joins and windows, whose planning alone took
+# 6 s of driver time on 5,000 documents. At the limit, with signatures carried (`verify`), the
+# one task took 51 s and 3.2 GB in all against 83 s and 4.0 GB distributed (bench/README.md).
+# Both give the same decisions, clusters and counters (tests/test_spark_dedup.py).
 SINGLE_TASK_MAX_DOCS = 400_000
 
 OUTCOMES_SCHEMA = pa.schema(
@@ -365,19 +366,14 @@ def decide_in_one_task(keys: pa.Table, stage: DedupStage) -> tuple[pa.Table, dic
     counters: dict[str, float] = {}
 
     def group_rule(group: list, rank: np.ndarray, rule: str) -> None:
-        best, size = best_of_groups(group, rank, live)
-        survivors = set()
-        for row, key in enumerate(group):
-            if key is None or not live[row] or size[key] < 2 or best[key] == row:
-                continue
-            rejected_by[row], value[row], duplicate_of[row] = f"{stage.name}.{rule}", float(size[key]), ids[best[key]]
-            survivors.add(best[key])
-        for row in range(n):
-            if rejected_by[row] is not None:
-                live[row] = False
-        if survivors:
-            counters[f"{rule}_duplicates"] = sum(r == f"{stage.name}.{rule}" for r in rejected_by)
-            counters[f"{rule}_groups"] = len(survivors)
+        rejected, kept_row, sizes = _groups_to_rejections(group, rank, live)
+        rows = np.flatnonzero(rejected).tolist()
+        for row in rows:
+            rejected_by[row], value[row], duplicate_of[row] = f"{stage.name}.{rule}", float(sizes[row]), ids[kept_row[row]]
+        live[rows] = False
+        if rows:
+            counters[f"{rule}_duplicates"] = len(rows)
+            counters[f"{rule}_groups"] = len({kept_row[row] for row in rows})
 
     rank = _keys_rank(keys, params.keep)
     if params.exact:
@@ -414,24 +410,11 @@ def decide_in_one_task(keys: pa.Table, stage: DedupStage) -> tuple[pa.Table, dic
             edges = {pair for pair, ok in zip(pairs, passed.tolist()) if ok}
         counters["minhash_links"] = len(edges)
         counters["minhash_cc_rounds"] = 0
-        parent: dict[int, int] = {}
-
-        def find(x: int) -> int:
-            root = x
-            while parent[root] != root:
-                root = parent[root]
-            while parent[x] != root:
-                parent[x], x = root, parent[x]
-            return root
-
+        union = _UnionFind(n)  # the root is the smallest row, i.e. the smallest id
         for a, b in edges:
-            parent.setdefault(a, a)
-            parent.setdefault(b, b)
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)  # the root is the smallest id
-        for node in parent:
-            cluster_of[node] = find(node)
+            union.union(a, b)
+        for node in {row for edge in edges for row in edge}:
+            cluster_of[node] = union.find(node)
         best, size = best_of_groups([cluster_of.get(row) for row in range(n)], rank, np.ones(n, dtype=bool))
         for node, cluster in cluster_of.items():
             size_of[node] = size[cluster]
@@ -535,8 +518,8 @@ def dedup_documents(docs: DataFrame, stage: DedupStage, run_dir: str | None, liv
     ``duplicate_of`` the surviving document's id and ``rejected_value`` the size of the group
     (exact or URL copies, or MinHash cluster).
 
-    ``live_docs``, when the caller knows it (the job does, from the previous segment's
-    counters), picks the plan: up to ``SINGLE_TASK_MAX_DOCS`` documents are decided in one
+    ``live_docs``, when the caller knows it (the job counts the live documents), picks the
+    plan: up to ``SINGLE_TASK_MAX_DOCS`` documents are decided in one
     task (:func:`decide_in_one_task`), more by the distributed joins.
     """
     started = time.time()
