@@ -139,3 +139,30 @@ def test_summary_names_output(demo_run):
     text = "\n".join(summary_lines(manifest))
     assert f"documents in      {manifest['summary']['documents_in']:>10,}" in text
     assert str(out) in text and "tokens/" in text
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_global_stage_plan_gets_the_true_live_count(spark, tmp_path, monkeypatch, mixed):
+    """The count that picks dedup's plan comes from the map stages' counters when they saw
+    every document (no Spark job), else from Spark; either way it is the true number."""
+    from curate.spark.job import CurationJob
+
+    seen: list[int | None] = []
+    run_global = CurationJob._run_global
+
+    def spy(self, stage, live, live_docs):
+        seen.append(live_docs)
+        return run_global(self, stage, live, live_docs)
+
+    monkeypatch.setattr(CurationJob, "_run_global", spy)
+    overrides = {"output": str(tmp_path / "run")}
+    if mixed:  # WARC pages and ready-made documents: the latter skip "extract", the last map stage
+        overrides["sources"] = [
+            {"name": "web", "kind": "warc", "paths": [str(ROOT / "tests" / "data" / "warc" / "*.warc.gz")]},
+            {"name": "pages", "kind": "jsonl", "paths": [str(ROOT / "tests" / "data" / "dedup" / "pages.jsonl")]},
+        ]
+        overrides["stages"] = [{"stage": "extract"}, {"stage": "dedup"}]
+    manifest = run_recipe(load_recipe(DEMO, overrides=overrides), spark=spark)
+    dedup = next(entry for entry in manifest["funnel"] if entry["stage"] == "dedup")
+    assert seen == [dedup["docs_in"]]
+    assert dedup["docs_in"] == (37 + 16 if mixed else EXPECTED["funnel"]["dedup"][0])

@@ -75,6 +75,12 @@ def _write_json_quiet(data: dict, path: str) -> None:
 # --- executor-side functions (pickled by cloudpickle into the Python workers) -----------------
 
 
+def _reads_records(stage: Stage) -> bool:
+    # By value, not identity: this runs inside closures that Spark pickles by value, globals
+    # included, so a worker's RECORD_SCHEMA here is a copy of the one the stage classes hold.
+    return stage.input_schema.names == RECORD_SCHEMA.names
+
+
 def _process_files(recipe: Recipe, stages: list[Stage], stats_dir: str):
     sources = recipe.sources
 
@@ -90,7 +96,7 @@ def _process_files(recipe: Recipe, stages: list[Stage], stats_dir: str):
                 active = [] if source.kind == "run" else stages
                 started = time.perf_counter()
                 for batch in read_source(source, task["path"], reader_counters, problems):
-                    use = active if batch.schema.names == RECORD_SCHEMA.names else [s for s in active if s.input_schema is not RECORD_SCHEMA]
+                    use = active if batch.schema.names == RECORD_SCHEMA.names else [s for s in active if not _reads_records(s)]
                     if batch.schema.names == RECORD_SCHEMA.names and not use:
                         continue
                     kept, rejected = run_map_stages(use, batch)
@@ -403,6 +409,7 @@ class CurationJob:
         # than in a segment of their own written to _work and read back: one Spark job and one
         # Parquet round trip fewer. Not with a mixture, whose three writes would run them thrice.
         fused_stats: tuple[list[Stage], str] | None = None
+        live_known: int | None = None  # documents still live after the previous segment
         for k, (global_stage, map_stages) in enumerate(segments):
             seg_path = os.path.join(self.work, f"seg{k}")
             stats_dir = os.path.join(self.work, "stats", f"seg{k}")
@@ -416,15 +423,22 @@ class CurationJob:
                     out.write.mode("overwrite").parquet(seg_path)
                 reader_stats = self._reader_stats(stats_dir)
                 funnel.extend(self._map_funnel(map_stages, stats_dir))
+                # The last map stage's counters see every live document unless some skip it:
+                # sources of kind "run" skip every stage, non-WARC sources skip "extract".
+                kinds = {src.kind for src in recipe.sources}
+                if map_stages and "run" not in kinds and (not _reads_records(map_stages[-1]) or kinds == {"warc"}):
+                    live_known = funnel[-1]["docs_out"]
             else:
                 assert global_stage is not None
                 if not self._done(seg_path):
                     previous = spark.read.schema(doc_schema).parquet(current_path)
                     live = previous.filter(F.col("rejected_by").isNull())
                     done = previous.filter(F.col("rejected_by").isNotNull())
-                    # How many documents enter the global stage picks its plan (a scan of
-                    # one small column).
-                    marked = self._run_global(global_stage, live, live.count())
+                    # How many documents enter the global stage picks its plan: known from
+                    # the previous segment's counters when they cover every document, else
+                    # counted (a scan of one small column).
+                    live_docs = live_known if live_known is not None else live.count()
+                    marked = self._run_global(global_stage, live, live_docs)
                     marked.write.mode("overwrite").parquet(os.path.join(self.work, f"global{k}"))
                     marked = spark.read.schema(doc_schema).parquet(os.path.join(self.work, f"global{k}"))
                     if map_stages:
@@ -439,8 +453,11 @@ class CurationJob:
                     else:
                         result.write.mode("overwrite").parquet(seg_path)
                 funnel.append(self._global_funnel(global_stage, os.path.join(self.work, f"global{k}")))
+                live_known = funnel[-1]["docs_out"] if not map_stages else None
                 if fused_stats is None:
                     funnel.extend(self._map_funnel(map_stages, stats_dir))
+                    if map_stages:
+                        live_known = funnel[-1]["docs_out"]
             self.timings[f"segment{k}"] = time.time() - t0
             current_path = seg_path
         if final is None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 from pyspark.sql import SparkSession
+
+from curate.spark import class_archive
+
+log = logging.getLogger(__name__)
 
 
 def python_for_workers() -> str:
@@ -49,9 +54,22 @@ def spark_session(
     if not launched_by_submit:
         settings["spark.driver.memory"] = driver_memory
     settings.update(conf or {})
+    archive = _class_archive(launched_by_submit)
+    if archive is not None:
+        options = settings.get("spark.driver.extraJavaOptions", "")
+        settings["spark.driver.extraJavaOptions"] = f"{options} {class_archive.java_options_for_use(archive)}".strip()
     for key, value in settings.items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+    except Exception as e:
+        if archive is None or "JAVA_GATEWAY_EXITED" not in str(e):
+            raise
+        # A JVM that dies mapping the archive (damaged on disk) must not cost the run: drop it.
+        log.warning("Spark's JVM did not start with the class archive %s; deleting it and starting without", archive)
+        class_archive.discard(archive)
+        builder = builder.config("spark.driver.extraJavaOptions", (conf or {}).get("spark.driver.extraJavaOptions", ""))
+        session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     if not session.sparkContext.getConf().contains("spark.sql.shuffle.partitions"):  # set by user or spark-submit: kept
         # Two shuffle partitions per core: Spark's default of 200 costs seconds per shuffle on
@@ -59,6 +77,15 @@ def spark_session(
         # Outputs do not depend on it (shards are keyed by id hash; tests/test_cluster.py).
         session.conf.set("spark.sql.shuffle.partitions", str(max(2, 2 * session.sparkContext.defaultParallelism)))
     return session
+
+
+def _class_archive(launched_by_submit: bool) -> str | None:
+    """The JVM class archive to start with, when this call is the one that starts the JVM."""
+    from pyspark import SparkContext
+
+    if launched_by_submit or SparkContext._active_spark_context is not None:
+        return None
+    return class_archive.ensure()
 
 
 def _submitted_conf() -> dict[str, str]:
