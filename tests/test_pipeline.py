@@ -166,3 +166,9 @@ def test_global_stage_plan_gets_the_true_live_count(spark, tmp_path, monkeypatch
     dedup = next(entry for entry in manifest["funnel"] if entry["stage"] == "dedup")
     assert seen == [dedup["docs_in"]]
     assert dedup["docs_in"] == (37 + 16 if mixed else EXPECTED["funnel"]["dedup"][0])
+    # and from the output files: what dedup kept (nothing after it rejects) plus what it removed
+    run = tmp_path / "run"
+    [(kept,)] = duckdb.sql(f"select count(*) from '{run}/documents/*.parquet'").fetchall()
+    [(removed,)] = duckdb.sql(f"select count(*) from '{run}/rejected/*.parquet' where rejected_by like 'dedup.%'").fetchall()
+    assert kept + removed == dedup["docs_in"] and dedup["docs_out"] == kept
+    assert sum(dedup["rejected"].values()) == removed

@@ -71,7 +71,7 @@ def test_one_pass_writer_equals_three_separate_writes(tmp_path, documents, token
     separate = tmp_path / "separate"
     expected = []
     expected += run_writer(_write_shards(str(separate / "documents"), "part", DOCUMENT_SCHEMA, "zstd", 4, None), kept, 1000)
-    expected += run_writer(_write_shards(str(separate / "rejected"), "part", DOCUMENT_SCHEMA, "zstd", 4, None), rejected, 1000)
+    expected += run_writer(_write_shards(str(separate / "rejected"), "part", DOCUMENT_SCHEMA, "zstd", 4, None, count_reasons=True), rejected, 1000)
     expected += run_writer(_write_shards(str(separate / "tokens"), "shard", TOKENS_SCHEMA, "zstd", 4, "n_tokens"), tokens, 1000)
 
     one_pass = tmp_path / "one"
@@ -87,6 +87,19 @@ def test_one_pass_writer_equals_three_separate_writes(tmp_path, documents, token
     assert strip(got) == strip(expected)
     by_folder = {f: sum(i["rows"] for i in got if i["folder"] == f) for f in ("documents", "rejected", "tokens")}
     assert by_folder == {"documents": 21, "rejected": 11, "tokens": 21}
+    # rows and characters per rejection reason, which the global stages' funnel entries use
+    reasons: dict[str, list[int]] = {}
+    for info in got:
+        for reason, (n, chars) in json.loads(info["reasons"] or "{}").items():
+            reasons.setdefault(reason, [0, 0])
+            reasons[reason][0] += n
+            reasons[reason][1] += chars
+    truth: dict[str, list[int]] = {}
+    for reason, text in zip(rejected.column("rejected_by").to_pylist(), rejected.column("text").to_pylist()):
+        truth.setdefault(reason, [0, 0])
+        truth[reason][0] += 1
+        truth[reason][1] += len(text or "")
+    assert reasons == truth and sum(n for n, _ in truth.values()) == 11
     assert sum(i["tokens"] for i in got) == sum(tokens.column("n_tokens").to_pylist()) > 0
 
 

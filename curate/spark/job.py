@@ -9,7 +9,13 @@ Plan of a run (``RUN`` is the output folder):
    than double counts. The stage output (kept and rejected documents) is written to
    ``RUN/_work/seg0``.
 2. A global stage (dedup) runs distributed on the live documents; the map stages after it
-   form the next segment, written to ``RUN/_work/seg1``, and so on.
+   run in the same pass over its marked documents (its rejections pass through them) and
+   form the next segment, written to ``RUN/_work/seg1``, and so on. After the last global
+   stage nothing is written to ``_work``: that segment runs inside the final write's job
+   (without a mixture). What entered each global stage is taken from the previous
+   segment's counters when they saw every document (else one small count job) and kept in
+   ``RUN/_work/stats/global<K>-in.json``; what it removed is counted by the writer of
+   ``rejected/``; together they give its funnel entry without a job of its own.
 3. Kept documents are tokenized (``mapInArrow``), optionally mixed, and written as shards:
    rows go to shard ``pmod(xxhash64(id), n)``, are sorted by id, and are written by our own
    writer with fixed row groups, to a temporary name, then renamed. The output therefore
@@ -56,6 +62,7 @@ SHARD_INFO_SCHEMA = pa.schema(
         ("bytes", pa.int64()),
         ("tokens", pa.int64()),
         ("per_source", pa.string()),  # JSON {source: [rows, tokens]}
+        ("reasons", pa.string()),  # JSON {rejected_by: [rows, characters]}, rejected/ only
     ]
 )
 
@@ -118,14 +125,22 @@ def _process_files(recipe: Recipe, stages: list[Stage], stats_dir: str):
 
 
 def _process_documents(stages: list[Stage], stats_dir: str):
+    """The map stages over live documents; rows a global stage rejected pass through as they are."""
+
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow.compute as pc
         from pyspark import TaskContext
 
         for stage in stages:
             stage.counters = Counters()
         started = time.perf_counter()
         for batch in batches:
-            kept, rejected = run_map_stages(stages, conform(batch))
+            batch = conform(batch)
+            is_live = pc.is_null(batch.column("rejected_by"))
+            already = batch.filter(pc.invert(is_live))
+            if already.num_rows:
+                yield already
+            kept, rejected = run_map_stages(stages, batch.filter(is_live))
             if kept.num_rows:
                 yield kept
             if rejected.num_rows:
@@ -154,8 +169,12 @@ class _ShardFiles:
     a temporary name and renamed when complete.
     """
 
-    def __init__(self, folder: str, prefix: str, schema: pa.Schema, compression: str, row_group_size: int, token_column: str | None):
+    def __init__(
+        self, folder: str, prefix: str, schema: pa.Schema, compression: str, row_group_size: int, token_column: str | None, count_reasons: bool = False
+    ):
         self.folder, self.prefix, self.schema = folder, prefix, schema
+        # rejected/: rows and characters per reason give the global stages' funnel entries
+        self.count_reasons = count_reasons
         self.compression, self.row_group_size, self.token_column = compression, row_group_size, token_column
         self.infos: list[dict] = []
         self.shard: int | None = None
@@ -180,6 +199,13 @@ class _ShardFiles:
                 self.tok_source[source] += count
         else:
             self.per_source.update(sources)
+        if self.count_reasons:
+            import pyarrow.compute as pc
+
+            chars = pc.utf8_length(piece.column("text").fill_null("")).to_pylist()
+            for reason, n in zip(piece.column("rejected_by").to_pylist(), chars):
+                self.reasons[reason] += 1
+                self.reason_chars[reason] += n
         if self.pending_rows >= self.row_group_size:
             self._flush()
 
@@ -208,6 +234,8 @@ class _ShardFiles:
         self.rows = self.tokens = 0
         self.per_source: Counter = Counter()
         self.tok_source: Counter = Counter()
+        self.reasons: Counter = Counter()
+        self.reason_chars: Counter = Counter()
 
     def _flush(self, final: bool = False) -> None:
         if not self.pending:
@@ -237,16 +265,19 @@ class _ShardFiles:
                 "bytes": os.path.getsize(path),
                 "tokens": self.tokens,
                 "per_source": json.dumps(per_source),
+                "reasons": json.dumps({k: [self.reasons[k], self.reason_chars[k]] for k in sorted(self.reasons)}),
             }
         )
         self.writer = None
 
 
-def _write_shards(folder: str, prefix: str, schema: pa.Schema, compression: str, row_group_size: int, token_column: str | None):
+def _write_shards(
+    folder: str, prefix: str, schema: pa.Schema, compression: str, row_group_size: int, token_column: str | None, count_reasons: bool = False
+):
     """Stream rows sorted by (_shard, id) into one Parquet file per shard."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        files = _ShardFiles(folder, prefix, schema, compression, row_group_size, token_column)
+        files = _ShardFiles(folder, prefix, schema, compression, row_group_size, token_column, count_reasons)
         for batch in batches:
             if batch.num_rows:
                 files.add_sorted(batch.column("_shard").to_numpy(), conform(batch, schema))
@@ -268,7 +299,7 @@ def _write_final_shards(output: str, compression: str, row_group_size: int, toke
         import pyarrow.compute as pc
 
         documents = _ShardFiles(os.path.join(output, "documents"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None)
-        rejected = _ShardFiles(os.path.join(output, "rejected"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None)
+        rejected = _ShardFiles(os.path.join(output, "rejected"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None, count_reasons=True)
         tokens = _ShardFiles(os.path.join(output, "tokens"), "shard", TOKENS_SCHEMA, compression, row_group_size, "n_tokens")
         for batch in batches:
             if not batch.num_rows:
@@ -316,6 +347,9 @@ class CurationJob:
         self._spark = spark
         self.work = os.path.join(self.output, "_work")
         self.timings: dict[str, float] = {}
+        # rows and characters per rejection reason in rejected/, from the shard writers
+        self.rejected_reasons: Counter = Counter()
+        self.rejected_chars: Counter = Counter()
 
     # -- set-up -------------------------------------------------------------------------
     def prepare_output(self) -> dict | None:
@@ -409,7 +443,11 @@ class CurationJob:
         # than in a segment of their own written to _work and read back: one Spark job and one
         # Parquet round trip fewer. Not with a mixture, whose three writes would run them thrice.
         fused_stats: tuple[list[Stage], str] | None = None
-        live_known: int | None = None  # documents still live after the previous segment
+        # (documents, characters) still live after the previous segment, when its counters saw them all
+        live_known: tuple[int, int] | None = None
+        # A global stage's funnel entry is filled in after the final write: what entered it is
+        # recorded here, what it removed is counted in rejected/ by the shard writers.
+        global_entries: list[tuple[int, Stage, dict]] = []
         for k, (global_stage, map_stages) in enumerate(segments):
             seg_path = os.path.join(self.work, f"seg{k}")
             stats_dir = os.path.join(self.work, "stats", f"seg{k}")
@@ -427,37 +465,40 @@ class CurationJob:
                 # sources of kind "run" skip every stage, non-WARC sources skip "extract".
                 kinds = {src.kind for src in recipe.sources}
                 if map_stages and "run" not in kinds and (not _reads_records(map_stages[-1]) or kinds == {"warc"}):
-                    live_known = funnel[-1]["docs_out"]
+                    live_known = (funnel[-1]["docs_out"], funnel[-1]["chars_out"])
             else:
                 assert global_stage is not None
+                entering_path = os.path.join(self.work, "stats", f"global{k}-in.json")
                 if not self._done(seg_path):
                     previous = spark.read.schema(doc_schema).parquet(current_path)
                     live = previous.filter(F.col("rejected_by").isNull())
                     done = previous.filter(F.col("rejected_by").isNotNull())
-                    # How many documents enter the global stage picks its plan: known from
-                    # the previous segment's counters when they cover every document, else
-                    # counted (a scan of one small column).
-                    live_docs = live_known if live_known is not None else live.count()
-                    marked = self._run_global(global_stage, live, live_docs)
-                    marked.write.mode("overwrite").parquet(os.path.join(self.work, f"global{k}"))
-                    marked = spark.read.schema(doc_schema).parquet(os.path.join(self.work, f"global{k}"))
+                    # What enters the global stage (its document count picks its plan): known
+                    # from the previous segment's counters when they saw every document, else
+                    # one small Spark job.
+                    if live_known is None:
+                        row = live.agg(F.count(F.lit(1)).alias("n"), F.sum(F.length("text")).alias("chars")).collect()[0]
+                        live_known = (int(row["n"]), int(row["chars"] or 0))
+                    write_json_atomic({"docs": live_known[0], "chars": live_known[1]}, entering_path)
+                    marked = self._run_global(global_stage, live, live_known[0])
+                    # One pass over the marked documents: the map stages after the global stage
+                    # see its survivors, its rejections pass through (nothing is written to
+                    # _work and read back in between).
                     if map_stages:
-                        mk_live = marked.filter(F.col("rejected_by").isNull())
-                        mk_rej = marked.filter(F.col("rejected_by").isNotNull())
-                        processed = mk_live.mapInArrow(_process_documents(map_stages, stats_dir), doc_schema)
-                        result = done.unionByName(mk_rej).unionByName(processed)
-                    else:
-                        result = done.unionByName(marked)
+                        marked = marked.mapInArrow(_process_documents(map_stages, stats_dir), doc_schema)
+                    result = done.unionByName(marked)
                     if k == len(segments) - 1 and map_stages and recipe.mixture is None:
                         final, fused_stats = result, (map_stages, stats_dir)
                     else:
                         result.write.mode("overwrite").parquet(seg_path)
-                funnel.append(self._global_funnel(global_stage, os.path.join(self.work, f"global{k}")))
-                live_known = funnel[-1]["docs_out"] if not map_stages else None
+                with open(entering_path) as fh:
+                    global_entries.append((len(funnel), global_stage, json.load(fh)))
+                funnel.append({})  # filled in after the final write
+                live_known = None
                 if fused_stats is None:
                     funnel.extend(self._map_funnel(map_stages, stats_dir))
                     if map_stages:
-                        live_known = funnel[-1]["docs_out"]
+                        live_known = (funnel[-1]["docs_out"], funnel[-1]["chars_out"])
             self.timings[f"segment{k}"] = time.time() - t0
             current_path = seg_path
         if final is None:
@@ -490,6 +531,8 @@ class CurationJob:
             self.timings["tokenize_and_write"] = time.time() - t0
         for folder in ("documents", "rejected", "tokens"):
             remove_temporaries(os.path.join(self.output, folder))
+        for position, stage, entering in global_entries:
+            funnel[position] = self._global_funnel(stage, entering)
 
         manifest = self._manifest(funnel, reader_stats, doc_infos, rej_infos, token_infos, mixture_report, started)
         if not self.keep_work:
@@ -513,9 +556,19 @@ class CurationJob:
         os.makedirs(os.path.join(self.output, folder), exist_ok=True)
         keyed = self._keyed(df, ["id"] + (["repeat"] if "repeat" in schema.names else []))
         shards = self.recipe.shards
-        writer = _write_shards(os.path.join(self.output, folder), prefix, schema, shards.compression, shards.row_group_size, token_column)
+        writer = _write_shards(
+            os.path.join(self.output, folder), prefix, schema, shards.compression, shards.row_group_size, token_column, count_reasons=folder == "rejected"
+        )
         rows = keyed.mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
+        if folder == "rejected":
+            self._count_reasons(rows)
         return self._shard_entries(folder, prefix, schema, token_column, {r["shard"]: r.asDict() for r in rows})
+
+    def _count_reasons(self, rows) -> None:
+        for r in rows:
+            for reason, (n, chars) in json.loads(r["reasons"] or "{}").items():
+                self.rejected_reasons[reason] += n
+                self.rejected_chars[reason] += chars
 
     def _write_final(self, final: DataFrame, tokenizer: DocumentTokenizer) -> tuple[list[dict], list[dict], list[dict]]:
         """documents/, rejected/ and tokens/ (no mixture) from one shuffle of the final rows."""
@@ -525,6 +578,7 @@ class CurationJob:
         writer = _write_final_shards(self.output, shards.compression, shards.row_group_size, tokenizer)
         rows = self._keyed(final, ["id"]).mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
         written: dict[str, dict[int, dict]] = {"documents": {}, "rejected": {}, "tokens": {}}
+        self._count_reasons([r for r in rows if r["folder"] == "rejected"])
         for r in rows:
             written[r["folder"]][r["shard"]] = r.asDict()
         return (
@@ -590,19 +644,16 @@ class CurationJob:
                     totals[name].update(counters)
         return [_funnel_entry(s, totals[s.name]) for s in stages]
 
-    def _global_funnel(self, stage: Stage, path: str) -> dict:
-        df = self.spark.read.parquet(path)
-        rows = df.groupBy("rejected_by").agg(F.count("*").alias("n"), F.sum(F.length("text")).alias("chars")).collect()
-        c = Counter()
-        for r in rows:
-            c["docs_in"] += r["n"]
-            c["chars_in"] += r["chars"] or 0
-            if r["rejected_by"] is None:
-                c["docs_out"] += r["n"]
-                c["chars_out"] += r["chars"] or 0
-            else:
-                c[f"rejected:{r['rejected_by']}"] += r["n"]
-                c[f"rejected_chars:{r['rejected_by']}"] += r["chars"] or 0
+    def _global_funnel(self, stage: Stage, entering: dict) -> dict:
+        """A global stage's funnel entry: what entered it, less what rejected/ holds for it."""
+        c = Counter(docs_in=entering["docs"], chars_in=entering["chars"], docs_out=entering["docs"], chars_out=entering["chars"])
+        for reason, n in self.rejected_reasons.items():
+            if reason.rsplit(".", 1)[0] == stage.name:
+                chars = self.rejected_chars[reason]
+                c[f"rejected:{reason}"] += n
+                c[f"rejected_chars:{reason}"] += chars
+                c["docs_out"] -= n
+                c["chars_out"] -= chars
         stats_path = os.path.join(self.output, stage.name, "stats.json")
         if os.path.exists(stats_path):
             with open(stats_path) as fh:
