@@ -1,7 +1,7 @@
 """End-to-end benchmark: the FineWeb-like recipe on Spark vs datatrove's equivalent pipeline.
 
     .venv/bin/python bench/make_warc.py --records 5000 --files 2 --out bench/out/cc-1x
-    .venv/bin/python bench/pipeline.py --input bench/out/cc-1x [--cores 1,2] [--no-peer] [--profile]
+    .venv/bin/python bench/pipeline.py --input bench/out/cc-1x [--cores 1,2] [--repeat 2] [--no-peer] [--profile]
 
 Ours: ``pipelines/recipes/fineweb.yaml`` (extract, langid, Gopher repetition + quality, C4,
 FineWeb, MinHash dedup, PII, tokenization) with ``spark.master local[N]`` for each N in
@@ -29,6 +29,7 @@ import glob
 import gzip
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -318,6 +319,9 @@ def main() -> None:
     parser.add_argument("--cores", default="1,2")
     parser.add_argument("--out", default="bench/out/pipeline")
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run every configuration N times in ABBA order (ours, peer, peer, ours, ...); ratios from the medians"
+    )
     parser.add_argument("--no-ours", action="store_true")
     parser.add_argument("--profile", action="store_true", help="cProfile our map stages (no Spark)")
     parser.add_argument("--compare-only", action="store_true", help="only compare the outputs already under --out")
@@ -343,28 +347,41 @@ def main() -> None:
     if args.compare_only:
         args.no_ours = args.no_peer = True
         ours_runs = {int(c): {} for c in args.cores.split(",") if os.path.exists(os.path.join(out, f"ours-local{c}", "manifest.json"))}
+    cores_list = [int(c) for c in args.cores.split(",")]
     if not args.no_ours:
         warm = warm_caches()
         if "error" in warm:
             print(f"warm-up failed:\n{warm['error']}")
         else:
             print(f"per-machine caches: JVM class archive {warm['archive'] or 'off'} ({warm['archive_s']:.1f} s), numba kernels ({warm['numba_s']:.1f} s)")
-        for cores in [int(c) for c in args.cores.split(",")]:
-            result = run_ours(input_dir, cores, os.path.join(out, f"ours-local{cores}"))
-            ours_runs[cores] = result
-            if "error" in result:
-                print(f"ours local[{cores}]: FAILED after {result['wall_s']:.1f}s\n{result['error']}")
-                continue
-            rate = records / result["wall_s"] / cores
-            rows.append((f"curate local[{cores}]", cores, result["wall_s"], rate))
+    # This box's speed drifts by 10-25% over minutes: each repeat reverses the order of the
+    # previous one (ours, peer | peer, ours | ...) so a steady drift weighs on both sides alike.
+    sequence = ([] if args.no_ours else [("ours", c) for c in cores_list]) + ([] if args.no_peer else [("peer", 1)])
+    walls: dict[tuple[str, int], list[float]] = {}
     peer = None
-    if not args.no_peer:
-        peer = run_peer(input_dir, os.path.join(out, "datatrove"))
-        if "error" in peer:
-            print(f"datatrove: FAILED after {peer['wall_s']:.1f}s\n{peer['error']}")
-        else:
-            rows.append(("datatrove 1 task, 1 worker", 1, peer["wall_s"], records / peer["wall_s"]))
-            print("datatrove steps (s): " + ", ".join(f"{k} {v:.1f}" for k, v in peer["steps_s"].items()))
+    for repeat in range(max(1, args.repeat)):
+        for kind, cores in sequence if repeat % 2 == 0 else list(reversed(sequence)):
+            if kind == "ours":
+                result = run_ours(input_dir, cores, os.path.join(out, f"ours-local{cores}"))
+                ours_runs[cores] = result
+                name = f"curate local[{cores}]"
+            else:
+                result = peer = run_peer(input_dir, os.path.join(out, "datatrove"))
+                name = "datatrove 1 task, 1 worker"
+            if "error" in result:
+                print(f"{name}: FAILED after {result['wall_s']:.1f}s\n{result['error']}")
+                continue
+            walls.setdefault((kind, cores), []).append(result["wall_s"])
+            if args.repeat > 1:
+                print(f"  run {repeat + 1}: {name:<28} {result['wall_s']:7.1f} s", flush=True)
+            if kind == "peer":
+                print("datatrove steps (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result["steps_s"].items()))
+    for (kind, cores), values in walls.items():
+        wall = statistics.median(values)
+        name = f"curate local[{cores}]" if kind == "ours" else "datatrove 1 task, 1 worker"
+        rows.append((name, cores, wall, records / wall / cores))
+    if args.repeat > 1:
+        print(f"(wall s below: median of {args.repeat} runs each)")
     print(f"\n{'run':<30}{'cores':>6}{'wall s':>10}{'records/s/core':>16}")
     for name, cores, wall, rate in rows:
         print(f"{name:<30}{cores:>6}{wall:>10.1f}{rate:>16.1f}")
