@@ -60,7 +60,12 @@ def test_archive_name_follows_java_and_spark(monkeypatch, tmp_path):
     other_java = tmp_path / "java"
     other_java.write_text("#!/bin/sh\n")
     monkeypatch.setattr(class_archive, "_java_binary", lambda: str(other_java))
-    assert len({first, other_spark, class_archive.archive_path()}) == 3
+    other_java_path = class_archive.archive_path()
+    monkeypatch.undo()
+    monkeypatch.setenv("CURATE_CACHE_DIR", str(tmp_path))
+    # another virtual environment: the same pyspark version, installed elsewhere
+    monkeypatch.setattr(pyspark, "__file__", str(tmp_path / "other-venv" / "pyspark" / "__init__.py"))
+    assert len({first, other_spark, other_java_path, class_archive.archive_path()}) == 4
 
 
 def test_session_maps_the_archive_and_survives_a_damaged_one(tmp_path):

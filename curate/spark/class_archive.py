@@ -14,8 +14,9 @@ How it is kept safe:
   the archive before it is renamed into place. A half-written archive can crash the JVM, so
   nothing but a complete one ever carries the final name.
 * It lives in ``$CURATE_CACHE_DIR`` (default ``~/.cache/curate``), ``jvm-classes-<key>.jsa``,
-  where the key hashes the Java binary (path, size, mtime), the pyspark version and its jar
-  list: another JDK or Spark gets another archive. A JVM that finds the archive does not
+  where the key hashes the Java binary (path, size, mtime), the pyspark version, and where its
+  jars are and which: another JDK, Spark or virtual environment gets another archive (the
+  JVM only uses an archive made with the same class path). A JVM that finds the archive does not
   match its class path ignores it (``-Xshare:auto``, the default).
 * ``curate.spark.session`` retries without the archive, and deletes it, if a JVM started with
   it exits before Spark comes up.
@@ -71,7 +72,7 @@ def archive_path() -> str | None:
     jars = sorted(os.listdir(jars_dir)) if os.path.isdir(jars_dir) else []
     spark_home = os.environ.get("SPARK_HOME", "")
     key = hashlib.sha1(
-        "\n".join([java, str(stat.st_size), str(int(stat.st_mtime)), pyspark.__version__, spark_home, *jars]).encode()
+        "\n".join([java, str(stat.st_size), str(int(stat.st_mtime)), pyspark.__version__, spark_home, jars_dir, *jars]).encode()
     ).hexdigest()[:16]
     return os.path.join(cache_dir(), f"jvm-classes-{key}.jsa")
 
