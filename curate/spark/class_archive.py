@@ -102,7 +102,7 @@ def ensure(timeout_s: float = 600) -> str | None:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits here, then finds the archive
         if os.path.exists(path):
             return path
-        print(f"curate: building the JVM class archive for faster Spark start-up (once per machine): {path}", file=sys.stderr)
+        print(f"curate: building the JVM class archive for faster Spark start-up (once per machine and Python environment; delete the file to reclaim its space): {path}", file=sys.stderr)
         env = dict(os.environ, **{ENV_SWITCH: "off"})
         started = time.time()
         try:
