@@ -313,6 +313,10 @@ def profile_ours(input_dir: str, limit: int) -> None:
         stats.sort_stats("cumulative").print_stats(8)
 
 
+def run_name(kind: str, cores: int) -> str:
+    return f"curate local[{cores}]" if kind == "ours" else "datatrove 1 task, 1 worker"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="curate vs datatrove, end to end")
     parser.add_argument("--input", default="bench/out/cc-1x")
@@ -361,13 +365,11 @@ def main() -> None:
     peer = None
     for repeat in range(max(1, args.repeat)):
         for kind, cores in sequence if repeat % 2 == 0 else list(reversed(sequence)):
+            name = run_name(kind, cores)
             if kind == "ours":
-                result = run_ours(input_dir, cores, os.path.join(out, f"ours-local{cores}"))
-                ours_runs[cores] = result
-                name = f"curate local[{cores}]"
+                result = ours_runs[cores] = run_ours(input_dir, cores, os.path.join(out, f"ours-local{cores}"))
             else:
                 result = peer = run_peer(input_dir, os.path.join(out, "datatrove"))
-                name = "datatrove 1 task, 1 worker"
             if "error" in result:
                 print(f"{name}: FAILED after {result['wall_s']:.1f}s\n{result['error']}")
                 continue
@@ -378,8 +380,7 @@ def main() -> None:
                 print("datatrove steps (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result["steps_s"].items()))
     for (kind, cores), values in walls.items():
         wall = statistics.median(values)
-        name = f"curate local[{cores}]" if kind == "ours" else "datatrove 1 task, 1 worker"
-        rows.append((name, cores, wall, records / wall / cores))
+        rows.append((run_name(kind, cores), cores, wall, records / wall / cores))
     if args.repeat > 1:
         print(f"(wall s below: median of {args.repeat} runs each)")
     print(f"\n{'run':<30}{'cores':>6}{'wall s':>10}{'records/s/core':>16}")

@@ -117,13 +117,19 @@ def _count_funnel(stage: Stage, before: pa.RecordBatch, after: pa.RecordBatch, s
     c["docs_out"] += kept.num_rows
     c["chars_out"] += text_chars(kept)
     c["seconds"] += seconds
-    if dropped.num_rows:
-        reasons = dropped.column("rejected_by").to_pylist()
-        chars = pc.utf8_length(dropped.column("text").fill_null("")).to_pylist()
-        for r, n in zip(reasons, chars):
-            c[f"rejected:{r}"] += 1
-            c[f"rejected_chars:{r}"] += n or 0
+    tally_rejections(dropped, c)
     return dropped
+
+
+def tally_rejections(rejected: pa.RecordBatch, counters: Counter) -> None:
+    """Add ``rejected:<reason>`` (documents) and ``rejected_chars:<reason>`` (characters) counts."""
+    if not rejected.num_rows:
+        return
+    reasons = rejected.column("rejected_by").to_pylist()
+    chars = pc.utf8_length(rejected.column("text").fill_null("")).to_pylist()
+    for r, n in zip(reasons, chars):
+        counters[f"rejected:{r}"] += 1
+        counters[f"rejected_chars:{r}"] += n or 0
 
 
 def run_map_stages(stages: list[Stage], batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.RecordBatch]:

@@ -3,8 +3,8 @@
 Starting the driver JVM and its first Spark job loads and verifies some 15,000 classes from
 Spark's jars, about 8 s of a local run on a 2-core machine. Java 13+ can record the classes a
 run loads into an archive (``-XX:ArchiveClassesAtExit``) and map it at the next start
-(``-XX:SharedArchiveFile``): on the benchmark box the session starts in 3.4 s instead of 5.7 s
-and the first job takes 1.4 s instead of 2.6 s (``bench/README.md``).
+(``-XX:SharedArchiveFile``): on the benchmark box the session started in 3.4-3.7 s instead of
+5.6-7.8 s and the first job took 1.4-1.7 s instead of 2.5-3.2 s (``bench/README.md``).
 
 How it is kept safe:
 
@@ -136,6 +136,7 @@ def build(path: str) -> None:
     JVM started with ``-XX:ArchiveClassesAtExit`` records, and it writes at exit.
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
     from pyspark import SparkContext
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -155,7 +156,7 @@ def build(path: str) -> None:
         def double_text(batches):
             for batch in batches:
                 yield pa.RecordBatch.from_arrays(
-                    [batch.column("id"), batch.column("key"), pa.compute.binary_join_element_wise(batch.column("text"), batch.column("text"), "")],
+                    [batch.column("id"), batch.column("key"), pc.binary_join_element_wise(batch.column("text"), batch.column("text"), "")],
                     names=["id", "key", "text"],
                 )
 

@@ -49,7 +49,7 @@ from curate.schema import DOCUMENT_SCHEMA, RECORD_SCHEMA, TOKENS_SCHEMA, conform
 from curate.shards import TMP_MARK, remove_temporaries, shard_name, write_json_atomic
 from curate.sources import read_source, source_files
 from curate.spark.session import spark_session
-from curate.stage import Counters, Stage, run_map_stages
+from curate.stage import Counters, Stage, run_map_stages, tally_rejections
 from curate.tokenize import DocumentTokenizer
 
 TASK_SCHEMA = pa.schema([("file_index", pa.int64()), ("source_index", pa.int64()), ("path", pa.string())])
@@ -62,7 +62,7 @@ SHARD_INFO_SCHEMA = pa.schema(
         ("bytes", pa.int64()),
         ("tokens", pa.int64()),
         ("per_source", pa.string()),  # JSON {source: [rows, tokens]}
-        ("reasons", pa.string()),  # JSON {rejected_by: [rows, characters]}, rejected/ only
+        ("reasons", pa.string()),  # JSON {"rejected:<reason>": rows, "rejected_chars:<reason>": characters}, rejected/ only
     ]
 )
 
@@ -200,12 +200,7 @@ class _ShardFiles:
         else:
             self.per_source.update(sources)
         if self.count_reasons:
-            import pyarrow.compute as pc
-
-            chars = pc.utf8_length(piece.column("text").fill_null("")).to_pylist()
-            for reason, n in zip(piece.column("rejected_by").to_pylist(), chars):
-                self.reasons[reason] += 1
-                self.reason_chars[reason] += n
+            tally_rejections(piece, self.rejections)
         if self.pending_rows >= self.row_group_size:
             self._flush()
 
@@ -234,8 +229,7 @@ class _ShardFiles:
         self.rows = self.tokens = 0
         self.per_source: Counter = Counter()
         self.tok_source: Counter = Counter()
-        self.reasons: Counter = Counter()
-        self.reason_chars: Counter = Counter()
+        self.rejections: Counter = Counter()
 
     def _flush(self, final: bool = False) -> None:
         if not self.pending:
@@ -265,7 +259,7 @@ class _ShardFiles:
                 "bytes": os.path.getsize(path),
                 "tokens": self.tokens,
                 "per_source": json.dumps(per_source),
-                "reasons": json.dumps({k: [self.reasons[k], self.reason_chars[k]] for k in sorted(self.reasons)}),
+                "reasons": json.dumps(dict(sorted(self.rejections.items()))),
             }
         )
         self.writer = None
@@ -347,9 +341,8 @@ class CurationJob:
         self._spark = spark
         self.work = os.path.join(self.output, "_work")
         self.timings: dict[str, float] = {}
-        # rows and characters per rejection reason in rejected/, from the shard writers
-        self.rejected_reasons: Counter = Counter()
-        self.rejected_chars: Counter = Counter()
+        # rejected:<reason> and rejected_chars:<reason> over rejected/, from the shard writers
+        self.rejections: Counter = Counter()
 
     # -- set-up -------------------------------------------------------------------------
     def prepare_output(self) -> dict | None:
@@ -479,7 +472,8 @@ class CurationJob:
                     if live_known is None:
                         row = live.agg(F.count(F.lit(1)).alias("n"), F.sum(F.length("text")).alias("chars")).collect()[0]
                         live_known = (int(row["n"]), int(row["chars"] or 0))
-                    write_json_atomic({"docs": live_known[0], "chars": live_known[1]}, entering_path)
+                    entering = {"docs": live_known[0], "chars": live_known[1]}
+                    write_json_atomic(entering, entering_path)  # for a resumed run, which skips this
                     marked = self._run_global(global_stage, live, live_known[0])
                     # One pass over the marked documents: the map stages after the global stage
                     # see its survivors, its rejections pass through (nothing is written to
@@ -491,8 +485,10 @@ class CurationJob:
                         final, fused_stats = result, (map_stages, stats_dir)
                     else:
                         result.write.mode("overwrite").parquet(seg_path)
-                with open(entering_path) as fh:
-                    global_entries.append((len(funnel), global_stage, json.load(fh)))
+                else:
+                    with open(entering_path) as fh:
+                        entering = json.load(fh)
+                global_entries.append((len(funnel), global_stage, entering))
                 funnel.append({})  # filled in after the final write
                 live_known = None
                 if fused_stats is None:
@@ -566,9 +562,7 @@ class CurationJob:
 
     def _count_reasons(self, rows) -> None:
         for r in rows:
-            for reason, (n, chars) in json.loads(r["reasons"] or "{}").items():
-                self.rejected_reasons[reason] += n
-                self.rejected_chars[reason] += chars
+            self.rejections.update(json.loads(r["reasons"] or "{}"))
 
     def _write_final(self, final: DataFrame, tokenizer: DocumentTokenizer) -> tuple[list[dict], list[dict], list[dict]]:
         """documents/, rejected/ and tokens/ (no mixture) from one shuffle of the final rows."""
@@ -647,13 +641,11 @@ class CurationJob:
     def _global_funnel(self, stage: Stage, entering: dict) -> dict:
         """A global stage's funnel entry: what entered it, less what rejected/ holds for it."""
         c = Counter(docs_in=entering["docs"], chars_in=entering["chars"], docs_out=entering["docs"], chars_out=entering["chars"])
-        for reason, n in self.rejected_reasons.items():
+        for key, n in self.rejections.items():
+            kind, reason = key.split(":", 1)
             if reason.rsplit(".", 1)[0] == stage.name:
-                chars = self.rejected_chars[reason]
-                c[f"rejected:{reason}"] += n
-                c[f"rejected_chars:{reason}"] += chars
-                c["docs_out"] -= n
-                c["chars_out"] -= chars
+                c[key] += n
+                c["docs_out" if kind == "rejected" else "chars_out"] -= n
         stats_path = os.path.join(self.output, stage.name, "stats.json")
         if os.path.exists(stats_path):
             with open(stats_path) as fh:
