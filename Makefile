@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	# bytecode for our own modules, as a regular install would make: every Spark Python worker
+	# imports them, and with PYTHONDONTWRITEBYTECODE set nothing else writes it
+	$(BIN)/python -m compileall -q curate trainer pipelines
 	touch $(STAMP)
 
 demo: check-java $(STAMP)

@@ -752,6 +752,13 @@ class PiiStage(Stage):
             raise StageError(f"operator 'hash' needs a salt: set the environment variable {self.params.salt_env} (it is never read from the recipe)")
         self.salt = salt
 
+    def warm_up(self) -> None:
+        # spaCy and presidio's imports are ~1 s of a worker's first PII task; a second
+        # analyzer in the same process builds in ~0.07 s.
+        build_analyzer(self.params)
+        with _spacy_without_torch(needed=bool(self.params.spacy_model)):
+            import presidio_anonymizer  # noqa: F401
+
     def setup(self) -> None:
         self._read_salt()
         if getattr(self, "_analyzer", None) is None:

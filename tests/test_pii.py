@@ -144,6 +144,26 @@ def test_a_blank_pipeline_does_not_import_torch_and_a_later_import_still_works()
     assert result.stdout.strip() == "5"
 
 
+def test_warm_up_imports_what_setup_needs_and_keeps_nothing_on_the_stage():
+    # What a Spark worker does in its background thread before its first PII task.
+    code = (
+        "import pickle, sys\n"
+        "from curate.pii import PiiParams, PiiStage\n"
+        "from curate.schema import documents_from_pylist\n"
+        "params = PiiParams(entities=['EMAIL_ADDRESS'])\n"
+        "PiiStage(params).warm_up()\n"
+        "assert {'spacy', 'presidio_analyzer', 'presidio_anonymizer'} <= set(sys.modules)\n"
+        "assert 'torch' not in sys.modules\n"
+        "stage = pickle.loads(pickle.dumps(PiiStage(params)))\n"
+        "assert not [k for k in vars(stage) if k.startswith('_') and k != '_ready']\n"
+        "out = stage(documents_from_pylist([{'id': 'd0', 'source': 't', 'text': 'write to ada@example.org'}]))\n"
+        "print(out.column('text').to_pylist()[0])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "write to <EMAIL_ADDRESS>"
+
+
 def test_recall_and_precision_meet_the_targets(stage, labelled):
     found = {e: 0 for e in DEFAULT_ENTITIES}
     total = {e: 0 for e in DEFAULT_ENTITIES}

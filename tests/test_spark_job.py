@@ -16,7 +16,9 @@ import pytest
 
 from curate.schema import DOCUMENT_SCHEMA, TOKENS_SCHEMA, documents_from_pylist
 from curate.shards import list_shards, shard_index
+from curate.spark import job
 from curate.spark.job import _write_final_shards, _write_shards
+from curate.stage import Stage
 from curate.tokenize import DocumentTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,3 +118,39 @@ def test_one_pass_writer_row_groups_do_not_depend_on_batches(tmp_path, documents
         ids = pq.read_table(path).column("id").to_pylist()
         assert ids == sorted(ids)
     assert np.all(np.diff([len(os.listdir(tmp_path / "a" / f)) for f in ("documents", "rejected", "tokens")]) == 0)
+
+
+class _Recording(Stage):
+    kind = "recording"
+
+    def __init__(self, calls: list, fail: bool = False):
+        super().__init__(None)
+        self.calls, self.fail = calls, fail
+
+    def warm_up(self) -> None:
+        self.calls.append((self.name, job._Worker.files_tasks))
+        if self.fail:
+            raise RuntimeError("a broken model")
+
+
+def test_later_stages_warm_up_once_per_worker_after_its_segment0_tasks(monkeypatch):
+    monkeypatch.setattr(job._Worker, "files_tasks", 0)
+    monkeypatch.setattr(job._Worker, "warm_up", None)
+    calls: list = []
+    first, second = _Recording(calls, fail=True), _Recording(calls)
+    first.name, second.name = "first", "second"
+    job._files_task_started()
+    job._files_task_started()  # two tasks: the worker is still busy after the first ends
+    job._files_task_ended([first, second])
+    thread = job._Worker.warm_up
+    assert thread is not None and thread.daemon
+    thread.join(0.6)
+    assert thread.is_alive() and calls == []  # waits while a segment-0 task runs
+    job._files_task_ended([first, second])  # no second thread
+    assert job._Worker.warm_up is thread
+    thread.join(5)
+    # every stage in order, with no task running; the first one's error is left to setup()
+    assert not thread.is_alive() and calls == [("first", 0), ("second", 0)]
+    job._files_task_started()
+    job._files_task_ended([first, second])
+    assert job._Worker.warm_up is thread and len(calls) == 2

@@ -168,6 +168,50 @@ def test_positions_and_unions_the_compiler_must_follow():
     assert check("(.//h1)[1]|(.//article)[1]", page) == ["/html/body/article"]
 
 
+def test_remembered_regex_results_stay_right_when_the_memory_fills(monkeypatch):
+    monkeypatch.setattr(xpath_guard, "_MEMO_LIMIT", 3)
+    original = XPath(".//div[re:test(@class, 'ad|promo')]", namespaces={"re": xpath_guard.REGEXP_NS})
+    compiled = xpath_guard.compile_selection(original)
+    long_class = "promo " + "x" * xpath_guard._MEMO_LONGEST
+    classes = ["ad", "nav", "promo-box", "menu", "lede", "ad", long_class, "nav", "menu"]
+    page = "<html><body>" + "".join(f'<div class="{c}">{i}</div>' for i, c in enumerate(classes)) + "<div>plain</div></body></html>"
+    tree = load_html(page)
+    for _ in range(3):  # the second and third passes answer from memory, cleared twice on the way
+        assert [el.text for el in compiled(tree)] == [el.text for el in original(tree)] == ["0", "2", "5", "6"]
+    (memory,) = [value for name, value in compiled._parts[0].__globals__.items() if name.startswith("_c") and isinstance(value, dict)]
+    assert 0 < len(memory) <= 3 and long_class not in memory
+
+
+def test_elements_without_attributes_are_skipped_only_when_they_cannot_match():
+    page = "<html><body><div>a</div><div class=x>b</div><p>c</p></body></html>"
+    # not(@class) is true without attributes: the bare elements must still be tested
+    assert check(".//div[not(@class)]", page) == ["/html/body/div[1]"]
+    assert "if not items" not in xpath_guard.CompiledSelection(None, ".//div[not(@class)]").source
+    assert check(".//*[self::p or @class='x']", page) == ["/html/body/div[2]", "/html/body/p"]
+    assert "if not items" not in xpath_guard.CompiledSelection(None, ".//*[self::p or @class='x']").source
+    assert check(".//*[@class='x']", page) == ["/html/body/div[2]"]
+    assert "if not items" in xpath_guard.CompiledSelection(None, ".//*[@class='x']").source
+
+
+def test_invalid_characters_are_removed_exactly_as_trafilatura_does():
+    xpath_guard.install()
+    patched = trafilatura.utils.INVALID_XML_CHARS
+    assert isinstance(patched, xpath_guard._InvalidCharsFirstChecked)
+    original = patched.pattern
+    for code in range(0x10000):  # every BMP character, alone and in a page
+        if 0xD800 <= code < 0xE000:
+            continue
+        text = f"<p>a{chr(code)}b</p>"
+        assert patched.sub("", text) == original.sub("", text), hex(code)
+    page = PAGES[0]
+    assert patched.sub("", page) is page  # nothing to remove: the page itself, not a copy
+    dirty = page[:100] + "\x0b\x00" + page[100:] + "\uffff"
+    assert patched.sub("", dirty) == original.sub("", dirty) == page
+    xpath_guard.uninstall()
+    assert trafilatura.utils.INVALID_XML_CHARS is original
+    xpath_guard.install()
+
+
 def test_outside_the_subset_is_refused():
     for xpath in [".//div[2]", "(.//div)[2]", ".//div[1][@id]", "(.//div)[1]/p", ".//a|", "//div",
                   ".//div[position() > 1]", ".//div[@x:y]", ".//div[count(p) = 2]", ".//div[re:test(@id, '(')]"]:

@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import datetime, timezone
@@ -88,10 +89,62 @@ def _reads_records(stage: Stage) -> bool:
     return stage.input_schema.names == RECORD_SCHEMA.names
 
 
-def _process_files(recipe: Recipe, stages: list[Stage], stats_dir: str):
+class _Worker:
+    """Per Python worker process: segment-0 tasks running, and the warm-up thread.
+
+    Only touched through the module-level functions below: the closures Spark pickles get a
+    copy of this module's globals, but module-level functions run with the real ones.
+    """
+
+    files_tasks = 0
+    warm_up: threading.Thread | None = None
+
+
+def _files_task_started() -> None:
+    _Worker.files_tasks += 1
+
+
+def _files_task_ended(later: list[Stage]) -> None:
+    _Worker.files_tasks -= 1
+    _warm_up_when_idle(later)
+
+
+def _warm_up_when_idle(stages: list[Stage]) -> None:
+    """Once per worker process, in a background thread: ``warm_up()`` the later segments'
+    stages as soon as no segment-0 task is running here.
+
+    The worker would otherwise pay for them (spaCy's import: ~1 s) at the start of its first
+    task after dedup; here it happens while it waits for its last segment-0 peer and for the
+    driver. Only stages whose warm-up does something cost anything.
+    """
+    if _Worker.warm_up is not None or not stages:
+        return
+
+    def work() -> None:
+        time.sleep(0.25)  # a worker with more files has its next task by then
+        while _Worker.files_tasks:
+            time.sleep(0.1)
+        for stage in stages:
+            try:
+                stage.warm_up()
+            except Exception:  # setup() reports it, in the task that needs the stage
+                pass
+
+    _Worker.warm_up = threading.Thread(target=work, name="curate-warm-up", daemon=True)
+    _Worker.warm_up.start()
+
+
+def _process_files(recipe: Recipe, stages: list[Stage], stats_dir: str, later: list[Stage] | None = None):
     sources = recipe.sources
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        _files_task_started()
+        try:
+            yield from run_files(batches)
+        finally:
+            _files_task_ended(later or [])
+
+    def run_files(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for task_batch in batches:
             for task in task_batch.to_pylist():
                 source = sources[task["source_index"]]
@@ -450,7 +503,8 @@ class CurationJob:
                     n = recipe.spark.partitions or len(tasks)
                     rdd = spark.sparkContext.parallelize([tuple(t.values()) for t in tasks], min(n, len(tasks)))
                     task_df = spark.createDataFrame(rdd, spark_schema(TASK_SCHEMA))
-                    out = task_df.mapInArrow(_process_files(recipe, map_stages, stats_dir), doc_schema)
+                    later = [stage for _, stages_after in segments[1:] for stage in stages_after]
+                    out = task_df.mapInArrow(_process_files(recipe, map_stages, stats_dir, later), doc_schema)
                     out.write.mode("overwrite").parquet(seg_path)
                 reader_stats = self._reader_stats(stats_dir)
                 funnel.extend(self._map_funnel(map_stages, stats_dir))
