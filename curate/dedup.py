@@ -652,6 +652,12 @@ class DedupStage(GlobalStage):
         # Nothing to load; fail early on parameters that passed the loader but make no sense.
         self.params.validate()
 
+    def warm_up(self) -> None:
+        # numba's import and the first call of the cached MinHash kernels: ~0.8 s of a
+        # worker's first key task otherwise.
+        if self.params.minhash is not None:
+            MinHasher.from_params(self.params.minhash).signatures(pa.array(["warm up the minhash kernels"]))
+
     def run_local(self, table: pa.Table) -> pa.Table:
         """All live documents in, the same documents in the same order out, duplicates marked."""
         started = time.perf_counter()

@@ -22,6 +22,8 @@ extra = sys.argv[1] if len(sys.argv) > 1 else ""
 conf = {"spark.driver.extraJavaOptions": extra} if extra else {}
 session = spark_session("archive-test", master="local[1]", progress=False, conf=conf)
 print("rows", session.range(10).count())
+arguments = list(session.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+print("c1-only", "-XX:TieredStopAtLevel=1" in arguments)
 session.stop()
 """
 
@@ -31,6 +33,7 @@ def _start_session(tmp_path: Path, cache: Path, java_options: str = "") -> subpr
     cwd.mkdir(exist_ok=True)
     env = dict(os.environ, CURATE_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
     env.pop("CURATE_JVM_CLASS_ARCHIVE", None)
+    env.pop("CURATE_JVM_QUICK_JIT", None)
     return subprocess.run(
         [sys.executable, "-c", START_SESSION, java_options], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -85,7 +88,7 @@ def test_session_maps_the_archive_and_survives_a_damaged_one(tmp_path):
     target.symlink_to(built)
     done = _start_session(tmp_path, cache, "-Xshare:on")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "rows 10" in done.stdout
+    assert "rows 10" in done.stdout and "c1-only True" in done.stdout
     assert target.is_symlink() and "deleting it" not in done.stderr
 
     # A half-written archive crashes the JVM while mapping; the session retries without it.
@@ -95,6 +98,7 @@ def test_session_maps_the_archive_and_survives_a_damaged_one(tmp_path):
     done = _start_session(tmp_path, cache)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "rows 10" in done.stdout
+    assert "c1-only True" in done.stdout  # the retry keeps the other driver options
     assert "deleting it and starting without" in done.stderr
     assert not target.exists()
     assert not list((tmp_path / "cwd").glob("hs_err_pid*.log"))  # the crash report went to the cache

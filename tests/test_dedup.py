@@ -357,3 +357,20 @@ def test_signatures_do_not_depend_on_batch_slicing(pages, monkeypatch, shingle_h
     assert np.array_equal(hasher.signatures(texts), whole)
     sliced_words = dedup.document_words(texts).slice(3, 9)
     assert np.array_equal(hasher.signatures(sliced_words), whole[3:12])
+
+
+def test_warm_up_loads_the_minhash_kernels_only_when_minhash_is_on():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from curate.dedup import DedupParams, DedupStage\n"
+        "DedupStage(DedupParams(minhash=None)).warm_up()\n"
+        "print('numba' in sys.modules)\n"
+        "DedupStage(DedupParams()).warm_up()\n"
+        "print('numba' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "True"]

@@ -503,7 +503,7 @@ class CurationJob:
                     n = recipe.spark.partitions or len(tasks)
                     rdd = spark.sparkContext.parallelize([tuple(t.values()) for t in tasks], min(n, len(tasks)))
                     task_df = spark.createDataFrame(rdd, spark_schema(TASK_SCHEMA))
-                    later = [stage for _, stages_after in segments[1:] for stage in stages_after]
+                    later = [stage for global_after, stages_after in segments[1:] for stage in [global_after, *stages_after] if stage is not None]
                     out = task_df.mapInArrow(_process_files(recipe, map_stages, stats_dir, later), doc_schema)
                     out.write.mode("overwrite").parquet(seg_path)
                 reader_stats = self._reader_stats(stats_dir)
