@@ -24,10 +24,13 @@ with XPath's own conversions (a node-set's string value is its first node in doc
 EXSLT implementation does it). Anything outside the subset (other positions, other axes, other
 functions, other numbers) raises :class:`Unsupported` and that XPath is left as it is. Results are
 in document order, the same nodes as libxml2 returns; ``tests/test_xpath_guard.py`` checks it
-on every page of the evaluation set and on generated trees.
+on every page of the evaluation set and on generated trees. Each ``re:test`` remembers its
+answer per subject string (bounded), since class and id values repeat within a page and across
+a site's pages; elements without attributes are passed over when the condition needs one.
 
 :func:`install` swaps the compiled selections into the XPath lists of ``trafilatura.xpaths``
-in place (the other trafilatura modules hold references to the same lists);
+in place (the other trafilatura modules hold references to the same lists), and gives
+trafilatura's invalid-character pattern a cheap "is any there at all" check first;
 :func:`uninstall` puts the originals back. A compiled selection called with anything but an
 element, or with XPath variables, defers to the original XPath.
 """
