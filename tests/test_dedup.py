@@ -29,6 +29,7 @@ from curate.dedup import (
 )
 from curate.recipe import RecipeError, parse_recipe
 from curate.schema import documents_from_pylist
+from process_util import fresh_python
 
 datasketch = pytest.importorskip("datasketch")
 
@@ -360,9 +361,6 @@ def test_signatures_do_not_depend_on_batch_slicing(pages, monkeypatch, shingle_h
 
 
 def test_warm_up_loads_the_minhash_kernels_only_when_minhash_is_on():
-    import subprocess
-    import sys
-
     code = (
         "import sys\n"
         "from curate.dedup import DedupParams, DedupStage\n"
@@ -371,6 +369,4 @@ def test_warm_up_loads_the_minhash_kernels_only_when_minhash_is_on():
         "DedupStage(DedupParams()).warm_up()\n"
         "print('numba' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["False", "True"]
+    assert fresh_python(code).split() == ["False", "True"]

@@ -8,8 +8,6 @@ import json
 import os
 import pickle
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -32,6 +30,7 @@ from curate.pii import (
 from curate.recipe import RecipeError, convert_dataclass, load_recipe
 from curate.schema import documents_from_pylist, scores_of
 from curate.stage import StageContext, StageError, run_map_stages
+from process_util import fresh_python
 from recipe_util import one_stage_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,9 +138,7 @@ def test_a_blank_pipeline_does_not_import_torch_and_a_later_import_still_works()
         "import torch\n"
         "print(torch.tensor([2, 3]).sum().item())\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "5"
+    assert fresh_python(code).strip() == "5"
 
 
 def test_warm_up_imports_what_setup_needs_and_keeps_nothing_on_the_stage():
@@ -159,9 +156,7 @@ def test_warm_up_imports_what_setup_needs_and_keeps_nothing_on_the_stage():
         "out = stage(documents_from_pylist([{'id': 'd0', 'source': 't', 'text': 'write to ada@example.org'}]))\n"
         "print(out.column('text').to_pylist()[0])\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "write to <EMAIL_ADDRESS>"
+    assert fresh_python(code).strip() == "write to <EMAIL_ADDRESS>"
 
 
 def test_recall_and_precision_meet_the_targets(stage, labelled):
