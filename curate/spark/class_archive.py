@@ -46,8 +46,13 @@ ENV_SWITCH = "CURATE_JVM_CLASS_ARCHIVE"
 QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 
 
+def switched_off(variable: str) -> bool:
+    """Whether the on/off environment switch ``variable`` says off ("off", "0", "false", "no")."""
+    return os.environ.get(variable, "on").strip().lower() in ("off", "0", "false", "no")
+
+
 def enabled() -> bool:
-    return os.environ.get(ENV_SWITCH, "on").strip().lower() not in ("off", "0", "false", "no")
+    return not switched_off(ENV_SWITCH)
 
 
 def cache_dir() -> str:

@@ -102,7 +102,7 @@ def _driver_java_options(options: str, starts_jvm: bool) -> str:
     Left out when the user's options choose a JIT themselves, or with
     ``CURATE_JVM_QUICK_JIT=off``. Executors (on a cluster) are never touched.
     """
-    if not starts_jvm or os.environ.get("CURATE_JVM_QUICK_JIT", "").lower() in ("0", "off", "false", "no"):
+    if not starts_jvm or class_archive.switched_off("CURATE_JVM_QUICK_JIT"):
         return options
     if "TieredStopAtLevel" in options or "TieredCompilation" in options:
         return options
