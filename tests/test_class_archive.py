@@ -71,6 +71,26 @@ def test_archive_name_follows_java_and_spark(monkeypatch, tmp_path):
     assert len({first, other_spark, other_java_path, class_archive.archive_path()}) == 4
 
 
+def test_archive_name_follows_the_jar_files(monkeypatch, tmp_path):
+    # A virtual environment re-created at the same path: same jar names, other files. The JVM
+    # would silently ignore the old archive (and refuse it under -Xshare:on).
+    import pyspark
+
+    jars = tmp_path / "venv" / "pyspark" / "jars"
+    jars.mkdir(parents=True)
+    for name in ("spark-core.jar", "spark-sql.jar"):
+        (jars / name).write_bytes(b"PK" + name.encode())
+    monkeypatch.setattr(pyspark, "__file__", str(tmp_path / "venv" / "pyspark" / "__init__.py"))
+    monkeypatch.setenv("CURATE_CACHE_DIR", str(tmp_path / "cache"))
+    first = class_archive.archive_path()
+    assert class_archive.archive_path() == first
+    os.utime(jars / "spark-sql.jar", (1_000_000_000, 1_000_000_000))
+    reinstalled = class_archive.archive_path()
+    (jars / "spark-core.jar").write_bytes(b"PK a longer spark-core.jar")
+    os.utime(jars / "spark-core.jar", (1_000_000_000, 1_000_000_000))
+    assert len({first, reinstalled, class_archive.archive_path()}) == 3
+
+
 def test_session_maps_the_archive_and_survives_a_damaged_one(tmp_path):
     built = class_archive.ensure()  # the machine's archive: built here if no run has built it yet
     assert built is not None and os.path.getsize(built) > 10_000_000

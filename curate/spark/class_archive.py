@@ -15,8 +15,9 @@ How it is kept safe:
   nothing but a complete one ever carries the final name.
 * It lives in ``$CURATE_CACHE_DIR`` (default ``~/.cache/curate``), ``jvm-classes-<key>.jsa``,
   where the key hashes the Java binary (path, size, mtime), the pyspark version, and where its
-  jars are and which: another JDK, Spark or virtual environment gets another archive (the
-  JVM only uses an archive made with the same class path). A JVM that finds the archive does not
+  jars are and which (name, size, modification time): another JDK, Spark or virtual
+  environment, or one re-created at the same path, gets another archive (the JVM only uses an
+  archive made with the same class path and the same jar files). A JVM that finds the archive does not
   match its class path ignores it (``-Xshare:auto``, the default).
 * ``curate.spark.session`` retries without the archive, and deletes it, if a JVM started with
   it exits before Spark comes up.
@@ -74,7 +75,12 @@ def archive_path() -> str | None:
         return None
     stat = os.stat(java)
     jars_dir = os.path.join(os.path.dirname(pyspark.__file__), "jars")
-    jars = sorted(os.listdir(jars_dir)) if os.path.isdir(jars_dir) else []
+    # The JVM checks each jar's size and modification time against the archive: a virtual
+    # environment re-created at the same path must get a new archive, not one it ignores.
+    jars = []
+    for name in sorted(os.listdir(jars_dir)) if os.path.isdir(jars_dir) else []:
+        jar = os.stat(os.path.join(jars_dir, name))
+        jars.append(f"{name} {jar.st_size} {int(jar.st_mtime)}")
     spark_home = os.environ.get("SPARK_HOME", "")
     key = hashlib.sha1(
         "\n".join([java, str(stat.st_size), str(int(stat.st_mtime)), pyspark.__version__, spark_home, jars_dir, *jars]).encode()
