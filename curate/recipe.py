@@ -35,6 +35,7 @@ STAGE_REGISTRY: dict[str, str] = {
     "classify": "curate.classify:ClassifyStage",
     "dedup": "curate.dedup:DedupStage",
     "pii": "curate.pii:PiiStage",
+    "decontaminate": "curate.decontaminate:DecontaminateStage",
 }
 
 
@@ -340,7 +341,7 @@ def parse_recipe(data: dict, file: str = "<recipe>", check_files: bool = True) -
 
 
 def _is_path_key(name: str) -> bool:
-    return name == "path" or name.endswith(("_path", "_dir", "_files"))
+    return name in ("path", "paths") or name.endswith(("_path", "_dir", "_files"))
 
 
 def _absolute_paths(obj: Any) -> Any:
