@@ -49,7 +49,7 @@ FLOOR = {"size": "custom", "n_layer": 1, "n_head": 1, "n_embd": 8}
 def make_shards(folder: str, vocab_size: int = 4096) -> tuple[str, str]:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from trainer.ablate import wikitext_articles
+    from trainer.evalsets import wikitext_articles
 
     folder = os.path.join(folder, f"bpe{vocab_size}")
     texts = wikitext_articles(str(ROOT / "trainer" / "evaldata" / "wikitext-2-test.txt.gz"))

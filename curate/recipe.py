@@ -57,7 +57,8 @@ def stage_class(kind: str) -> type:
 
 @dataclass
 class SourceSpec:
-    """One input. ``kind: run`` reads an already-curated run folder (its ``documents/``)."""
+    """One input. ``kind: run`` reads an already-curated run folder (its ``documents/``): its
+    documents skip the recipe's stages and only join the mixture, unless ``apply_stages``."""
 
     name: str
     kind: Literal["warc", "parquet", "jsonl", "run"]
@@ -66,6 +67,7 @@ class SourceSpec:
     text_field: str = "text"
     id_field: str = "id"
     url_field: str = "url"
+    apply_stages: bool = False
 
 
 @dataclass

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -42,40 +41,10 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>"]
 TRAIN_FILES = ["wikitext2-valid.txt.gz", "trafilatura-eval-pages.txt.gz"]
 HELDOUT_FILES = ["wikitext2-test.txt.gz", "trafilatura-eval-heldout.txt.gz"]
 
-# --- undoing WikiText's tokenization ---------------------------------------------------------
-
-_WIKITEXT_RULES = [
-    (re.compile(r" @(.)@ "), r"\1"),  # 1 @,@ 000 -> 1,000 ; well @-@ known -> well-known
-    (re.compile(r" ?<unk> ?"), " "),
-    (re.compile(r" ([.,;:!?%)\]}])"), r"\1"),
-    (re.compile(r"([(\[{$]) "), r"\1"),
-    (re.compile(r" (n't|'s|'re|'ve|'ll|'d|'m)\b"), r"\1"),
-    (re.compile(r'" (.*?) "'), r'"\1"'),
-    (re.compile(r" {2,}"), " "),
-]
-_HEADING = re.compile(r"^ ?(=(?: =)*) (.*?) \1 ?$")
-
-
-def detokenize_wikitext(lines: list[str]) -> list[str]:
-    """WikiText-2 lines -> documents (one per top-level ``= Title =`` article)."""
-    documents: list[list[str]] = []
-    for line in lines:
-        line = line.rstrip("\n")
-        if not line.strip():
-            continue
-        heading = _HEADING.match(line)
-        if heading:
-            if heading.group(1) == "=":
-                documents.append([])
-            line = heading.group(2)
-        for pattern, replacement in _WIKITEXT_RULES:
-            line = pattern.sub(replacement, line)
-        line = line.strip()
-        if not documents:
-            documents.append([])
-        if line:
-            documents[-1].append(line)
-    return ["\n".join(doc) for doc in documents if doc]
+# WikiText's tokenization is undone by trainer.evalsets.detokenize_wikitext, the same code that
+# makes the ablations' "wiki" reference set.
+sys.path.insert(0, str(HERE.parent))
+from trainer.evalsets import detokenize_wikitext  # noqa: E402
 
 
 def _write_documents(path: Path, documents: list[str]) -> None:
@@ -89,7 +58,6 @@ def read_documents(path: Path) -> list[str]:
 
 
 def prepare(shared: Path) -> None:
-    sys.path.insert(0, str(HERE.parent))
     from curate.extract import html_to_text
 
     DATA.mkdir(parents=True, exist_ok=True)

@@ -1,34 +1,41 @@
-"""``curate ablate A.yaml B.yaml ... --model tiny --tokens N --seeds 3``: compare data recipes.
+"""``curate ablate A.yaml B.yaml`` (or ``curate ablate ABLATION.yaml``): which data mix is better?
 
-Each recipe's shards are built with ``curate run`` (or reused when the run folder already
-holds a finished run of the same recipe; a run folder can also be named directly). The same
-model is trained with the same token budget and the same seeds on each, every run evaluated
-on the same held-out sets, tokenized with the runs' (shared) tokenizer:
+The protocol (docs/training.md, "Ablations"):
 
-* ``wikitext``: the WikiText-2 test split, one document per article;
-* ``web``: main text of a held-out sample WARC (trafilatura), pages no recipe trains on.
+1. Every held-out reference set is read, sampled and tokenized once (``trainer.evalsets``),
+   and a ``decontaminate`` stage protecting all of them (by URL and by 13-gram overlap) is put
+   right after ``extract`` in every recipe: no mix trains on a page it is scored on, and the
+   report says how many documents that removed.
+2. Recipes that start with the same sources and stages run that prefix once (one extraction
+   of the corpus for all mixes); each mix then runs its own remaining stages on the prefix's
+   documents. Finished runs are reused; a run folder can also be named directly.
+3. Every mix trains the same model for the same number of tokens, with the same schedule and
+   the same seeds; seed ``k`` fixes the initialisation and the data order for every mix alike
+   (paired seeds). ``control: true`` adds an A/A control: the first mix again under a
+   different data order, which must show no difference.
+4. ``trainer.compare`` turns the final losses into Δ, its standard error and a verdict, refused
+   when a mix repeats data or a model ends no better than a unigram guess.
 
-The report folder holds ``results.parquet`` (recipe, seed, step, tokens, train loss and one
-``eval_<set>`` column per held-out set), ``report.md`` (final losses, mean ± std over seeds)
-and ``eval_<set>.png`` (eval loss against tokens, one line per recipe). Seeds change the
-model initialisation; every recipe sees its own data in the same order under every seed.
+Outputs in the report folder: ``results.parquet`` (one row per run and evaluation),
+``comparisons.parquet`` (one row per eval set and pair of mixes: means, stds, Δ, SE, z,
+sentence), ``report.md``, ``eval_<set>.png``, ``ablation.json`` (options, arms, verdicts,
+warnings, timings) and ``train/<mix>/seed<k>/metrics.jsonl``.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import hashlib
+import dataclasses
 import json
+import math
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-EVALDATA = Path(__file__).resolve().parent / "evaldata"
-DEFAULT_EVAL_SETS = {"wikitext": str(EVALDATA / "wikitext-2-test.txt.gz"), "web": str(EVALDATA / "web-heldout.warc.gz")}
+from trainer.evalsets import DEFAULT_EVAL_SETS, EvalSetError, EvalSetSpec, PreparedEvalSet, prepare_eval_set
+
+CONTROL_SUFFIX = "~control"
 
 
 class AblationError(ValueError):
@@ -37,17 +44,34 @@ class AblationError(ValueError):
 
 @dataclass
 class AblationOptions:
-    model: str = "tiny"
-    tokens: int = 200_000  # training tokens per run
+    """Every default of ``curate ablate``, written once: the CLI flags and the YAML keys are these fields."""
+
+    model: str = "tiny"  # trainer.model.SIZES name
+    tokens: int = 1_000_000  # training tokens per run, the same for every mix
     seeds: int = 3
-    seq_len: int = 128
-    micro_batch: int = 8
+    seq_len: int = 256
+    micro_batch: int = 16
     lr: float = 3e-3
-    eval_points: int = 8  # evaluations per run (evenly spaced in steps, the last at the end)
-    eval_sequences: int = 64
-    eval_sets: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_EVAL_SETS))
-    threads: int | None = None
+    warmup: float = 0.05  # share of the steps spent warming up; cosine to lr/10 after
+    eval_points: int = 4  # evaluations per run, evenly spaced, the last at the end
+    eval_sequences: int = 128  # sequences of seq_len scored per eval set
+    eval_sets: list[EvalSetSpec] = field(default_factory=lambda: [dataclasses.replace(s) for s in DEFAULT_EVAL_SETS])
+    control: bool = False  # add an A/A control run of the first mix (different data order)
+    decontaminate: bool = True  # protect the eval sets in every recipe
+    share_prefix: bool = True  # run the stages recipes share once
+    jobs: int | None = None  # training processes at once (default: one per core, at most one per run)
+    threads: int | None = None  # torch threads per process (default: cores / jobs)
     progress: bool = False
+
+    def validate(self) -> None:
+        for name in ("tokens", "seeds", "seq_len", "micro_batch", "eval_points", "eval_sequences"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if not self.eval_sets:
+            raise ValueError("eval_sets: expected at least one held-out set")
+        names = [s.name for s in self.eval_sets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"eval_sets: names must be unique, got {names}")
 
 
 @dataclass
@@ -57,120 +81,178 @@ class Arm:
     name: str
     run_dir: str
     manifest: dict
+    shuffle_offset: int = 0  # != 0 only for the A/A control
+    excluded: dict[str, int] = field(default_factory=dict)  # documents removed to protect the eval sets, by reason
+    checked: bool = True  # whether the run was checked against the eval sets
+
+    @property
+    def tokens(self) -> int:
+        return int(self.manifest.get("tokens", {}).get("total") or 0)
 
 
-# --- inputs: recipes to build, or finished runs ----------------------------------------------
+# --- the recipes: decontamination, a shared prefix, the runs ---------------------------------
 
 
-def prepare_arms(inputs: list, runs_dir: str | None = None, tokenizer: str | None = None, master: str | None = None, spark=None) -> list[Arm]:
-    """Recipe files (or Recipe objects) are run (reusing a finished run of the same recipe);
-    folders with a ``manifest.json`` are used as they are."""
+def protect(recipe, protected: list[PreparedEvalSet]):
+    """The recipe with a decontaminate stage for the eval sets right after ``extract``."""
+    from curate.decontaminate import DecontaminateParams, ProtectedSet
+    from curate.recipe import StageSpec
+
+    sets = [ProtectedSet(p.spec.name, [p.protected], kind="jsonl") for p in protected if p.protected]
+    if not sets:
+        return recipe
+    taken = {s.name for s in recipe.stages}
+    name = "heldout" if "heldout" not in taken else "ablate_heldout"
+    stage = StageSpec(kind="decontaminate", name=name, params=DecontaminateParams(sets=sets))
+    at = 1 if recipe.stages and recipe.stages[0].kind == "extract" else 0
+    return dataclasses.replace(recipe, stages=recipe.stages[:at] + [stage] + recipe.stages[at:])
+
+
+def shared_prefix(recipes: list) -> int:
+    """How many leading stages every recipe has in common (0 when their inputs differ).
+
+    Only single-source recipes (or ones without a mixture) qualify: a mix reads the prefix's
+    documents back as one ``run`` source, which keeps each document's source name.
+    """
+    if len(recipes) < 2:
+        return 0
+    first = recipes[0]
+    for r in recipes:
+        if r.to_dict()["sources"] != first.to_dict()["sources"] or r.seed != first.seed:
+            return 0
+        if r.mixture is not None and len(r.sources) > 1:
+            return 0
+    stage_lists = [r.to_dict()["stages"] for r in recipes]
+    k = 0
+    while all(len(s) > k for s in stage_lists) and all(s[k] == stage_lists[0][k] for s in stage_lists):
+        k += 1
+    return k
+
+
+def split_at_prefix(recipes: list, k: int, runs_dir: str):
+    """(the prefix recipe, each recipe rewritten to read the prefix's documents)."""
+    from curate.recipe import SourceSpec
+
+    first = recipes[0]
+    key = first.fingerprint()[:10]
+    name = f"shared-{'+'.join(s.kind for s in first.stages[:k])}-{key}"
+    prefix = dataclasses.replace(first, name=name, output=os.path.join(runs_dir, name), stages=first.stages[:k], mixture=None)
+    source_name = first.sources[0].name if len(first.sources) == 1 else "shared"
+    source = SourceSpec(name=source_name, kind="run", paths=[prefix.output], apply_stages=True)
+    rest = [dataclasses.replace(r, sources=[source], stages=r.stages[k:]) for r in recipes]
+    return dataclasses.replace(prefix, name=prefix.name), rest
+
+
+def load_recipes(items: list, tokenizer: str | None) -> list:
     from curate.recipe import Recipe, load_recipe
 
-    arms: list[Arm] = []
-    for item in inputs:
-        if isinstance(item, str) and os.path.isdir(item):
-            manifest_path = os.path.join(item, "manifest.json")
-            if not os.path.exists(manifest_path):
-                raise AblationError(f"{item}: a folder given to ablate must be a finished run (no manifest.json)")
-            with open(manifest_path) as fh:
-                manifest = json.load(fh)
-            arms.append(Arm(manifest.get("name") or os.path.basename(os.path.normpath(item)), os.path.abspath(item), manifest))
-            continue
-        overrides = {}
+    recipes = []
+    for item in items:
+        recipe = item if isinstance(item, Recipe) else load_recipe(item)
         if tokenizer:
-            overrides["tokenizer"] = {"path": tokenizer}
-        recipe = item if isinstance(item, Recipe) else load_recipe(item, overrides=overrides or None)
-        output = os.path.join(runs_dir, recipe.name) if runs_dir else recipe.output
-        from curate.pipeline import run_recipe
+            # only the path changes: the recipe's other tokenizer keys (eos_token, ...) stay
+            recipe = dataclasses.replace(recipe, tokenizer=dataclasses.replace(recipe.tokenizer, path=os.path.abspath(tokenizer)))
+        recipes.append(recipe)
+    return recipes
 
-        manifest = run_recipe(recipe, output=output, master=master, resume=True, spark=spark)
-        arms.append(Arm(recipe.name, manifest["output"], manifest))
+
+def prepare_arms(
+    inputs: list, runs_dir: str | None = None, tokenizer: str | None = None, master: str | None = None, spark=None,
+    protected: list[PreparedEvalSet] | None = None, share: bool = True,
+) -> list[Arm]:
+    """Recipe files (or Recipe objects) are run (reusing finished runs of the same recipe);
+    folders with a ``manifest.json`` are used as they are."""
+    folders = [i for i in inputs if isinstance(i, str) and os.path.isdir(i)]
+    recipes = load_recipes([i for i in inputs if not (isinstance(i, str) and os.path.isdir(i))], tokenizer)
+    if protected:
+        recipes = [protect(r, protected) for r in recipes]
+    prefix_manifest = None
+    k = shared_prefix(recipes) if share else 0
+    if k:
+        runs_root = runs_dir or os.path.dirname(os.path.abspath(recipes[0].output))
+        prefix, recipes = split_at_prefix(recipes, k, runs_root)
+        print(f"ablate: the recipes share {k} stage(s); running them once -> {prefix.output}", file=sys.stderr)
+        prefix_manifest = _run(prefix, prefix.output, master, spark)
+    arms = []
+    for recipe in recipes:
+        output = os.path.join(runs_dir, recipe.name) if runs_dir else recipe.output
+        manifest = _run(recipe, output, master, spark)
+        arm = Arm(recipe.name, manifest["output"], manifest)
+        arm.excluded = _decontaminated(prefix_manifest or manifest)
+        arm.checked = bool(protected) and any(p.protected for p in protected)
+        arms.append(arm)
+    for folder in folders:
+        arms.append(_finished_run(folder, protected))
+    _check_arms(arms)
+    return arms
+
+
+def _run(recipe, output: str, master: str | None, spark) -> dict:
+    from curate.pipeline import run_recipe
+
+    return run_recipe(recipe, output=output, master=master, resume=True, spark=spark)
+
+
+def _decontaminated(manifest: dict) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for entry in manifest.get("funnel", []):
+        if entry.get("kind") == "decontaminate":
+            out.update(entry.get("rejected", {}))
+    return out
+
+
+def _finished_run(folder: str, protected: list[PreparedEvalSet] | None) -> Arm:
+    manifest_path = os.path.join(folder, "manifest.json")
+    if not os.path.exists(manifest_path):
+        raise AblationError(f"{folder}: a folder given to ablate must be a finished run (no manifest.json)")
+    with open(manifest_path) as fh:
+        manifest = json.load(fh)
+    arm = Arm(manifest.get("name") or os.path.basename(os.path.normpath(folder)), os.path.abspath(folder), manifest)
+    documents = os.path.join(folder, "documents")
+    arm.checked = bool(protected) and os.path.isdir(documents)
+    if arm.checked:
+        arm.excluded = contamination(folder, [p for p in protected if p.protected])
+    return arm
+
+
+def contamination(run_dir: str, protected: list[PreparedEvalSet]) -> dict[str, int]:
+    """Documents of a finished run that overlap an eval set (by URL or 13-gram), by reason."""
+    from curate.decontaminate import DecontaminateParams, DecontaminateStage, ProtectedSet
+    from curate.recipe import SourceSpec
+    from curate.sources import read_source, source_files
+    from curate.stage import run_map_stages
+
+    if not protected:
+        return {}
+    stage = DecontaminateStage(DecontaminateParams(sets=[ProtectedSet(p.spec.name, [p.protected], kind="jsonl") for p in protected]), name="heldout")
+    source = SourceSpec(name="run", kind="run", paths=[run_dir])
+    for path in source_files(source):
+        for batch in read_source(source, path):
+            run_map_stages([stage], batch)
+    return {k.split(":", 1)[1]: int(v) for k, v in stage.counters.items() if k.startswith("rejected:")}
+
+
+def _check_arms(arms: list[Arm]) -> None:
+    import hashlib
+
     names = [a.name for a in arms]
     for name in names:
         if names.count(name) > 1:
             raise AblationError(f"two inputs are both named {name!r}; give the recipes different names")
     tokenizers = {a.name: a.manifest.get("tokens", {}).get("tokenizer") for a in arms}
-    digests = {name: _file_digest(path) if path and os.path.exists(path) else path for name, path in tokenizers.items()}
+    digests = {n: hashlib.sha256(open(p, "rb").read()).hexdigest() if p and os.path.exists(p) else p for n, p in tokenizers.items()}
     if len(set(digests.values())) > 1:
         listing = ", ".join(f"{n}: {p}" for n, p in tokenizers.items())
         raise AblationError(f"the runs use different tokenizers, so their losses are not comparable ({listing})")
     for arm in arms:
-        if not arm.manifest.get("tokens", {}).get("total"):
+        if not arm.tokens:
             raise AblationError(f"{arm.run_dir}: the run '{arm.name}' has no tokens to train on")
-    return arms
 
 
-def _file_digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+# --- training ----------------------------------------------------------------------------------
 
 
-# --- held-out sets ----------------------------------------------------------------------------
-
-
-def wikitext_articles(path: str) -> list[str]:
-    """WikiText articles: a new one starts at each top-level `` = Title = `` line."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
-    articles: list[list[str]] = []
-    for line in lines:
-        if re.fullmatch(r" = [^=].* = ", line):
-            articles.append([])
-        if articles and line.strip():
-            articles[-1].append(line.strip())
-    return ["\n".join(a) for a in articles if a]
-
-
-def warc_texts(path: str) -> list[str]:
-    """Main text of the HTML pages of a WARC file, extracted as the ``extract`` stage does."""
-    from curate.extract import ExtractParams, ExtractStage
-    from curate.recipe import SourceSpec
-    from curate.sources import read_source
-    from curate.stage import run_map_stages
-
-    stage = ExtractStage(ExtractParams(), name="extract")
-    stage.ensure_setup()
-    texts: list[str] = []
-    for batch in read_source(SourceSpec(name="heldout", kind="warc", paths=[path]), path):
-        kept, _ = run_map_stages([stage], batch)
-        texts.extend(t for t in kept.column("text").to_pylist() if t)
-    return texts
-
-
-def held_out_texts(path: str) -> list[str]:
-    if ".warc" in os.path.basename(path):
-        return warc_texts(path)
-    if path.endswith((".txt", ".txt.gz")):
-        return wikitext_articles(path)
-    raise AblationError(f"{path}: a held-out set must be a WARC file, a text file, or a folder of token shards")
-
-
-def build_eval_sets(sets: dict[str, str], tokenizer: str, eos_token: str, folder: str) -> dict[str, str]:
-    """Tokenize each held-out set once per tokenizer (cached under ``folder``); token shard
-    folders are used as they are."""
-    from trainer.data import shards_from_texts
-
-    out = {}
-    key = _file_digest(tokenizer)[:12]
-    for name, path in sets.items():
-        if os.path.isdir(path):
-            out[name] = path
-            continue
-        target = os.path.join(folder, f"{name}-{key}")
-        if not os.path.exists(os.path.join(target, "manifest.json")):
-            texts = held_out_texts(path)
-            if not texts:
-                raise AblationError(f"{path}: the held-out set '{name}' has no text")
-            shards_from_texts(texts, tokenizer, target, source=name, eos_token=eos_token)
-        out[name] = target
-    return out
-
-
-# --- training and the report ------------------------------------------------------------------
-
-
-def train_config(arm: Arm, seed: int, options: AblationOptions, eval_sets: dict[str, str], out_dir: str):
+def train_config(arm: Arm, seed: int, options: AblationOptions, eval_sets: dict[str, str], out_dir: str, threads: int | None):
     from trainer.train import parse_config
 
     tokens_per_step = options.micro_batch * options.seq_len
@@ -180,162 +262,204 @@ def train_config(arm: Arm, seed: int, options: AblationOptions, eval_sets: dict[
             "out_dir": out_dir,
             "seed": seed,
             "model": {"size": options.model},
-            "data": {"train": arm.run_dir, "seq_len": options.seq_len},
+            "data": {"train": arm.run_dir, "seq_len": options.seq_len, "shuffle_seed": 1000 * arm.shuffle_offset + seed},
             "eval": {"sets": eval_sets, "every": max(1, steps // options.eval_points), "max_sequences": options.eval_sequences},
             "optim": {
                 "micro_batch": options.micro_batch,
                 "max_steps": steps,
                 "lr": options.lr,
                 "min_lr": options.lr / 10,
-                "warmup_steps": max(1, steps // 10),
+                "warmup_steps": max(1, round(steps * options.warmup)),
             },
-            "system": {"device": "auto", "threads": options.threads},
+            "system": {"device": "auto", "threads": threads},
             "checkpoint": {"every": 0},
-            "log": {"progress": options.progress},
+            "log": {"progress": options.progress, "every": 10},
         },
         file=f"ablation {arm.name} seed {seed}",
     )
 
 
-def collect_results(out_dir: str, arms: list[Arm], seeds: int) -> "pd.DataFrame":  # noqa: F821
-    import pandas as pd
-
-    rows = []
-    for arm in arms:
-        for seed in range(seeds):
-            metrics = os.path.join(out_dir, "train", arm.name, f"seed{seed}", "metrics.jsonl")
-            last_loss = None
-            with open(metrics) as fh:
-                for line in fh:
-                    record = json.loads(line)
-                    if "loss" in record:
-                        last_loss = record["loss"]
-                    if "eval" in record:
-                        row = {"recipe": arm.name, "seed": seed, "step": record["step"], "tokens": record["tokens"], "train_loss": last_loss}
-                        row.update({f"eval_{k}": v for k, v in record["eval"].items()})
-                        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def final_table(results) -> "pd.DataFrame":  # noqa: F821
-    """Per recipe: the loss at the last evaluation, mean and std over seeds."""
-    last = results[results["step"] == results.groupby(["recipe", "seed"])["step"].transform("max")]
-    columns = [c for c in results.columns if c.startswith("eval_") or c == "train_loss"]
-    return last.groupby("recipe", sort=False)[columns].agg(["mean", "std", "count"])
-
-
-def write_report(out_dir: str, results, arms: list[Arm], options: AblationOptions, seconds: float) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    results.to_parquet(os.path.join(out_dir, "results.parquet"), index=False)
-    table = final_table(results)
-    eval_columns = [c for c in results.columns if c.startswith("eval_")]
-    plots = []
-    for column in eval_columns:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for arm in arms:
-            curve = results[results["recipe"] == arm.name].groupby("tokens")[column].agg(["mean", "std"]).reset_index()
-            ax.plot(curve["tokens"], curve["mean"], marker="o", label=arm.name)
-            ax.fill_between(curve["tokens"], curve["mean"] - curve["std"].fillna(0), curve["mean"] + curve["std"].fillna(0), alpha=0.2)
-        ax.set_xlabel("training tokens")
-        ax.set_ylabel(f"eval loss ({column[5:]})")
-        ax.set_title(f"{column[5:]}: mean ± std over {options.seeds} seeds")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        name = f"{column}.png"
-        fig.savefig(os.path.join(out_dir, name), dpi=120)
-        plt.close(fig)
-        plots.append(name)
-
-    lines = [
-        "# Ablation report",
-        "",
-        f"Model `{options.model}`, {options.tokens:,} training tokens per run, sequence length {options.seq_len}, "
-        f"{options.seeds} seeds, {seconds:.0f} s in all. Lower is better; the losses are mean ± std over seeds at the "
-        "last evaluation.",
-        "",
-        "| recipe | run tokens | " + " | ".join(c[5:] for c in eval_columns) + " | train loss |",
-        "| --- | ---: | " + " | ".join("---:" for _ in eval_columns) + " | ---: |",
-    ]
-    for arm in arms:
-        cells = []
-        for column in eval_columns + ["train_loss"]:
-            mean, std = table.loc[arm.name, (column, "mean")], table.loc[arm.name, (column, "std")]
-            cells.append(f"{mean:.4f} ± {0.0 if std != std else std:.4f}")
-        lines.append(f"| {arm.name} | {arm.manifest['tokens']['total']:,} | " + " | ".join(cells) + " |")
-    lines += ["", "Runs:", ""]
-    lines += [f"- `{arm.name}`: `{arm.run_dir}`" for arm in arms]
-    lines += [""] + [f"![{p}]({p})" for p in plots] + [""]
-    path = os.path.join(out_dir, "report.md")
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines))
-    with open(os.path.join(out_dir, "ablation.json"), "w") as fh:
-        json.dump({"options": options.__dict__, "arms": {a.name: a.run_dir for a in arms}, "seconds": round(seconds, 1)}, fh, indent=2)
-    return path
-
-
-def run_ablation(inputs: list, out_dir: str, options: AblationOptions, runs_dir: str | None = None, tokenizer: str | None = None, master: str | None = None, spark=None) -> dict:
-    """Build/reuse the runs, train every (recipe, seed), write the report. Returns a summary."""
-    started = time.time()
-    os.makedirs(out_dir, exist_ok=True)
-    arms = prepare_arms(inputs, runs_dir, tokenizer, master, spark)
-    tokens = arms[0].manifest["tokens"]
-    eval_sets = build_eval_sets(options.eval_sets, tokens["tokenizer"], tokens.get("eos_token", "<|endoftext|>"), os.path.join(out_dir, "eval"))
+def _train_one(config) -> dict:
     from trainer.train import train
 
-    for arm in arms:
-        for seed in range(options.seeds):
-            run_out = os.path.join(out_dir, "train", arm.name, f"seed{seed}")
-            print(f"ablate: training on {arm.name!r}, seed {seed} -> {run_out}", file=sys.stderr)
-            train(train_config(arm, seed, options, eval_sets, run_out))
+    started = time.time()
+    summary = train(config)
+    summary["seconds"] = time.time() - started
+    return summary
+
+
+def train_all(configs: list, jobs: int) -> list[dict]:
+    """Train every run, ``jobs`` processes at a time (one process per run: for small models two
+    single-threaded processes do more per second than one with two threads)."""
+    if jobs <= 1:
+        return [_train_one(c) for c in configs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_train_one, configs))
+
+
+def plan_parallelism(options: AblationOptions, runs: int) -> tuple[int, int]:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    import torch
+
+    if torch.cuda.is_available():
+        return 1, options.threads or cores
+    jobs = options.jobs or max(1, min(cores, runs))
+    return jobs, options.threads or max(1, cores // jobs)
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def run_ablation(
+    inputs: list, out_dir: str, options: AblationOptions, runs_dir: str | None = None, tokenizer: str | None = None,
+    master: str | None = None, spark=None,
+) -> dict:
+    """Build/reuse the runs, train every (mix, seed), compare, write the report. Returns a summary."""
+    from trainer.report import collect_results, write_report
+
+    options.validate()
+    started = time.time()
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    recipes_tokenizer = tokenizer or _first_tokenizer(inputs)
+    eos = "<|endoftext|>"
+    prepared = [prepare_eval_set(s, recipes_tokenizer, eos, os.path.join(out_dir, "eval")) for s in options.eval_sets]
+    arms = prepare_arms(inputs, runs_dir, tokenizer, master, spark, prepared if options.decontaminate else None, options.share_prefix)
+    curated = time.time()
+    if options.control:
+        first = arms[0]
+        arms.append(dataclasses.replace(first, name=first.name + CONTROL_SUFFIX, shuffle_offset=1))
+    eval_shards = {p.spec.name: p.shards for p in prepared}
+    runs = [(arm, seed) for arm in arms for seed in range(options.seeds)]
+    jobs, threads = plan_parallelism(options, len(runs))
+    configs = [train_config(arm, seed, options, eval_shards, os.path.join(out_dir, "train", arm.name, f"seed{seed}"), threads) for arm, seed in runs]
+    print(f"ablate: training {len(runs)} runs ({len(arms)} mixes x {options.seeds} seeds), {jobs} at a time, {threads} thread(s) each", file=sys.stderr)
+    summaries = train_all(configs, jobs)
+    timings = {"curation_s": curated - started, "training_s": time.time() - curated}
     results = collect_results(out_dir, arms, options.seeds)
-    report = write_report(out_dir, results, arms, options, time.time() - started)
-    return {"report": report, "results": os.path.join(out_dir, "results.parquet"), "seconds": time.time() - started, "arms": [a.name for a in arms]}
+    report = write_report(out_dir, results, arms, prepared, options, summaries, timings, started)
+    return {**report, "seconds": time.time() - started, "arms": [a.name for a in arms]}
+
+
+def _first_tokenizer(inputs: list) -> str:
+    from curate.recipe import Recipe, load_recipe
+
+    for item in inputs:
+        if isinstance(item, str) and os.path.isdir(item):
+            with open(os.path.join(item, "manifest.json")) as fh:
+                path = json.load(fh).get("tokens", {}).get("tokenizer")
+            if path:
+                return path
+        else:
+            recipe = item if isinstance(item, Recipe) else load_recipe(item, check_files=False)
+            return recipe.tokenizer.path
+    raise AblationError("no input names a tokenizer")
+
+
+# --- command line --------------------------------------------------------------------------------
+
+
+def load_ablation_file(path: str) -> tuple[list, dict, AblationOptions]:
+    """An ablation YAML: ``recipes:`` (relative to the file), run settings and any option."""
+    import yaml
+
+    from curate.recipe import RecipeError, convert_dataclass
+
+    with open(path, encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh) or {}
+    if not isinstance(raw, dict) or "recipes" not in raw:
+        raise RecipeError(os.path.basename(path), "", "an ablation file needs a 'recipes:' list")
+    base = os.path.dirname(os.path.abspath(path))
+    recipes = [os.path.normpath(os.path.join(base, r)) for r in raw.pop("recipes")]
+    settings = {k: raw.pop(k) for k in ("out", "runs_dir", "tokenizer", "master") if k in raw}
+    for key in ("out", "runs_dir", "tokenizer"):
+        if key in settings:
+            settings[key] = os.path.normpath(os.path.join(base, settings[key]))
+    for spec in raw.get("eval_sets", []) or []:
+        if isinstance(spec, dict) and "path" in spec:
+            spec["path"] = os.path.normpath(os.path.join(base, spec["path"]))
+    return recipes, settings, convert_dataclass(raw, AblationOptions, os.path.basename(path), "")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="curate ablate", description="Train the same small model on several data mixes and compare them.")
+    parser.add_argument("inputs", nargs="+", help="recipe YAML files or finished run folders, or one ablation YAML (with 'recipes:')")
+    for f in dataclasses.fields(AblationOptions):
+        if f.name in ("eval_sets", "progress"):
+            continue
+        default = f.default
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=f"(default: {default})")
+        else:
+            kind = type(default) if default is not None else int
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=f"(default: {default})")
+    parser.add_argument("--eval", action="append", default=[], metavar="NAME=PATH", help="add a held-out set (WARC, text, JSONL, run or token shards)")
+    parser.add_argument("--no-default-evals", action="store_true", help="only the --eval sets")
+    parser.add_argument("--out", help="report folder (default: reports/ablate)")
+    parser.add_argument("--runs-dir", help="build the runs here (default: each recipe's output)")
+    parser.add_argument("--tokenizer", help="use this tokenizer file in every recipe (its other tokenizer keys stay)")
+    parser.add_argument("--master", help="Spark master for building runs")
+    return parser
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="curate ablate", description="Train the same small model on several recipes and compare eval losses.")
-    parser.add_argument("inputs", nargs="+", help="recipe YAML files, or folders of finished runs")
-    parser.add_argument("--model", default="tiny", help="model size (trainer/model.py SIZES)")
-    parser.add_argument("--tokens", type=int, default=200_000, help="training tokens per run")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--micro-batch", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--eval-points", type=int, default=8, help="evaluations per run")
-    parser.add_argument("--eval-sequences", type=int, default=64, help="sequences per held-out set")
-    parser.add_argument("--eval", action="append", default=[], metavar="NAME=PATH", help="add a held-out set (WARC, text file or token shards)")
-    parser.add_argument("--no-default-evals", action="store_true", help="only the --eval sets")
-    parser.add_argument("--out", default="reports/ablate", help="report folder")
-    parser.add_argument("--runs-dir", help="build the runs here (default: each recipe's output)")
-    parser.add_argument("--tokenizer", help="override every recipe's tokenizer.path")
-    parser.add_argument("--master", help="Spark master for building runs")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    from curate.recipe import RecipeError
+
+    parser = build_parser()
     args = parser.parse_args(argv)
-    sets = {} if args.no_default_evals else dict(DEFAULT_EVAL_SETS)
+    try:
+        if len(args.inputs) == 1 and args.inputs[0].endswith((".yaml", ".yml")) and _is_ablation_file(args.inputs[0]):
+            inputs, settings, options = load_ablation_file(args.inputs[0])
+        else:
+            inputs, settings, options = args.inputs, {}, AblationOptions()
+    except RecipeError as e:
+        print(f"curate ablate: {e}", file=sys.stderr)
+        return 2
+    for f in dataclasses.fields(AblationOptions):
+        if hasattr(args, f.name):
+            setattr(options, f.name, getattr(args, f.name))
+    if args.no_default_evals:
+        options.eval_sets = []
     for item in args.eval:
         name, sep, path = item.partition("=")
         if not sep:
             parser.error(f"--eval expects NAME=PATH, got {item!r}")
-        sets[name] = path
-    if not sets:
-        parser.error("no held-out sets: drop --no-default-evals or add --eval NAME=PATH")
-    options = AblationOptions(
-        model=args.model, tokens=args.tokens, seeds=args.seeds, seq_len=args.seq_len, micro_batch=args.micro_batch, lr=args.lr,
-        eval_points=args.eval_points, eval_sequences=args.eval_sequences, eval_sets=sets, threads=args.threads, progress=sys.stderr.isatty(),
-    )
-    from curate.recipe import RecipeError
-
+        options.eval_sets.append(EvalSetSpec(name, path))
+    options.progress = sys.stderr.isatty()
+    out = args.out or settings.get("out") or "reports/ablate"
     try:
-        summary = run_ablation(args.inputs, args.out, options, runs_dir=args.runs_dir, tokenizer=args.tokenizer, master=args.master)
-    except (AblationError, RecipeError) as e:
+        options.validate()
+        summary = run_ablation(
+            inputs, out, options, runs_dir=args.runs_dir or settings.get("runs_dir"), tokenizer=args.tokenizer or settings.get("tokenizer"),
+            master=args.master or settings.get("master"),
+        )
+    except (AblationError, RecipeError, EvalSetError, ValueError) as e:
         print(f"curate ablate: {e}", file=sys.stderr)
         return 2
-    print(f"curate ablate: {len(summary['arms'])} recipes x {options.seeds} seeds in {summary['seconds']:.0f}s")
+    print(f"curate ablate: {len(summary['arms'])} mixes x {options.seeds} seeds in {summary['seconds']:.0f}s")
+    for line in summary["verdicts"]:
+        print(f"  {line}")
     print(f"  report  {summary['report']}")
     print(f"  results {summary['results']}")
     return 0
+
+
+def _is_ablation_file(path: str) -> bool:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "recipes" in data
+
+
+def tokens_needed(options: AblationOptions) -> int:
+    """Training tokens a run really uses: whole steps of micro_batch x seq_len."""
+    per_step = options.micro_batch * options.seq_len
+    return math.ceil(options.tokens / per_step) * per_step

@@ -135,7 +135,7 @@ class Layout:
 class SequenceDataset(IterableDataset):
     """Yields ``(inputs, targets, sequence_indices)`` micro-batches from ``start_micro_step`` on."""
 
-    def __init__(self, stream: TokenStream, layout: Layout, start_micro_step: int = 0):
+    def __init__(self, stream: TokenStream, layout: Layout, start_micro_step: int = 0, shuffle_seed: int | None = None):
         super().__init__()
         if stream.total_tokens < layout.seq_len + 1:
             raise DataError(
@@ -146,9 +146,26 @@ class SequenceDataset(IterableDataset):
         self.start_micro_step = start_micro_step
         # the last sequence needs one extra token for its final target
         self.num_sequences = (stream.total_tokens - 1) // layout.seq_len
+        self.shuffle_seed = shuffle_seed
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def window(self, index: int) -> int:
+        """Which window of the stream global sequence ``index`` reads.
+
+        Unshuffled, sequence ``i`` is window ``i mod n``. With ``shuffle_seed``, every epoch reads
+        all ``n`` windows once, in an order drawn from (seed, epoch): two seeds see the same
+        data in different orders, and a budget under one epoch sees a different sample of it.
+        """
+        epoch, position = divmod(index, self.num_sequences)
+        if self.shuffle_seed is None:
+            return position
+        if self._order is None or self._order[0] != epoch:
+            rng = np.random.default_rng([self.shuffle_seed, epoch])
+            self._order = (epoch, rng.permutation(self.num_sequences))
+        return int(self._order[1][position])
 
     def sequence(self, index: int) -> np.ndarray:
-        i = index % self.num_sequences
+        i = self.window(index)
         return self.stream.read(i * self.layout.seq_len, self.layout.seq_len + 1)
 
     def micro_batch(self, micro_step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -160,12 +177,12 @@ class SequenceDataset(IterableDataset):
         indices = self.layout.sequences(micro_step)
         B, L = len(indices), self.layout.seq_len
         first = indices.start % self.num_sequences
-        if first + B <= self.num_sequences:
+        if self.shuffle_seed is None and first + B <= self.num_sequences:
             # Consecutive sequences overlap by one token, so the micro-batch is one read of
             # B*L+1 tokens: no per-sequence reads, no stack, no copies into x and y.
             data = torch.from_numpy(self.stream.read(first * L, B * L + 1))
             return data[:-1].view(B, L), data[1:].view(B, L), torch.arange(indices.start, indices.stop, dtype=torch.int64)
-        # the micro-batch wraps into the next epoch
+        # shuffled windows, or a micro-batch that wraps into the next epoch
         rows = torch.from_numpy(np.stack([self.sequence(i) for i in indices]))
         return rows[:, :-1].contiguous(), rows[:, 1:].contiguous(), torch.arange(indices.start, indices.stop, dtype=torch.int64)
 
@@ -182,8 +199,8 @@ class SequenceDataset(IterableDataset):
             yield self.micro_batch(step)
 
 
-def make_loader(stream: TokenStream, layout: Layout, start_micro_step: int, num_workers: int = 0) -> Iterator:
-    dataset = SequenceDataset(stream, layout, start_micro_step)
+def make_loader(stream: TokenStream, layout: Layout, start_micro_step: int, num_workers: int = 0, shuffle_seed: int | None = None) -> Iterator:
+    dataset = SequenceDataset(stream, layout, start_micro_step, shuffle_seed)
     if num_workers == 0:
         return iter(dataset)
     loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers, persistent_workers=False, prefetch_factor=4)

@@ -56,6 +56,7 @@ class DataSection:
     seq_len: int = 128
     num_workers: int = 0
     tokenizer: str | None = None  # for the vocabulary size; default: the run manifest's tokenizer
+    shuffle_seed: int | None = None  # None: windows in stream order; else a seeded order per epoch
 
 
 @dataclass
@@ -396,7 +397,7 @@ def train(config: TrainConfig, stop_after: int | None = None) -> dict:
 
     stream = TokenStream(config.data.train)
     layout = Layout(config.data.seq_len, opt.micro_batch, runtime.world_size, runtime.rank)
-    batches = make_loader(stream, layout, start_micro_step=step * opt.grad_accum, num_workers=config.data.num_workers)
+    batches = make_loader(stream, layout, step * opt.grad_accum, config.data.num_workers, config.data.shuffle_seed)
     eval_streams = {name: TokenStream(path) for name, path in config.eval.sets.items()}
     flops_per_token = raw_model.flops_per_token(config.data.seq_len)
     peak = peak_flops(runtime, config.system)

@@ -152,8 +152,9 @@ def _process_files(recipe: Recipe, stages: list[Stage], stats_dir: str, later: l
                 problems: list[str] = []
                 for stage in stages:
                     stage.counters = Counters()
-                # An already-curated run is not filtered again; it only joins the mixture.
-                active = [] if source.kind == "run" else stages
+                # An already-curated run is not filtered again (it only joins the mixture) unless
+                # the recipe asks for its stages on it (curate ablate's shared prefix does).
+                active = [] if source.kind == "run" and not source.apply_stages else stages
                 started = time.perf_counter()
                 for batch in read_source(source, task["path"], reader_counters, problems):
                     use = active if batch.schema.names == RECORD_SCHEMA.names else [s for s in active if not _reads_records(s)]
@@ -511,7 +512,8 @@ class CurationJob:
                 # The last map stage's counters see every live document unless some skip it:
                 # sources of kind "run" skip every stage, non-WARC sources skip "extract".
                 kinds = {src.kind for src in recipe.sources}
-                if map_stages and "run" not in kinds and (not _reads_records(map_stages[-1]) or kinds == {"warc"}):
+                skipped = any(src.kind == "run" and not src.apply_stages for src in recipe.sources)
+                if map_stages and not skipped and (not _reads_records(map_stages[-1]) or kinds == {"warc"}):
                     live_known = (funnel[-1]["docs_out"], funnel[-1]["chars_out"])
             else:
                 assert global_stage is not None

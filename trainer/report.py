@@ -1,0 +1,234 @@
+"""The ablation report: results.parquet, comparisons.parquet, report.md, plots, ablation.json.
+
+Every number in ``report.md`` comes from the two Parquet files (the notebook
+``notebooks/compare_mixes.ipynb`` reads the same files and calls the same
+``trainer.compare`` functions), so the report, the plots and the notebook cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+
+from trainer.compare import Comparison, compare, verdict
+
+
+def collect_results(out_dir: str, arms: list, seeds: int):
+    """One row per (mix, seed, evaluation): step, tokens, train loss, eval_<set> losses."""
+    import pandas as pd
+
+    rows = []
+    for arm in arms:
+        for seed in range(seeds):
+            metrics = os.path.join(out_dir, "train", arm.name, f"seed{seed}", "metrics.jsonl")
+            last_loss = None
+            with open(metrics) as fh:
+                for line in fh:
+                    record = json.loads(line)
+                    if "loss" in record:
+                        last_loss = record["loss"]
+                    if "eval" in record:
+                        row = {"recipe": arm.name, "seed": seed, "step": record["step"], "tokens": record["tokens"], "train_loss": last_loss}
+                        row.update({f"eval_{k}": v for k, v in record["eval"].items()})
+                        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def final_losses(results, column: str) -> dict[str, dict[int, float]]:
+    """mix -> {seed: loss at that run's last evaluation}."""
+    last = results[results["step"] == results.groupby(["recipe", "seed"])["step"].transform("max")]
+    out: dict[str, dict[int, float]] = {}
+    for row in last[["recipe", "seed", column]].itertuples(index=False):
+        out.setdefault(row[0], {})[int(row[1])] = float(row[2])
+    return out
+
+
+def comparisons_for(results, first: str, others: list[str]) -> list[Comparison]:
+    """The first mix against each other mix, on every eval set."""
+    columns = [c for c in results.columns if c.startswith("eval_")]
+    out = []
+    for column in columns:
+        losses = final_losses(results, column)
+        for other in others:
+            out.append(compare(column[5:], first, losses[first], other, losses[other]))
+    return out
+
+
+def mix_warnings(arms: list, options, baselines: dict[str, dict[str, float]], results, tokens_trained: int) -> dict[str, list[str]]:
+    """Per mix: repeated data, a model no better than the unigram guess, unchecked overlap."""
+    warnings: dict[str, list[str]] = {}
+    for arm in arms:
+        notes = []
+        epochs = tokens_trained / arm.tokens if arm.tokens else math.inf
+        if epochs > 1:
+            notes.append(f"{arm.name} repeats its data: {epochs:.2f} epochs over its {arm.tokens:,} tokens")
+        for column in [c for c in results.columns if c.startswith("eval_")]:
+            losses = final_losses(results, column).get(arm.name, {})
+            baseline = baselines.get(arm.name, {}).get(column[5:])
+            if losses and baseline is not None and statistics.fmean(losses.values()) >= baseline:
+                notes.append(f"{arm.name} ends no better than a unigram guess on {column[5:]} ({statistics.fmean(losses.values()):.3f} >= {baseline:.3f})")
+        if not arm.checked:
+            notes.append(f"{arm.name} was not checked for overlap with the eval sets")
+        warnings[arm.name] = notes
+    return warnings
+
+
+def unigram_baselines(arms: list, prepared: list, options) -> dict[str, dict[str, float]]:
+    from trainer.evalsets import token_counts, unigram_loss
+    from trainer.train import vocab_size_for
+
+    out: dict[str, dict[str, float]] = {}
+    for arm in arms:
+        vocab = _vocab_size(arm, vocab_size_for)
+        counts = token_counts(arm.run_dir, vocab)
+        out[arm.name] = {p.spec.name: unigram_loss(counts, p.shards, options.seq_len, options.eval_sequences) for p in prepared}
+    return out
+
+
+def _vocab_size(arm, vocab_size_for) -> int:
+    from trainer.train import parse_config
+
+    config = parse_config({"out_dir": "/tmp", "data": {"train": arm.run_dir}, "optim": {"max_steps": 1}})
+    return vocab_size_for(config)
+
+
+def write_report(out_dir: str, results, arms: list, prepared: list, options, summaries: list[dict], timings: dict, started: float) -> dict:
+    import time
+
+    import pandas as pd
+
+    from trainer.ablate import CONTROL_SUFFIX, tokens_needed
+
+    results.to_parquet(os.path.join(out_dir, "results.parquet"), index=False)
+    tokens_trained = tokens_needed(options)
+    baselines = unigram_baselines([a for a in arms if not a.name.endswith(CONTROL_SUFFIX)], prepared, options)
+    for arm in arms:
+        if arm.name.endswith(CONTROL_SUFFIX):
+            baselines[arm.name] = baselines[arm.name[: -len(CONTROL_SUFFIX)]]
+    warnings = mix_warnings(arms, options, baselines, results, tokens_trained)
+    mixes = [a.name for a in arms if not a.name.endswith(CONTROL_SUFFIX)]
+    control = [a.name for a in arms if a.name.endswith(CONTROL_SUFFIX)]
+    comparisons = comparisons_for(results, mixes[0], mixes[1:]) if len(mixes) > 1 else []
+    control_comparisons = comparisons_for(results, mixes[0], control) if control else []
+    verdicts = []
+    for other in mixes[1:]:
+        own = [c for c in comparisons if c.b == other]
+        verdicts.append(verdict(own, warnings[mixes[0]] + warnings[other]))
+    control_verdict = verdict(control_comparisons, []) if control_comparisons else None
+    rows = [dict(c.as_row(), kind="mixes") for c in comparisons] + [dict(c.as_row(), kind="control") for c in control_comparisons]
+    pd.DataFrame(rows).to_parquet(os.path.join(out_dir, "comparisons.parquet"), index=False)
+    plots = draw_plots(out_dir, results, arms, options)
+    speed = [s.get("tokens_per_s") for s in summaries if s.get("tokens_per_s")]
+    timings = {**timings, "total_s": time.time() - started, "median_tokens_per_s_per_run": statistics.median(speed) if speed else None}
+    text = render_markdown(arms, prepared, options, results, baselines, warnings, comparisons, verdicts, control_comparisons, control_verdict, timings, plots)
+    path = os.path.join(out_dir, "report.md")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    record = {
+        "options": json.loads(json.dumps(options.__dict__, default=lambda o: o.__dict__)),
+        "arms": {a.name: {"run_dir": a.run_dir, "tokens": a.tokens, "excluded": a.excluded, "checked": a.checked} for a in arms},
+        "verdicts": [v.__dict__ for v in verdicts],
+        "control": control_verdict.__dict__ if control_verdict else None,
+        "warnings": warnings,
+        "unigram_baselines": baselines,
+        "timings": timings,
+    }
+    with open(os.path.join(out_dir, "ablation.json"), "w") as fh:
+        json.dump(record, fh, indent=2)
+    return {
+        "report": path, "results": os.path.join(out_dir, "results.parquet"), "comparisons": os.path.join(out_dir, "comparisons.parquet"),
+        "verdicts": [v.text for v in verdicts] + ([f"A/A control: {control_verdict.text}"] if control_verdict else []),
+        "verdict_status": [v.status for v in verdicts], "control_status": control_verdict.status if control_verdict else None,
+    }
+
+
+def draw_plots(out_dir: str, results, arms: list, options) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots = []
+    for column in [c for c in results.columns if c.startswith("eval_")]:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for arm in arms:
+            curve = results[results["recipe"] == arm.name].groupby("tokens")[column].agg(["mean", "std"]).reset_index()
+            ax.plot(curve["tokens"], curve["mean"], marker="o", label=arm.name)
+            ax.fill_between(curve["tokens"], curve["mean"] - curve["std"].fillna(0), curve["mean"] + curve["std"].fillna(0), alpha=0.2)
+        ax.set_xlabel("training tokens")
+        ax.set_ylabel(f"eval loss ({column[5:]})")
+        ax.set_title(f"{column[5:]}: mean ± std over {options.seeds} seeds")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        name = f"{column}.png"
+        fig.savefig(os.path.join(out_dir, name), dpi=120)
+        plt.close(fig)
+        plots.append(name)
+    return plots
+
+
+def _cell(mean: float, std: float) -> str:
+    return f"{mean:.4f} ± {std:.4f}" if math.isfinite(std) else f"{mean:.4f} (one seed)"
+
+
+def render_markdown(arms, prepared, options, results, baselines, warnings, comparisons, verdicts, control_comparisons, control_verdict, timings, plots) -> str:
+    from trainer.ablate import tokens_needed
+
+    trained = tokens_needed(options)
+    lines = ["# Ablation report", ""]
+    for v in verdicts:
+        lines += [f"**Verdict: {v.text}.**", ""]
+    every_warning = [w for notes in warnings.values() for w in notes]
+    if every_warning:
+        lines += ["> **WARNING**", ">"] + [f"> - {w}" for w in every_warning] + [""]
+    lines += [
+        f"Model `{options.model}`, {trained:,} training tokens per run (sequence length {options.seq_len}, {options.micro_batch} "
+        f"sequences per step, lr {options.lr} with {options.warmup:.0%} warm-up and cosine decay), {options.seeds} paired seeds "
+        f"(seed k: the same initialisation and data order for every mix). Curation {timings['curation_s']:.0f} s, training "
+        f"{timings['training_s']:.0f} s, {timings['total_s']:.0f} s in all; median {timings['median_tokens_per_s_per_run'] or 0:,.0f} "
+        "tokens/s per training run.",
+        "",
+        "## Mixes",
+        "",
+        "| mix | tokens available | epochs trained | removed to protect the eval sets | train loss |",
+        "| --- | ---: | ---: | --- | ---: |",
+    ]
+    train_final = final_losses(results, "train_loss")
+    for arm in arms:
+        removed = ", ".join(f"{k}: {v:,}" for k, v in sorted(arm.excluded.items())) or ("none" if arm.checked else "not checked")
+        losses = list(train_final.get(arm.name, {}).values())
+        loss = _cell(statistics.fmean(losses), statistics.stdev(losses) if len(losses) > 1 else math.nan) if losses else "-"
+        lines.append(f"| {arm.name} | {arm.tokens:,} | {trained / arm.tokens:.2f} | {removed} | {loss} |")
+    lines += ["", "## Held-out reference sets", "", "| set | documents | what it measures |", "| --- | ---: | --- |"]
+    for p in prepared:
+        lines.append(f"| {p.spec.name} | {p.documents:,} | {p.spec.about or p.spec.path} |")
+    lines += ["", "## Final eval loss (nats/token, lower is better; mean ± std over seeds)", ""]
+    sets = [p.spec.name for p in prepared]
+    lines += ["| mix | " + " | ".join(sets) + " |", "| --- | " + " | ".join("---:" for _ in sets) + " |"]
+    for arm in arms:
+        cells = []
+        for name in sets:
+            losses = list(final_losses(results, f"eval_{name}").get(arm.name, {}).values())
+            cells.append(_cell(statistics.fmean(losses), statistics.stdev(losses) if len(losses) > 1 else math.nan))
+        lines.append(f"| {arm.name} | " + " | ".join(cells) + " |")
+    lines.append("| unigram guess of " + arms[0].name + " | " + " | ".join(f"{baselines.get(arms[0].name, {}).get(n, math.nan):.4f}" for n in sets) + " |")
+    lines += _comparison_table("Differences", comparisons)
+    if control_comparisons:
+        lines += _comparison_table("A/A control (the first mix under another data order)", control_comparisons)
+        lines += ["", f"A/A control: {control_verdict.text}."]
+    lines += ["", "Runs:", ""] + [f"- `{a.name}`: `{a.run_dir}`" for a in arms]
+    lines += [""] + [f"![{p}]({p})" for p in plots] + [""]
+    return "\n".join(lines)
+
+
+def _comparison_table(title: str, comparisons: list[Comparison]) -> list[str]:
+    if not comparisons:
+        return []
+    lines = ["", f"## {title}", "", "Δ = loss(B) − loss(A): positive when A is better. σ = standard error of Δ (paired over seeds).", ""]
+    lines += ["| set | A | B | Δ | SE | Δ/SE | Δ / seed std | |", "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for c in comparisons:
+        lines.append(f"| {c.eval_set} | {c.a} | {c.b} | {c.delta:+.4f} | {c.se:.4f} | {c.z:+.1f} | {c.gap_in_seed_std:.1f} | {c.sentence()} |")
+    return lines
