@@ -2,41 +2,104 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from trainer.ablate import AblationError, AblationOptions, main, prepare_arms, run_ablation, wikitext_articles
+from trainer.ablate import AblationError, AblationOptions, Arm, load_recipes, main, prepare_arms, run_ablation, shared_prefix
 from trainer.data import shards_from_texts
+from trainer.evalsets import EvalSetSpec, wikitext_articles
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = [str(ROOT / "pipelines" / "recipes" / f"ablate_{side}.yaml") for side in ("filtered", "unfiltered")]
 
 
-def test_ablation_of_the_shipped_recipes(tmp_path, spark, wikitext_bpe, monkeypatch):
-    monkeypatch.chdir(ROOT)  # the recipes name their inputs relative to the repository
-    options = AblationOptions(model="tiny", tokens=4096, seeds=2, seq_len=32, micro_batch=8, eval_points=2, eval_sequences=16, threads=1)
-    summary = run_ablation(RECIPES, str(tmp_path / "report"), options, runs_dir=str(tmp_path / "runs"), tokenizer=str(wikitext_bpe), spark=spark)
-    assert summary["arms"] == ["filtered", "unfiltered"]
+@pytest.fixture(scope="module")
+def leaked_pages(tmp_path_factory, data_dir) -> Path:
+    """An eval set made of two pages the shipped recipes train on: they must be kept out."""
+    from curate.decontaminate import ProtectedSet, protected_documents
 
-    manifests = {name: json.loads((tmp_path / "runs" / name / "manifest.json").read_text()) for name in summary["arms"]}
-    # the recipes differ only in the quality filters, so the filtered run keeps fewer documents
+    pages = list(protected_documents(ProtectedSet("w", [str(data_dir / "warc" / "dolma-sample-0000.warc.gz")], kind="warc")))
+    path = tmp_path_factory.mktemp("leak") / "leak.jsonl.gz"
+    with gzip.open(path, "wt") as fh:
+        for text, url in pages[3:5]:
+            fh.write(json.dumps({"text": text, "url": url}) + "\n")
+    return path
+
+
+def test_ablation_of_the_shipped_recipes(tmp_path, spark, wikitext_bpe, leaked_pages, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the recipes name their inputs relative to the repository
+    options = AblationOptions(model="tiny", tokens=4096, seeds=2, seq_len=32, micro_batch=8, eval_points=2, eval_sequences=16, jobs=1, threads=1,
+                              control=True)
+    options.eval_sets.append(EvalSetSpec("leak", str(leaked_pages), about="two pages of the training WARC"))
+    summary = run_ablation(RECIPES, str(tmp_path / "report"), options, runs_dir=str(tmp_path / "runs"), tokenizer=str(wikitext_bpe), spark=spark)
+    assert summary["arms"] == ["filtered", "unfiltered", "filtered~control"]
+
+    # the shared stages (extract, the eval sets' decontamination, langid) ran once
+    shared = [p.name for p in (tmp_path / "runs").iterdir() if p.name.startswith("shared-")]
+    assert shared == [p for p in shared if p.startswith("shared-extract+decontaminate+langid-")] and len(shared) == 1
+    manifests = {name: json.loads((tmp_path / "runs" / name / "manifest.json").read_text()) for name in ("filtered", "unfiltered", shared[0])}
+    heldout = next(e for e in manifests[shared[0]]["funnel"] if e["stage"] == "heldout")
+    assert heldout["rejected"] == {"heldout.leak": 2}
+    # each mix ran its own stages on the shared documents: the filters saw them and removed some
+    filters = {e["stage"]: e for e in manifests["filtered"]["funnel"]}
+    assert filters["gopher_repetition"]["docs_in"] == manifests[shared[0]]["funnel"][-1]["docs_out"] > 0
     assert manifests["filtered"]["summary"]["documents_out"] < manifests["unfiltered"]["summary"]["documents_out"]
 
     results = pd.read_parquet(tmp_path / "report" / "results.parquet")
-    assert list(results.columns) == ["recipe", "seed", "step", "tokens", "train_loss", "eval_wikitext", "eval_web"]
-    assert len(results) == 2 * 2 * 2  # recipes x seeds x evaluations (every 8 steps of 16)
+    assert list(results.columns) == ["recipe", "seed", "step", "tokens", "train_loss", "eval_wiki", "eval_web", "eval_leak"]
+    assert len(results) == 3 * 2 * 2  # mixes x seeds x evaluations
     assert set(results["tokens"]) == {2048, 4096}
-    assert results[["eval_wikitext", "eval_web"]].notna().all().all()
+    comparisons = pd.read_parquet(tmp_path / "report" / "comparisons.parquet")
+    assert list(comparisons["kind"]) == ["mixes"] * 3 + ["control"] * 3
+    assert list(comparisons["eval_set"]) == ["wiki", "web", "leak"] * 2 and comparisons["paired"].all()
+    ablation = json.loads((tmp_path / "report" / "ablation.json").read_text())
+    assert ablation["arms"]["filtered"]["excluded"] == {"heldout.leak": 2}
+    # 4,096 tokens teach a model nothing: the report says so and names no winner
+    assert summary["verdict_status"] == ["refused"]
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "| filtered |" in report and "| unfiltered |" in report and " ± " in report
-    assert (tmp_path / "report" / "eval_wikitext.png").exists() and (tmp_path / "report" / "eval_web.png").exists()
+    assert "**WARNING**" in report and "ends no better than a unigram guess on wiki" in report
+    assert "| filtered | " in report and "heldout.leak: 2" in report and "A/A control" in report
+    assert all((tmp_path / "report" / f"eval_{s}.png").exists() for s in ("wiki", "web", "leak"))
 
-    # a second ablation reuses the finished runs instead of curating again
-    again = prepare_arms(RECIPES, runs_dir=str(tmp_path / "runs"), tokenizer=str(wikitext_bpe), spark=spark)
+    # a second ablation with the same eval sets reuses the finished runs instead of curating again
+    from trainer.evalsets import prepare_eval_set
+
+    prepared = [prepare_eval_set(s, str(wikitext_bpe), "<|endoftext|>", str(tmp_path / "report" / "eval")) for s in options.eval_sets]
+    again = prepare_arms(RECIPES, runs_dir=str(tmp_path / "runs"), tokenizer=str(wikitext_bpe), spark=spark, protected=prepared)
     assert [a.manifest.get("resumed") for a in again] == ["complete", "complete"]
+
+
+def test_repeated_data_and_unchecked_runs_are_warned_about():
+    from trainer.report import mix_warnings
+
+    results = pd.DataFrame({"recipe": ["a", "b"], "seed": [0, 0], "step": [1, 1], "tokens": [1, 1], "train_loss": [5.0, 5.0], "eval_x": [4.0, 4.0]})
+    arms = [Arm("a", "/r/a", {"tokens": {"total": 1000}}), Arm("b", "/r/b", {"tokens": {"total": 100_000}}, checked=False)]
+    warnings = mix_warnings(arms, AblationOptions(), {"a": {"x": 3.0}, "b": {"x": 6.0}}, results, tokens_trained=4096)
+    assert warnings["a"] == ["a repeats its data: 4.10 epochs over its 1,000 tokens", "a ends no better than a unigram guess on x (4.000 >= 3.000)"]
+    assert warnings["b"] == ["b was not checked for overlap with the eval sets"]
+
+
+def test_prefix_is_shared_only_while_recipes_agree():
+    filtered, unfiltered = load_recipes(RECIPES, None)
+    assert shared_prefix([filtered, unfiltered]) == 2  # extract, langid
+    assert shared_prefix([filtered]) == 0
+    import dataclasses
+
+    other_input = dataclasses.replace(unfiltered, sources=[dataclasses.replace(unfiltered.sources[0], paths=["elsewhere.warc.gz"])])
+    assert shared_prefix([filtered, other_input]) == 0
+
+
+def test_tokenizer_override_keeps_the_other_tokenizer_keys(tmp_path, wikitext_bpe):
+    recipe = Path(RECIPES[0]).read_text().replace('eos_token: "<|endoftext|>"', 'eos_token: "<|endoftext|>"\n  batch_size: 7')
+    path = tmp_path / "r.yaml"
+    path.write_text(recipe.replace("tests/data", str(ROOT / "tests" / "data")).replace("models/", str(ROOT / "models") + "/"))
+    [loaded] = load_recipes([str(path)], str(wikitext_bpe))
+    assert loaded.tokenizer.path == str(wikitext_bpe)
+    assert loaded.tokenizer.batch_size == 7 and loaded.tokenizer.eos_token == "<|endoftext|>"
 
 
 def test_runs_with_different_tokenizers_are_refused(tmp_path, data_dir, wikitext_bpe):
@@ -52,4 +115,11 @@ def test_runs_with_different_tokenizers_are_refused(tmp_path, data_dir, wikitext
     shards_from_texts(texts, str(other), str(tmp_path / "b"))
     with pytest.raises(AblationError, match="different tokenizers"):
         prepare_arms([str(tmp_path / "a"), str(tmp_path / "b")])
-    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "r")]) == 2
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "r"), "--seeds", "1"]) == 2
+
+
+def test_ablation_file_options_are_checked(tmp_path, capsys):
+    spec = tmp_path / "ab.yaml"
+    spec.write_text("recipes: [a.yaml, b.yaml]\nseeds: many\n")
+    assert main([str(spec)]) == 2
+    assert "ab.yaml: seeds: expected an integer, got 'many'" in capsys.readouterr().err

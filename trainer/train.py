@@ -549,6 +549,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         summary = train(config)
+        if dist.is_initialized():
+            # every rank's last collective is done before any rank tears gloo down: a rank that
+            # destroyed its group while its peer still used it aborted once in CI
+            # ("terminate called without an active exception" in rank 1's exit path)
+            dist.barrier()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
