@@ -46,6 +46,7 @@ import numpy as np
 import pyarrow as pa
 import regex
 
+from curate.pii_context import explaining_rule, load_context_rules
 from curate.schema import add_flag, add_scores, reject, replace_column
 from curate.stage import Stage, StageError
 
@@ -89,6 +90,10 @@ class PiiParams:
     keep_spans: bool = False  # write found spans (never values) to <run>/pii_spans/
     max_chars: int = 1_000_000  # longer documents are rejected as "<stage>.too_large"
     precheck: bool = True  # off (every line, whole-line phone matching) only to measure or to prove it changes nothing
+    # Detections their context explains are kept: curate/data/pii_context_rules.yaml (unless
+    # shipped_context_rules is false), then the rules of each file listed here.
+    shipped_context_rules: bool = True
+    context_rules: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         unknown = [e for e in self.entities if e not in KNOWN_ENTITIES]
@@ -115,6 +120,9 @@ class PiiParams:
         bad_regions = [r for r in self.phone_regions if r not in phonenumbers.SUPPORTED_REGIONS]
         if bad_regions:
             raise ValueError(f"phone_regions: unknown region codes {', '.join(bad_regions)} (ISO 3166 alpha-2, upper case)")
+        # Like spacy_model: resolved on the driver; the rules are read there and travel with the stage.
+        self.context_rules = [os.path.abspath(os.path.expanduser(p)) for p in self.context_rules]
+        load_context_rules(self.context_rules, self.shipped_context_rules, KNOWN_ENTITIES)
 
 
 def _names_a_folder(model: str) -> bool:
@@ -738,6 +746,7 @@ class PiiStage(Stage):
         self.salt: str | None = None
         run_dir = self.context.run_dir
         self.spans_dir: str | None = os.path.join(run_dir, "pii_spans") if (params.keep_spans and run_dir) else None
+        self.context_rules = load_context_rules(params.context_rules, params.shipped_context_rules, KNOWN_ENTITIES)
 
     # driver, before Spark: prove the analyzer builds offline and the salt is there
     def check(self) -> None:
@@ -798,7 +807,18 @@ class PiiStage(Stage):
                 r.end += start
                 found.append(r)
         self._maybe_reload()
-        return resolve_overlaps(found)
+        return resolve_overlaps(self._unexplained(text, found))
+
+    def _unexplained(self, text: str, found: list) -> list:
+        """The detections no context rule explains; the others are counted per rule."""
+        kept = []
+        for r in found:
+            rule = explaining_rule(self.context_rules, text, r.entity_type, r.start, r.end)
+            if rule is None:
+                kept.append(r)
+            else:
+                self.counters[f"kept_by_context:{rule}"] += 1
+        return kept
 
     def _maybe_reload(self) -> None:
         # A spaCy vocabulary keeps every string it has seen; rebuilding the blank pipeline now
