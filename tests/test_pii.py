@@ -239,9 +239,9 @@ def test_a_matcher_per_stretch_finds_what_one_matcher_per_line_finds(pages, numb
     # the independence at hard characters, without the gate: every stretch, not only gated ones
     import phonenumbers
 
-    from curate.pii import _phone_gate
+    from curate.speedups.pii import phone_gate
 
-    hard = _phone_gate()[1]
+    hard = phone_gate()[1]
     lines = [line for text in pages + number_pages for line in text.split("\n") if any(c.isdigit() for c in line)]
     assert len(lines) > 1000
     for region in ("US", "DE", "JP"):
