@@ -206,8 +206,8 @@ def phone_gate() -> tuple[re.Pattern, re.Pattern]:
     alternatives = [
         # No "+"/"00" prefix and no "(area)": ASCII digit groups joined by one kind of
         # single separator s, >= 7 digits (the national number's digits are among them), not
-        # touching a rejecting character, not chained to more digits (is_chained), not
-        # starting or ending with a year group (phone_looks_like_other_number), not right
+        # touching a rejecting character, not chained to more digits (curate.pii.is_chained), not
+        # starting or ending with a year group (curate.pii.phone_looks_like_other_number), not right
         # after a digit (see "00" below). The number starts at this digit, or at an s before it.
         rf"[0-9](?:(?<!\d[0-9])(?<!{reject}[0-9])(?<![0-9][./-][0-9])(?!(?<=1)9[0-9]{{2}}[ /-])(?!(?<=2)0[0-9]{{2}}[ /-])"
         rf"|(?<={s}[0-9])(?<!\d{s}[0-9])(?<!{reject}{s}[0-9])(?<![0-9][./-]{s}[0-9]))(?:{s}?[0-9]){{{more},}}" + end
