@@ -374,7 +374,10 @@ def train_fasttext(examples: list[tuple[str, str]], output: str, config: Trainin
             for text, label in examples:
                 fh.write(f"{LABEL_PREFIX}{label} {normalize_text(text, config.normalization)}\n")
         # One thread: fastText's Hogwild updates make multi-threaded training non-reproducible.
-        options = dict(epoch=config.epoch, lr=config.lr, wordNgrams=config.word_ngrams, dim=config.dim, minCount=config.min_count, bucket=config.bucket, minn=config.minn, maxn=config.maxn, loss=config.loss, thread=1, seed=config.seed, verbose=0)
+        options = dict(
+            epoch=config.epoch, lr=config.lr, wordNgrams=config.word_ngrams, dim=config.dim, minCount=config.min_count,
+            bucket=config.bucket, minn=config.minn, maxn=config.maxn, loss=config.loss, thread=1, seed=config.seed, verbose=0,
+        )
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             error = pool.apply(_train_in_child, (train_file, output, options, config.quantize, config.cutoff))
     if "NaN" in error:

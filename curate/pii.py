@@ -490,7 +490,9 @@ def build_analyzer(params: PiiParams):
         raise StageError(f"spaCy model {params.spacy_model!r} has no component that finds entities "
                          f"(ner, entity_ruler, ...), needed for {', '.join(ner)}")
     registry = RecognizerRegistry(
-        recognizers=build_recognizers(params.entities, params.language, params.phone_regions, narrow_phones=params.precheck and speedups.enabled()),
+        recognizers=build_recognizers(
+            params.entities, params.language, params.phone_regions, narrow_phones=params.precheck and speedups.enabled()
+        ),
         supported_languages=[params.language],
     )
     return AnalyzerEngine(
