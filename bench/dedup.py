@@ -1,7 +1,7 @@
 """Dedup benchmarks: signature speed vs datasketch, near-duplicate quality, Spark scale vs datatrove.
 
     .venv/bin/python bench/dedup.py speed            # MinHasher vs datasketch MinHash.bulk
-    .venv/bin/python bench/dedup.py quality          # pair precision/recall at threshold 0.8
+    .venv/bin/python bench/dedup.py quality          # recall/precision per edit rate, old vs new defaults
     .venv/bin/python bench/dedup.py scale --docs 10000 100000 1000000 [--peer] [--plans auto one-task distributed] [--verify]
 
 ``--peer`` also runs datatrove's MinHash pipeline (signatures, buckets, clusters, filter) on
@@ -181,76 +181,81 @@ def precision_recall(predicted: set, truth: set) -> tuple[float, float]:
     return (hit / len(predicted) if predicted else 1.0), (hit / len(truth) if truth else 1.0)
 
 
-def brute_force_pairs(shingles: list[list[bytes]], ids: list[str], threshold: float) -> set[tuple[str, str]]:
-    """Every pair whose exact Jaccard on the shingle sets is >= threshold (inverted index)."""
-    from collections import Counter
+# The shipped default before issue #22: datasketch's layout for threshold 0.8 (9 x 13 of 128).
+OLD_DEFAULT = {"num_perm": 128, "threshold": 0.8}
+QUALITY_CONFIGS = {
+    "old default (0.8, 128 perm -> 9x13)": OLD_DEFAULT,
+    "new default": {},
+    "FineWeb 14x8 of 112": {"num_perm": 112, "bands": 14, "rows": 8},
+    "16x8 of 128 + verify 0.8": {"num_perm": 128, "bands": 16, "rows": 8, "verify": True},
+    "20x5 of 100": {"num_perm": 100, "bands": 20, "rows": 5},
+}
 
-    sets = [set(s) for s in shingles]
-    postings: dict = {}
-    for doc, s in enumerate(sets):
-        for sh in s:
-            postings.setdefault(sh, []).append(doc)
-    out = set()
-    for doc, s in enumerate(sets):
-        overlap = Counter()
-        for sh in s:
-            for other in postings[sh]:
-                if other > doc:
-                    overlap[other] += 1
-        for other, inter in overlap.items():
-            union = len(s) + len(sets[other]) - inter
-            if union and inter / union >= threshold:
-                out.add(tuple(sorted((ids[doc], ids[other]))))
+
+def copy_jaccards(rows: list[dict]) -> list[float]:
+    """Exact 5-gram Jaccard of every edited copy with its original page."""
+    from curate.dedup import MinHasher
+
+    shingles = [set(s) for s in MinHasher().shingle_lists([r["text"] for r in rows])]
+    original = {r["cluster"]: i for i, r in enumerate(rows) if r["id"].endswith("-0")}
+    out = []
+    for i, r in enumerate(rows):
+        a, b = shingles[i], shingles[original[r["cluster"]]]
+        if i != original[r["cluster"]] and (a or b):
+            out.append(len(a & b) / len(a | b))
     return out
 
 
-def bench_quality(threshold: float) -> None:
+def removal_figures(rows: list[dict], marked: "pa.Table") -> dict:
+    """Share of the copies that should go which went, and of those that went wrongly."""
+    cluster_of = {r["id"]: r["cluster"] for r in rows}
+    should_go = len(rows) - len(set(cluster_of.values()))
+    removed = [(r["id"], r["duplicate_of"]) for r in marked.select(["id", "duplicate_of"]).to_pylist() if r["duplicate_of"]]
+    wrong = sum(1 for doc, survivor in removed if cluster_of[doc] != cluster_of[survivor])
+    kept_clusters = {cluster_of[r["id"]] for r in marked.select(["id", "duplicate_of"]).to_pylist() if not r["duplicate_of"]}
+    return {
+        "removed_of_should_go": round((len(removed) - wrong) / should_go, 4) if should_go else 1.0,
+        "wrongly_removed": wrong,
+        "removal_precision": round((len(removed) - wrong) / len(removed), 4) if removed else 1.0,
+        "clusters_lost": len(set(cluster_of.values()) - kept_clusters),
+    }
+
+
+def bench_quality(rates: list[float], max_pages: int) -> None:
+    """Recall and precision of near-duplicate removal per edit rate, old vs new defaults.
+
+    Sets: the WCXB pages' human-reviewed main text (``shared/data/web``), each with 1-3
+    copies in which ``rate`` of the words are edited and one line added and one removed.
+    """
+    import numpy as np
     import pyarrow as pa
 
-    from curate.dedup import DedupParams, DedupStage, MinHasher, MinHashParams
+    from curate.dedup import DedupParams, DedupStage, MinHashParams
     from curate.schema import documents_from_pylist
-    from near_dups import near_duplicate_set
+    from near_dups import edit_rate_set, wcxb_texts
 
-    rows = near_duplicate_set()
-    ids = [r["id"] for r in rows]
-    known = pairs_of({r["id"]: r["cluster"] for r in rows})
-    table = pa.Table.from_batches([documents_from_pylist([{"id": r["id"], "source": "bench", "text": r["text"]} for r in rows])])
-    shingles = MinHasher().shingle_lists([r["text"] for r in rows])
-    jaccard_truth = brute_force_pairs(shingles, ids, threshold)
-    configs = [
-        {"verify": False},  # bands x rows derived from the threshold, as datasketch does
-        {"verify": True},
-        {"verify": True, "bands": 16, "rows": 8},  # recall-oriented buckets, verified at the threshold
-        {"verify": True, "bands": 20, "rows": 6},
-    ]
-    for config in configs:
-        verify = config["verify"]
-        stage = DedupStage(DedupParams(exact=False, url=False, minhash=MinHashParams(threshold=threshold, **config)))
-        start = time.perf_counter()
-        result = stage.run_local(table)
-        seconds = time.perf_counter() - start
-        cluster = {}
-        for r in result.select(["id", "duplicate_of"]).to_pylist():
-            cluster[r["id"]] = r["duplicate_of"] or r["id"]
-        predicted = pairs_of(cluster)
-        p_known, r_known = precision_recall(predicted, known)
-        p_jac, r_jac = precision_recall(predicted, jaccard_truth)
-        emit(
-            bench="near_dup_quality",
-            threshold=threshold,
-            verify=verify,
-            bands_rows=list(stage.params.minhash.band_layout()),
-            docs=len(rows),
-            known_clusters=len({r["cluster"] for r in rows}),
-            known_pairs=len(known),
-            jaccard_pairs=len(jaccard_truth),
-            predicted_pairs=len(predicted),
-            precision_vs_known=round(p_known, 4),
-            recall_vs_known=round(r_known, 4),
-            precision_vs_jaccard=round(p_jac, 4),
-            recall_vs_jaccard=round(r_jac, 4),
-            seconds=round(seconds, 2),
-        )
+    pages = wcxb_texts(150)[:max_pages]
+    for rate in rates:
+        rows = edit_rate_set(pages, rate)
+        known = pairs_of({r["id"]: r["cluster"] for r in rows})
+        jaccards = np.array(copy_jaccards(rows))
+        table = pa.Table.from_batches([documents_from_pylist([{"id": r["id"], "source": "bench", "text": r["text"]} for r in rows])])
+        for label, config in QUALITY_CONFIGS.items():
+            stage = DedupStage(DedupParams(exact=False, url=False, minhash=MinHashParams(**config)))
+            start = time.perf_counter()
+            marked = stage.run_local(table)
+            seconds = time.perf_counter() - start
+            cluster = {r["id"]: r["duplicate_of"] or r["id"] for r in marked.select(["id", "duplicate_of"]).to_pylist()}
+            p_known, r_known = precision_recall(pairs_of(cluster), known)
+            emit(
+                bench="near_dup_quality", word_edit_rate=rate, config=label,
+                bands_rows=list(stage.params.minhash.band_layout()), num_perm=stage.params.minhash.num_perm,
+                verify=stage.params.minhash.verify, docs=len(rows), clusters=len(pages),
+                copy_jaccard_median=round(float(np.median(jaccards)), 3),
+                copy_jaccard_p10=round(float(np.percentile(jaccards, 10)), 3),
+                pair_recall=round(r_known, 4), pair_precision=round(p_known, 4),
+                **removal_figures(rows, marked), seconds=round(seconds, 2),
+            )
 
 
 # --- scale -----------------------------------------------------------------------------------
@@ -435,7 +440,8 @@ def main() -> None:
     speed = sub.add_parser("speed")
     speed.add_argument("--repeats", type=int, default=3)
     quality = sub.add_parser("quality")
-    quality.add_argument("--threshold", type=float, default=0.8)
+    quality.add_argument("--rates", type=float, nargs="+", default=[0.01, 0.03, 0.05], help="share of words edited in each copy")
+    quality.add_argument("--max-pages", type=int, default=1000, help="original pages (each gets 1-3 copies)")
     scale = sub.add_parser("scale")
     scale.add_argument("--docs", type=int, nargs="+", default=[10_000, 100_000])
     scale.add_argument("--peer", action="store_true", help="also run datatrove (needs .venv-bench)")
@@ -467,7 +473,7 @@ def main() -> None:
     if args.command == "speed":
         bench_speed(args.repeats)
     elif args.command == "quality":
-        bench_quality(args.threshold)
+        bench_quality(args.rates, args.max_pages)
     elif args.command == "scale":
         bench_scale(args.docs, args.peer, args.peer_max, args.bands, args.rows, args.num_perm, args.driver_memory, args.plans, args.verify)
     elif args.command == "curate-child":

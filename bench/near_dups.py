@@ -157,6 +157,66 @@ def write_test_data(n_pages: int = 24) -> None:
     print(f"wrote {len(chosen)} pages to {target}")
 
 
+
+WCXB_TEXTS = SHARED / "web" / "wcxb-dev-ground-truth.jsonl.gz"
+
+
+def wcxb_texts(min_words: int = 150) -> list[dict]:
+    """[{url, text}]: the human-reviewed main text of the WCXB pages in ``shared/data/web``.
+
+    Real pages that curate's models and tests were not built from; no extraction needed.
+    """
+    rows = []
+    with gzip.open(WCXB_TEXTS, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            text = (row.get("main_content") or "").strip()
+            if len(text.split()) >= min_words:
+                rows.append({"url": row["url"], "text": text})
+    return rows
+
+
+def edit_words_and_lines(text: str, rng: random.Random, vocabulary: list[str], word_share: float) -> str:
+    """Edit about ``word_share`` of the words (substitutions, deletions, insertions in equal
+    parts), then add one boilerplate line and, on pages of four or more lines, remove one line.
+
+    That is what syndicated and templated copies look like: a few words changed, a footer
+    or byline added, a paragraph dropped.
+    """
+    per_kind = word_share / 3.0
+    lines = []
+    for line in text.split("\n"):
+        out: list[str] = []
+        for word in line.split(" "):
+            roll = rng.random()
+            if roll < per_kind:
+                out.append(rng.choice(vocabulary))
+            elif roll < 2 * per_kind:
+                continue
+            elif roll < 3 * per_kind:
+                out.extend([rng.choice(vocabulary), word])
+            else:
+                out.append(word)
+        lines.append(" ".join(out))
+    if len(lines) >= 4:
+        del lines[rng.randrange(len(lines))]
+    lines.insert(rng.randrange(len(lines) + 1), rng.choice(FOOTERS))
+    return "\n".join(lines)
+
+
+def edit_rate_set(pages: list[dict], word_share: float, variants: tuple[int, int] = (1, 3), seed: int = 0) -> list[dict]:
+    """Rows {id, url, text, cluster}: each page and 1-3 copies edited by :func:`edit_words_and_lines`."""
+    rng = random.Random(seed)
+    vocabulary = sorted({w for p in pages for w in re.findall(r"[A-Za-z]{3,12}", p["text"])})
+    rows: list[dict] = []
+    for cluster, page in enumerate(pages):
+        rows.append({"id": f"c{cluster:04d}-0", "url": page["url"], "text": page["text"], "cluster": cluster})
+        for v in range(1, rng.randint(*variants) + 1):
+            text = edit_words_and_lines(page["text"], rng, vocabulary, word_share)
+            rows.append({"id": f"c{cluster:04d}-{v}", "url": f"{page['url']}?copy={v}", "text": text, "cluster": cluster})
+    return rows
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--test-data", action="store_true", help="write tests/data/dedup/pages.jsonl")

@@ -114,6 +114,27 @@ def print_quality(name: str, results: dict[str, dict]) -> None:
         print(f"  {label}: false positives by type {r['false_positives']}")
 
 
+def print_lookalikes(examples: list[dict], analyzers: dict) -> None:
+    """Per analyzer: share of dotted-quad look-alikes kept (per kind), IP recall and precision."""
+    kinds = sorted({la["kind"] for ex in examples for la in ex["lookalikes"]})
+    print(f"\n== look-alikes (tests/data/pii/lookalikes.jsonl): {len(examples)} texts, "
+          f"{sum(len(ex['lookalikes']) for ex in examples)} dotted quads that are not addresses, "
+          f"{sum(len(ex['spans']) for ex in examples)} real IPv4 addresses")
+    print(f"{'':<26}" + "".join(f"{'kept ' + k:>15}" for k in kinds) + f"{'IP recall':>12}{'precision':>12}")
+    for name, analyze in analyzers.items():
+        kept = Counter()
+        totals = Counter()
+        predictions = [analyze(ex["text"]) for ex in examples]
+        for ex, found in zip(examples, predictions):
+            for la in ex["lookalikes"]:
+                totals[la["kind"]] += 1
+                if not any(p.start < la["end"] and p.end > la["start"] for p in found):
+                    kept[la["kind"]] += 1
+        result = score(examples, lambda text, it=iter(predictions): next(it))
+        print(f"{name:<26}" + "".join(f"{kept[k] / totals[k]:>15.3f}" for k in kinds)
+              + f"{result['recall']['IP_ADDRESS']:>12.3f}{result['precision']:>12.3f}")
+
+
 def throughput(texts: list[str], makers: dict, repeat: int) -> dict[str, float]:
     """docs/s per entry: best of ``repeat`` passes, each with a callable from its maker (built
     untimed). The entries take turns, so a burst of load on the shared box hits all alike."""
@@ -148,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     plain = presidio_out_of_the_box()
     for name, examples in (("tuned set (seed 0, tests/data/pii)", tuned), (f"held-out set (seed {args.held_out_seed})", held_out)):
         print_quality(f"{name}: {len(examples)} texts", {"curate": score(examples, ours.analyze), "presidio": score(examples, plain)})
+
+    lookalikes = [json.loads(line) for line in open(pii_set.LOOKALIKES, encoding="utf-8")]
+    no_rules = PiiStage(PiiParams(shipped_context_rules=False))
+    no_rules.ensure_setup()
+    print_lookalikes(lookalikes, {"curate": ours.analyze, "curate, no context rules": no_rules.analyze, "presidio": plain})
 
     pages = extracted_pages()
 

@@ -23,7 +23,11 @@ addresses in mixed case, with plus-tags, sub-domains and country-code suffixes.
 Decoys are what web text is full of and a scrubber must leave alone: dates, ISBNs,
 version numbers, prices, years, order and invoice numbers, times, coordinates.
 
-Usage: ``python bench/pii_set.py [--seed 0] [--per-type 200] [--out PATH] [--number-pages 6]``
+``--lookalikes N`` (alone) writes ``tests/data/pii/lookalikes.jsonl``: N dotted quads per
+kind in version, OID and section contexts, and N real IPv4 addresses in sentences, some
+next to the same words ("the build server at ...").
+
+Usage: ``python bench/pii_set.py [--seed 0] [--per-type 200] [--out PATH] [--number-pages 6] [--lookalikes 100]``
 """
 
 from __future__ import annotations
@@ -356,6 +360,57 @@ def build(seed: int, per_type: int, sentences: list[str]) -> list[dict]:
     return examples
 
 
+# --- look-alikes: dotted quads that are not addresses ------------------------------------------
+
+LOOKALIKES = DATA_DIR / "lookalikes.jsonl"
+LOOKALIKE_TEMPLATES = {
+    "version": ["Download version {v} of the tool.", "Firmware {v} fixes the boot loop.", "We upgraded to {v} last week.",
+                "Release notes for build {v}:", "The driver (v{v}) is signed.", "The {v} release adds a dark mode.",
+                "Kernel {v} was released on Tuesday.", "Python {v} ships today.", "Chrome {v} is rolling out."],
+    "oid": ["OID {v} names the arc.", "the object identifier {v} is registered", "Use urn:oid:{v} here.", "(arc {v})"],
+    "section": ["See section {v} of the standard.", "as required by clause {v}, the", "§ {v} applies.", "Figure {v} shows the loop.",
+                "Step {v}: remove the cover.", "Table {v} lists the results.", "under paragraph {v} of the contract"],
+}
+# Real addresses, some next to words the rules listen for ("build server", "update server").
+ADDRESS_TEMPLATES = ["Requests came from {v}.", "IP: {v}", "the server at {v} answered", "Logged in from {v}",
+                     "the build server at {v} is down", "Set the gateway to {v}.", "ping {v}", "update server: {v}",
+                     "Our DNS resolver is {v}, the backup", "traffic to {v} was blocked"]
+FOUR_ARC_OIDS = ["1.3.6.1", "2.5.4.3", "2.5.4.6", "2.5.4.10", "2.5.4.11", "2.5.29.17", "2.5.29.19", "2.5.29.37", "1.3.6.2", "2.16.840.1"]
+
+
+def make_lookalike(rng: random.Random, kind: str) -> str:
+    if kind == "version":
+        return f"{rng.randint(1, 20)}.{rng.randint(0, 30)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}"
+    if kind == "oid":
+        return rng.choice(FOUR_ARC_OIDS)
+    return f"{rng.randint(1, 20)}.{rng.randint(1, 12)}.{rng.randint(1, 9)}.{rng.randint(1, 9)}"
+
+
+def build_lookalikes(seed: int, per_kind: int, sentences: list[str]) -> list[dict]:
+    """Examples ``{"text", "spans", "lookalikes"}``: a real sentence, then either a dotted
+    quad in a version, OID or section context (``lookalikes``), or a real IPv4 address
+    (``spans``, entity IP_ADDRESS). Every quad is a syntactically valid IPv4 address."""
+    rng = random.Random(seed)
+    jobs = [kind for kind in LOOKALIKE_TEMPLATES for _ in range(per_kind)] + ["address"] * per_kind
+    rng.shuffle(jobs)
+    examples = []
+    for kind in jobs:
+        if kind == "address":
+            value, template = make_ipv4(rng), rng.choice(ADDRESS_TEMPLATES)
+        else:
+            value, template = make_lookalike(rng, kind), rng.choice(LOOKALIKE_TEMPLATES[kind])
+        before, after = template.split("{v}")
+        text = rng.choice(sentences) + " " + before
+        start = len(text)
+        text += value + after
+        span = {"start": start, "end": start + len(value)}
+        if kind == "address":
+            examples.append({"text": text, "spans": [{**span, "entity_type": "IP_ADDRESS"}], "lookalikes": []})
+        else:
+            examples.append({"text": text, "spans": [], "lookalikes": [{**span, "kind": kind}]})
+    return examples
+
+
 def number_dense_pages(n: int) -> list[dict]:
     """The n extracted pages with the most chains of 7 digits joined by libphonenumber's
     punctuation (ties broken by file name)."""
@@ -381,7 +436,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refresh-sentences", action="store_true", help="re-extract sentences.txt from WikiText-2")
     parser.add_argument("--sentences", type=int, default=600, help="how many sentences --refresh-sentences keeps")
     parser.add_argument("--number-pages", type=int, default=0, help="write the N most number-dense real pages")
+    parser.add_argument("--lookalikes", type=int, default=0, help="write tests/data/pii/lookalikes.jsonl with N quads per kind")
     args = parser.parse_args(argv)
+    if args.lookalikes:
+        sentences = [s for s in SENTENCES.read_text(encoding="utf-8").splitlines() if s]
+        with open(LOOKALIKES, "w", encoding="utf-8") as fh:
+            for ex in build_lookalikes(args.seed, args.lookalikes, sentences):
+                fh.write(json.dumps(ex, ensure_ascii=False) + "\n")
+        print(f"wrote {LOOKALIKES}")
+        return 0  # only that file
     if args.number_pages:
         with open(NUMBER_PAGES, "w", encoding="utf-8") as fh:
             for page in number_dense_pages(args.number_pages):

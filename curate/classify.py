@@ -251,6 +251,10 @@ class TrainingConfig:
     dim: int = 32
     min_count: int = 2
     bucket: int = 200_000
+    # Character n-grams of minn..maxn characters inside each word (0 = none, fastText's
+    # supervised default): spelling variants and obfuscated slurs share subwords.
+    minn: int = 0
+    maxn: int = 0
     loss: str = "softmax"
     quantize: bool = True  # keeps models small enough to commit (a few MB at most)
     cutoff: int = 50_000
@@ -370,7 +374,10 @@ def train_fasttext(examples: list[tuple[str, str]], output: str, config: Trainin
             for text, label in examples:
                 fh.write(f"{LABEL_PREFIX}{label} {normalize_text(text, config.normalization)}\n")
         # One thread: fastText's Hogwild updates make multi-threaded training non-reproducible.
-        options = dict(epoch=config.epoch, lr=config.lr, wordNgrams=config.word_ngrams, dim=config.dim, minCount=config.min_count, bucket=config.bucket, loss=config.loss, thread=1, seed=config.seed, verbose=0)
+        options = dict(
+            epoch=config.epoch, lr=config.lr, wordNgrams=config.word_ngrams, dim=config.dim, minCount=config.min_count,
+            bucket=config.bucket, minn=config.minn, maxn=config.maxn, loss=config.loss, thread=1, seed=config.seed, verbose=0,
+        )
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             error = pool.apply(_train_in_child, (train_file, output, options, config.quantize, config.cutoff))
     if "NaN" in error:
@@ -388,6 +395,9 @@ def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
         lines.append(f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']:.0f} |")
     if "accuracy" in metrics:
         lines.append(f"\nAccuracy: {metrics['accuracy']['value']:.3f}")
+    f1s = [m["f1"] for label, m in metrics.items() if label != "accuracy"]
+    if len(f1s) > 1:
+        lines.append(f"Macro-F1: {sum(f1s) / len(f1s):.3f}")
     return "\n".join(lines)
 
 

@@ -6,15 +6,16 @@ How it works, per document:
 1. The text is read line by line (split on ``"\\n"``); a line is presidio's unit of
    analysis. No enabled entity can span a newline (none of the recognizers' patterns
    accepts one), so this loses nothing but context words on a *previous* line.
-2. The pre-check: for each enabled entity a cheap regular expression that every match of
-   that entity's recognizer must contain (``@`` for e-mail, 13 digits for cards, the phone
-   gate below for phones, ...). Lines where no pre-check fires are not analysed; a line
-   where some fire is analysed for those entities only. Inside the phone recognizer,
+2. The pre-check (a speed-up, in ``curate/speedups/pii.py``, switched off by
+   ``CURATE_SPEEDUP_PII=off``): for each enabled entity a cheap regular expression that
+   every match of that entity's recognizer must contain (``@`` for e-mail, 13 digits for
+   cards, the phone gate for phones, ...). Lines where no pre-check fires are not analysed;
+   a line where some fire is analysed for those entities only. Inside the phone recognizer,
    libphonenumber only sees the stretches of a line that the same gate allows, and its
    parse-and-verify step is memoised. All of it over-approximates the recognizers, so the
    result is the one presidio gives on every line with one phone matcher per whole line
-   (``precheck: false``); ``tests/test_pii.py`` proves it on real pages, on whole pages of
-   figures and on generated number soup.
+   (``precheck: false`` or the switch off); ``tests/test_pii.py`` proves it on real pages,
+   on whole pages of figures and on generated number soup.
 3. presidio-analyzer runs on a blank spaCy pipeline (tokens and lower-cased "lemmas" for
    context words, no model download); a real spaCy NER pipeline (an installed package or a
    folder written by ``nlp.to_disk``) is loaded only when the recipe names one for
@@ -32,20 +33,19 @@ passed through unscrubbed; a document whose analysis raises is rejected as
 
 from __future__ import annotations
 
-import bisect
-import contextlib
 import hashlib
 import logging
 import os
-import re
-import sys
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Literal
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import regex
 
+from curate.pii_context import explaining_rule, load_context_rules
+from curate.speedups import pii as speedups
+from curate.speedups.pii import build_prechecks, phone_stretches
 from curate.schema import add_flag, add_scores, reject, replace_column
 from curate.stage import Stage, StageError
 
@@ -89,6 +89,10 @@ class PiiParams:
     keep_spans: bool = False  # write found spans (never values) to <run>/pii_spans/
     max_chars: int = 1_000_000  # longer documents are rejected as "<stage>.too_large"
     precheck: bool = True  # off (every line, whole-line phone matching) only to measure or to prove it changes nothing
+    # Detections their context explains are kept: curate/data/pii_context_rules.yaml (unless
+    # shipped_context_rules is false), then the rules of each file listed here.
+    shipped_context_rules: bool = True
+    context_rules: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         unknown = [e for e in self.entities if e not in KNOWN_ENTITIES]
@@ -115,6 +119,9 @@ class PiiParams:
         bad_regions = [r for r in self.phone_regions if r not in phonenumbers.SUPPORTED_REGIONS]
         if bad_regions:
             raise ValueError(f"phone_regions: unknown region codes {', '.join(bad_regions)} (ISO 3166 alpha-2, upper case)")
+        # Like spacy_model: resolved on the driver; the rules are read there and travel with the stage.
+        self.context_rules = [os.path.abspath(os.path.expanduser(p)) for p in self.context_rules]
+        load_context_rules(self.context_rules, self.shipped_context_rules, KNOWN_ENTITIES)
 
 
 def _names_a_folder(model: str) -> bool:
@@ -128,43 +135,6 @@ def _names_a_folder(model: str) -> bool:
 
 
 # --- the pre-check ---------------------------------------------------------------------------------
-
-
-def build_prechecks(entities: list[str]) -> dict[str, str | regex.Pattern | re.Pattern | None]:
-    """For each entity: a test every text containing a match of its recognizer passes.
-
-    A value is either a compiled pattern (searched) or a plain substring test. NER entities
-    have no cheap necessary condition, so they are always analysed (``None``).
-    """
-    ignorecase = regex.IGNORECASE | regex.DOTALL | regex.MULTILINE  # presidio's PatternRecognizer flags
-    plain = regex.DOTALL | regex.MULTILINE
-    checks: dict = {}
-    for entity in entities:
-        if entity == "EMAIL_ADDRESS":
-            checks[entity] = "@"  # the pattern has a literal [@]
-        elif entity == "PHONE_NUMBER":
-            checks[entity] = _phone_gate()[0]  # the phone recognizer's own gate
-        elif entity == "IP_ADDRESS":
-            # every IPv6 alternative of presidio's patterns has "::" or 6 "h:" groups; IPv4 d.d.d.d.
-            # Written to start at the ":" or "." (same lines), so the scan skips to those.
-            checks[entity] = regex.compile(
-                r":(?::|(?<=[0-9a-f]:)(?:[0-9a-f]{1,4}:){5})|\.(?<=[0-9]\.)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]", ignorecase)
-        elif entity == "CREDIT_CARD":
-            checks[entity] = regex.compile(r"[0-9](?:[ -]?[0-9]){12}", plain)
-        elif entity == "IBAN_CODE":
-            checks[entity] = regex.compile(r"[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2}", plain)
-        elif entity == "US_SSN":
-            # presidio's five SSN patterns: 3-2-4 digits (separators "-", " ", "." or none),
-            # 5-4 and 3-6 with "-"; \b weakened to "no digit" on either side
-            checks[entity] = regex.compile(
-                r"[0-9](?<![0-9]{2})(?:[0-9]{4}-[0-9]{4}|[0-9]{2}-[0-9]{6}|[0-9]{2}[- .]?[0-9]{2}[- .]?[0-9]{4})(?![0-9])", plain)
-        elif entity == "URL":
-            checks[entity] = regex.compile(r"[a-z0-9.\-][.][a-z]{2}", ignorecase)
-        elif entity == "CRYPTO":
-            checks[entity] = regex.compile(r"(?:bc1|[13])[a-zA-HJ-NP-Z0-9]{25}", ignorecase)
-        else:
-            checks[entity] = None
-    return checks
 
 
 def _line_starts(text: str) -> list[int]:
@@ -185,34 +155,13 @@ def lines_to_analyse(text: str, entities: list[str], prechecks: dict | None) -> 
     ends = [s - 1 for s in starts[1:]] + [len(text)]
     if prechecks is None:
         return [(s, e, list(entities)) for s, e in zip(starts, ends) if text[s:e].strip()]
-    wanted: dict[int, list[str]] = {}
-    for entity in entities:
-        check = prechecks[entity]
-        if check is None:
-            lines = range(len(starts))
-        elif isinstance(check, str):
-            lines = _lines_containing(text, check, starts)
-        else:
-            lines = sorted({bisect.bisect_right(starts, m.start()) - 1 for m in check.finditer(text)})
-        for line in lines:
-            wanted.setdefault(line, []).append(entity)
+    wanted = speedups.lines_passing_prechecks(text, entities, prechecks, starts)
     out = []
     for line in sorted(wanted):
         s, e = starts[line], ends[line]
         if text[s:e].strip():
             out.append((s, e, wanted[line]))
     return out
-
-
-def _lines_containing(text: str, needle: str, starts: list[int]) -> list[int]:
-    lines = []
-    pos = text.find(needle)
-    while pos != -1:
-        line = bisect.bisect_right(starts, pos) - 1
-        lines.append(line)
-        next_start = starts[line + 1] if line + 1 < len(starts) else len(text)
-        pos = text.find(needle, next_start)
-    return lines
 
 
 # --- presidio, built offline -------------------------------------------------------------------------
@@ -335,141 +284,6 @@ def phone_looks_like_other_number(raw: str) -> bool:
     return separators == {"."} and rest.count(".") < 2
 
 
-# --- the phone gate ------------------------------------------------------------------------------
-#
-# libphonenumber's matcher costs one parse per candidate per region, and a page of figures has
-# thousands of candidates that are all dropped afterwards (page ranges, table cells). Two exact
-# reductions, both built from the library's own pattern and predicates:
-#
-# 1. Independence at "hard" characters: a character no match of the matcher's candidate
-#    pattern can contain (most Latin letters, quotes, "!", "%"...). No candidate crosses one,
-#    and the matcher looks at most one character beyond a candidate (the letter check) or
-#    three (":ss" time-stamp suffix, which a hard character also ends). So running a fresh
-#    matcher on each stretch between two hard characters, both included, yields exactly the
-#    matches one matcher over the whole line yields. (One exception: a matcher gives up
-#    after 65,535 failed candidates; on a line with more, the stretches find more.)
-# 2. A necessary condition for a match we keep (``_phone_gate``): a stretch without it only
-#    holds matches that our filters drop, so it is not parsed at all.
-
-_SEPARATOR_KINDS = (" ", "-", r"\.", "/")
-
-
-def _code_point_class(keep: Callable[[str], bool], limit: int) -> str:
-    ranges: list[tuple[int, int]] = []
-    for cp in range(limit):
-        if keep(chr(cp)):
-            if ranges and ranges[-1][1] == cp - 1:
-                ranges[-1] = (ranges[-1][0], cp)
-            else:
-                ranges.append((cp, cp))
-    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
-
-
-_gate_cache: dict = {}
-
-
-def _phone_gate() -> tuple[re.Pattern, re.Pattern]:
-    """(gate, hard character) patterns, compiled once per process (~0.3 s).
-
-    Python's ``re`` on purpose: it is what libphonenumber uses, so ``\\d`` means the same.
-    """
-    if _gate_cache:
-        return _gate_cache["gate"], _gate_cache["hard"]
-    from phonenumbers.phonenumbermatcher import _PATTERN, _PUNCTUATION, PhoneNumberMatcher
-
-    # Every character a candidate can hold: a digit, one of the punctuation class's members,
-    # or (case-insensitively, as the pattern is compiled) any character of the pattern's
-    # source text. Over-counting here only makes stretches longer.
-    soft = re.compile(r"\d|" + _PUNCTUATION.rsplit("{", 1)[0] + "|[" + "".join(re.escape(c) for c in set(_PATTERN.pattern)) + r"\t]",
-                      re.UNICODE | re.IGNORECASE)
-    hard = re.compile("[^" + _code_point_class(lambda c: bool(soft.fullmatch(c)), 0x110000) + "]")
-    # Characters that make the matcher (leniency VALID) reject a number touching them: Latin
-    # letters, currency symbols, "%". Only the BMP is listed; a subset is still conservative.
-    reject = "[" + _code_point_class(
-        lambda c: PhoneNumberMatcher._is_latin_letter(c) or PhoneNumberMatcher._is_invalid_punctuation_symbol(c), 0x10000) + "]"
-    lead = r"[(\[（［+＋]"
-    punct = _PUNCTUATION.rsplit("{", 1)[0]
-    # Every alternative starts by consuming a digit, "(" or "+" (the conditions on what
-    # precedes are lookbehinds over that first character), so ``re`` skips prose quickly.
-    more = PHONE_MIN_NATIONAL_DIGITS - 1  # digits after the first one
-    end = rf"(?<![ /](?:19|20)[0-9]{{2}})(?!{reject})(?![./-][0-9])"
-    alternatives = [
-        # No "+"/"00" prefix and no "(area)": ASCII digit groups joined by one kind of
-        # single separator s, >= 7 digits (the national number's digits are among them), not
-        # touching a rejecting character, not chained to more digits (is_chained), not
-        # starting or ending with a year group (phone_looks_like_other_number), not right
-        # after a digit (see "00" below). The number starts at this digit, or at an s before it.
-        rf"[0-9](?:(?<!\d[0-9])(?<!{reject}[0-9])(?<![0-9][./-][0-9])(?!(?<=1)9[0-9]{{2}}[ /-])(?!(?<=2)0[0-9]{{2}}[ /-])"
-        rf"|(?<={s}[0-9])(?<!\d{s}[0-9])(?<!{reject}{s}[0-9])(?<![0-9][./-]{s}[0-9]))(?:{s}?[0-9]){{{more},}}" + end
-        for s in _SEPARATOR_KINDS
-    ] + [
-        # A leading "(area)" (its digits count): 7 digits chained by the matcher's punctuation.
-        rf"\((?=[0-9]+\))[0-9](?:{_PUNCTUATION}[0-9]){{{more}}}",
-        # "+": lead characters and punctuation, then >= 7 chained digits (as above).
-        rf"\+(?:{punct}|{lead}){{0,9}}\d(?:{_PUNCTUATION}\d){{{more}}}",
-        # "00". A match never starts right after a digit: inner matches start after a
-        # separator, and a candidate starts inside a run of digits only where the previous
-        # one was cut inside it, which takes a run of >= 10 digits (extension digits are
-        # capped at 9 and 20, a digit block at 20): the last alternative.
-        rf"0(?<!\d0)(?<!{reject}0)(?<![0-9][./-]0)0(?:{_PUNCTUATION}\d){{{more - 1}}}",
-        r"\d{10}",
-    ]
-    _gate_cache["gate"] = re.compile("|".join(alternatives))
-    _gate_cache["hard"] = hard
-    return _gate_cache["gate"], _gate_cache["hard"]
-
-
-def phone_stretches(text: str) -> list[tuple[int, int]]:
-    """The (start, end) stretches of ``text`` libphonenumber must see: each runs from a hard
-    character to the next (both included, or the text's ends) and holds a match of the gate."""
-    gate, hard = _phone_gate()
-    stretches: list[tuple[int, int]] = []
-    pos = 0
-    while True:
-        m = gate.search(text, pos)
-        if m is None:
-            return stretches
-        before = m.start() - 1
-        while before >= 0 and not hard.match(text, before):
-            before -= 1
-        after = hard.search(text, m.end())
-        start, end = max(before, 0), (after.end() if after else len(text))
-        stretches.append((start, end))
-        pos = end
-
-
-def _memo_matcher_class() -> type:
-    """A PhoneNumberMatcher class whose parse-and-verify step is memoised (one cache per
-    class; each phone recognizer makes its own).
-
-    That step is a pure function of the candidate string, the region, the leniency and the
-    character on either side of the candidate (the only text it reads besides the
-    candidate); page numbers and table cells repeat, so the same key comes back often.
-    """
-    import copy
-
-    from phonenumbers import PhoneNumberMatch, PhoneNumberMatcher
-
-    cache: dict = {}
-    missing = object()
-
-    class MemoPhoneNumberMatcher(PhoneNumberMatcher):
-        def _parse_and_verify(self, candidate, offset):
-            end = offset + len(candidate)
-            key = (candidate, self.preferred_region, self.leniency,
-                   self.text[offset - 1] if offset > 0 else None, self.text[end] if end < len(self.text) else None)
-            numobj = cache.get(key, missing)
-            if numobj is missing:
-                match = super()._parse_and_verify(candidate, offset)
-                numobj = match.number if match is not None else None
-                if len(cache) >= 200_000:  # bounded: a worker runs for hours
-                    cache.clear()
-                cache[key] = numobj
-            return None if numobj is None else PhoneNumberMatch(offset, candidate, copy.copy(numobj))
-
-    return MemoPhoneNumberMatcher
-
-
 def _phone_recognizer(language: str, regions: list[str], narrow: bool = True):
     import phonenumbers
     from presidio_analyzer import EntityRecognizer
@@ -486,13 +300,13 @@ def _phone_recognizer(language: str, regions: list[str], narrow: bool = True):
 
         # narrow=False: one plain matcher over the whole text, the reference that the
         # narrowed run must equal (tests/test_pii.py).
-        matcher_class = _memo_matcher_class() if narrow else phonenumbers.PhoneNumberMatcher
+        matcher_class = speedups.memo_matcher_class() if narrow else phonenumbers.PhoneNumberMatcher
 
         def analyze(self, text, entities, nlp_artifacts=None):
             matcher_class = self.matcher_class
             results = []
             # libphonenumber only on the stretches that could hold a number we keep; the
-            # matches are the ones a matcher over the whole line keeps (see _phone_gate).
+            # matches are the ones a matcher over the whole line keeps (see curate.speedups.pii.phone_gate).
             for window_start, window_end in phone_stretches(text) if narrow else [(0, len(text))]:
                 window = text[window_start:window_end]
                 for region in self.supported_regions:
@@ -662,32 +476,9 @@ def build_recognizers(entities: list[str], language: str, phone_regions: list[st
     return recognizers
 
 
-@contextlib.contextmanager
-def _spacy_without_torch(needed: bool) -> Iterator[None]:
-    """Import spaCy (through presidio) without importing torch, unless a model may need it.
-
-    thinc, under spaCy, imports torch whenever it is installed (it is: the trainer needs it),
-    which is ~1-3 s of every Python worker's start-up and ~0.5 GB of address space, for
-    nothing when the pipeline is blank. Only the first import of spaCy in a process decides;
-    a process that has already imported torch or spaCy imports normally. A named spaCy model
-    (which may be torch-based) never takes this path. Limitation: thinc keeps "no torch" for
-    the life of the process, so a torch-based model loaded later in the same worker (a second
-    PII stage naming one, after a blank one) would not find torch.
-    """
-    if needed or "torch" in sys.modules or "thinc" in sys.modules:
-        yield
-        return
-    sys.modules["torch"] = None  # type: ignore[assignment]  # makes `import torch` fail fast
-    try:
-        yield
-    finally:
-        if sys.modules.get("torch", 0) is None:
-            del sys.modules["torch"]
-
-
 def build_analyzer(params: PiiParams):
     """An AnalyzerEngine that needs no network and no model download."""
-    with _spacy_without_torch(needed=bool(params.spacy_model)):
+    with speedups.spacy_without_torch(needed=bool(params.spacy_model)):
         import spacy  # noqa: F401
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 
@@ -699,7 +490,9 @@ def build_analyzer(params: PiiParams):
         raise StageError(f"spaCy model {params.spacy_model!r} has no component that finds entities "
                          f"(ner, entity_ruler, ...), needed for {', '.join(ner)}")
     registry = RecognizerRegistry(
-        recognizers=build_recognizers(params.entities, params.language, params.phone_regions, narrow_phones=params.precheck),
+        recognizers=build_recognizers(
+            params.entities, params.language, params.phone_regions, narrow_phones=params.precheck and speedups.enabled()
+        ),
         supported_languages=[params.language],
     )
     return AnalyzerEngine(
@@ -738,6 +531,7 @@ class PiiStage(Stage):
         self.salt: str | None = None
         run_dir = self.context.run_dir
         self.spans_dir: str | None = os.path.join(run_dir, "pii_spans") if (params.keep_spans and run_dir) else None
+        self.context_rules = load_context_rules(params.context_rules, params.shipped_context_rules, KNOWN_ENTITIES)
 
     # driver, before Spark: prove the analyzer builds offline and the salt is there
     def check(self) -> None:
@@ -756,7 +550,7 @@ class PiiStage(Stage):
         # spaCy and presidio's imports are ~1 s of a worker's first PII task; a second
         # analyzer in the same process builds in ~0.07 s.
         build_analyzer(self.params)
-        with _spacy_without_torch(needed=bool(self.params.spacy_model)):
+        with speedups.spacy_without_torch(needed=bool(self.params.spacy_model)):
             import presidio_anonymizer  # noqa: F401
 
     def setup(self) -> None:
@@ -765,11 +559,11 @@ class PiiStage(Stage):
             self._analyzer = build_analyzer(self.params)
         # After the analyzer: presidio_anonymizer imports presidio_analyzer and so spaCy; were
         # it first, spaCy would come in with torch (5 s of each worker's first PII task).
-        with _spacy_without_torch(needed=bool(self.params.spacy_model)):
+        with speedups.spacy_without_torch(needed=bool(self.params.spacy_model)):
             from presidio_anonymizer import AnonymizerEngine
         self._anonymizer = AnonymizerEngine()
         self._operators = self._build_operators()
-        self._prechecks = build_prechecks(self.params.entities) if self.params.precheck else None
+        self._prechecks = build_prechecks(self.params.entities) if self.params.precheck and speedups.enabled() else None
         self._lines_since_reload = 0
 
     def _build_operators(self) -> dict:
@@ -798,7 +592,18 @@ class PiiStage(Stage):
                 r.end += start
                 found.append(r)
         self._maybe_reload()
-        return resolve_overlaps(found)
+        return resolve_overlaps(self._unexplained(text, found))
+
+    def _unexplained(self, text: str, found: list) -> list:
+        """The detections no context rule explains; the others are counted per rule."""
+        kept = []
+        for r in found:
+            rule = explaining_rule(self.context_rules, text, r.entity_type, r.start, r.end)
+            if rule is None:
+                kept.append(r)
+            else:
+                self.counters[f"kept_by_context:{rule}"] += 1
+        return kept
 
     def _maybe_reload(self) -> None:
         # A spaCy vocabulary keeps every string it has seen; rebuilding the blank pipeline now

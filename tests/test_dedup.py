@@ -174,7 +174,7 @@ def test_params_validation():
     with pytest.raises(ValueError, match="every rule is off"):
         DedupParams(exact=False, url=False, minhash=None).validate()
     assert MinHashParams(num_perm=64, bands=8, rows=8).band_layout() == (8, 8)
-    assert MinHashParams().band_layout() == (9, 13)
+    assert MinHashParams().band_layout() == (14, 8)
 
 
 def test_recipe_keys_are_type_checked(tmp_path):
@@ -370,3 +370,53 @@ def test_warm_up_loads_the_minhash_kernels_only_when_minhash_is_on():
         "print('numba' in sys.modules)\n"
     )
     assert fresh_python(code).split() == ["False", "True"]
+
+
+# --- shipped defaults (issue #22) ------------------------------------------------------------
+
+
+def edited_copies(pages: list[dict], every: int) -> list[dict]:
+    """Each page and two copies with one word in ``every`` replaced and a footer line added."""
+    rows = []
+    for c, page in enumerate(pages):
+        rows.append({"id": f"p{c:02d}-0", "text": page["text"]})
+        for v in (1, 2):
+            text = edit(page["text"], seed=c * 10 + v, every=every) + "\nShare this article on social media."
+            rows.append({"id": f"p{c:02d}-{v}", "text": text})
+    return rows
+
+
+def copies_removed(rows: list[dict], minhash: MinHashParams) -> tuple[int, int]:
+    """(copies removed in favour of their own page, documents removed in favour of another page)."""
+    result = outcome(DedupStage(DedupParams(exact=False, url=False, minhash=minhash)).run_local(table(rows)))
+    same = sum(1 for doc, (_, kept, _) in result.items() if kept and kept[:3] == doc[:3])
+    other = sum(1 for doc, (_, kept, _) in result.items() if kept and kept[:3] != doc[:3])
+    return same, other
+
+
+def test_default_layout_is_finewebs_14_bands_of_8_rows():
+    params = MinHashParams()
+    assert (params.ngram, params.num_perm, params.threshold, params.band_layout()) == (5, 112, 0.65, (14, 8))
+    assert DedupParams().minhash == params
+
+
+@pytest.mark.parametrize(
+    "every, old, new",
+    [
+        (100, 31, 32),  # 1% of words replaced, 5-gram Jaccard 0.87-0.90: both find (nearly) all
+        (33, 5, 21),  # 3%, Jaccard about 0.73: the old 9 x 13 layout missed most copies
+        (20, 0, 13),  # 5%, Jaccard about 0.60: the new default finds some, by design not all
+        (10, 0, 0),  # 10%, Jaccard about 0.34: not near-duplicates for either
+    ],
+)
+def test_default_removes_more_edited_copies_of_real_pages_than_the_old_one(pages, every, old, new):
+    rows = edited_copies(pages, every)
+    assert copies_removed(rows, MinHashParams(num_perm=128, threshold=0.8)) == (old, 0)
+    assert copies_removed(rows, MinHashParams()) == (new, 0)
+
+
+def test_default_never_merges_distinct_real_pages(pages):
+    rows = [{"id": f"p{c:02d}-0", "text": page["text"]} for c, page in enumerate(pages)]
+    rows += [{"id": f"q{c:02d}-0", "text": page["text"] + "\nComments are closed."} for c, page in enumerate(pages[:4])]
+    result = outcome(DedupStage(DedupParams(exact=False, url=False)).run_local(table(rows)))
+    assert {doc for doc, (_, kept, _) in result.items() if kept} == {f"q{c:02d}-0" for c in range(4)}

@@ -239,9 +239,9 @@ def test_a_matcher_per_stretch_finds_what_one_matcher_per_line_finds(pages, numb
     # the independence at hard characters, without the gate: every stretch, not only gated ones
     import phonenumbers
 
-    from curate.pii import _phone_gate
+    from curate.speedups.pii import phone_gate
 
-    hard = _phone_gate()[1]
+    hard = phone_gate()[1]
     lines = [line for text in pages + number_pages for line in text.split("\n") if any(c.isdigit() for c in line)]
     assert len(lines) > 1000
     for region in ("US", "DE", "JP"):
@@ -575,3 +575,79 @@ def test_a_pipeline_that_finds_no_entities_is_refused_for_names(tmp_path):
     spacy.blank("en").to_disk(tmp_path / "blank")
     with pytest.raises(StageError, match=r"'.*/blank' has no component that finds entities .*needed for LOCATION, PERSON"):
         PiiStage(PiiParams(entities=NER_ENTITIES, spacy_model=str(tmp_path / "blank"))).check()
+
+
+# --- context rules (issue #22) ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lookalikes(pii_data):
+    return [json.loads(line) for line in open(pii_data / "lookalikes.jsonl", encoding="utf-8")]
+
+
+def lookalikes_kept(stage: PiiStage, examples: list[dict]) -> dict[str, int]:
+    """Look-alikes left alone per kind, and real addresses found (as "address")."""
+    kept: dict[str, int] = {}
+    for ex in examples:
+        found = stage.analyze(ex["text"])
+        for la in ex["lookalikes"]:
+            untouched = not any(p.start < la["end"] and p.end > la["start"] for p in found)
+            kept[la["kind"]] = kept.get(la["kind"], 0) + untouched
+        for gold in ex["spans"]:
+            hit = any(p.entity_type == "IP_ADDRESS" and p.start <= gold["start"] and p.end >= gold["end"] for p in found)
+            kept["address"] = kept.get("address", 0) + hit
+    return kept
+
+
+def test_dotted_quads_that_context_explains_are_kept_and_addresses_still_replaced(stage, lookalikes):
+    # 100 of each kind; the 22 versions left are named only by a product ("Chrome 2.2.134.156")
+    assert lookalikes_kept(stage, lookalikes) == {"oid": 100, "section": 100, "version": 78, "address": 100}
+    plain = PiiStage(PiiParams(shipped_context_rules=False))
+    plain.ensure_setup()
+    assert lookalikes_kept(plain, lookalikes) == {"oid": 9, "section": 0, "version": 14, "address": 100}
+
+
+def test_context_rules_count_what_they_keep(stage):
+    before = stage.counters["kept_by_context:section number"]
+    text = "As clause 4.2.1.3 says, requests from 10.20.30.40 are logged."
+    out = run(stage, [text]).column("text").to_pylist()
+    assert out == ["As clause 4.2.1.3 says, requests from <IP_ADDRESS> are logged."]
+    assert stage.counters["kept_by_context:section number"] == before + 1
+
+
+def test_a_recipe_adds_context_rules_from_a_file(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: browser\n    entities: [IP_ADDRESS, PHONE_NUMBER]\n    before: '\\bchrome\\s*$'\n")
+    text = "Chrome 10.24.226.236 is rolling out; version 1.2.3.4 too."
+    data = one_stage_recipe(tmp_path, text, {"stage": "pii", "context_rules": [str(rules)]})
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
+    params = load_recipe(str(tmp_path / "r.yaml")).stages[0].params
+    # read on the driver, travelling with the pickled stage: a worker needs no access to the file
+    extended = pickle.loads(pickle.dumps(PiiStage(params)))
+    rules.unlink()
+    assert [r.entity_type for r in extended.analyze(text)] == []
+    rules.write_text("rules:\n  - name: browser\n    entities: [IP_ADDRESS, PHONE_NUMBER]\n    before: '\\bchrome\\s*$'\n")
+    only_file = PiiStage(PiiParams(context_rules=[str(rules)], shipped_context_rules=False))
+    assert [text[r.start:r.end] for r in only_file.analyze(text)] == ["1.2.3.4"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("rules:\n  - {entities: [IP_ADDRESS], before: '(unclosed'}\n", r"rules\[0\]\.before: not a valid regular expression"),
+        ("rules:\n  - {entities: [PASSPORT], before: 'x$'}\n", r"rules\[0\]\.entities: expected a non-empty list"),
+        ("rules:\n  - {entities: [IP_ADDRESS]}\n", r"rules\[0\]: give 'before', 'after' or both"),
+        ("rules:\n  - {entities: [IP_ADDRESS], before: 'x$', befor: 'y'}\n", r"rules\[0\]: unknown keys befor"),
+        ("- just a list\n", r"expected a mapping with a list under 'rules'"),
+    ],
+)
+def test_a_bad_rules_file_is_refused_naming_the_file_and_the_key(tmp_path, content, message):
+    rules = tmp_path / "bad.yaml"
+    rules.write_text(content)
+    with pytest.raises(ValueError, match=rf"bad.yaml: {message}"):
+        PiiParams(context_rules=[str(rules)]).validate()
+
+
+def test_a_missing_rules_file_is_refused_naming_it(tmp_path):
+    with pytest.raises(ValueError, match=r"context_rules: cannot read .*nowhere.yaml"):
+        PiiParams(context_rules=[str(tmp_path / "nowhere.yaml")]).validate()
