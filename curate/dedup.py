@@ -358,7 +358,7 @@ class MinHasher:
         return cls(params.num_perm, params.seed, params.ngram, params.scheme, params.shingle_hash)
 
     # -- shingles ---------------------------------------------------------------------------
-    def _positions(self, texts: pa.Array | pa.ChunkedArray):
+    def shingle_positions(self, texts: pa.Array | pa.ChunkedArray):
         """Where each shingle starts and ends in the flattened word array of the batch."""
         words = as_words(texts)
         n = self.ngram
@@ -382,7 +382,7 @@ class MinHasher:
         with 1..ngram-1 words has one shingle (its words); one with no words has none.
         Shingles come out grouped by document, in document order.
         """
-        doc_index, start, end, flat = self._positions(texts)
+        doc_index, start, end, flat = self.shingle_positions(texts)
         if len(doc_index) == 0:
             return doc_index, pa.array([], type=pa.large_string())
         parts = []
@@ -411,7 +411,7 @@ class MinHasher:
 
     def sha1_hashes(self, texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         """(document index, sha1_hash32) per shingle, hashed without building shingle strings."""
-        doc_index, start, end, flat = self._positions(texts)
+        doc_index, start, end, flat = self.shingle_positions(texts)
         if len(doc_index) == 0:
             return doc_index, np.zeros(0, dtype=np.uint32)
         offsets, data = _large_buffers(flat.cast(pa.large_string()))
@@ -449,9 +449,18 @@ class MinHasher:
 
     def word_hashes(self, texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         """(document index, word_shingle_hash32) per shingle, without building shingle strings."""
-        doc_index, start, end, flat = self._positions(texts)
+        doc_index, wide = self.word_hashes64(texts)
+        return doc_index, (wide >> np.uint64(32)).astype(np.uint32)
+
+    def word_hashes64(self, texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+        """(document index, 64-bit hash of the shingle's words) per shingle, in shingle order.
+
+        ``word_hashes`` keeps the upper 32 bits; decontamination keeps all 64, since it looks
+        millions of protected n-grams up by hash alone before checking the words.
+        """
+        doc_index, start, end, flat = self.shingle_positions(texts)
         if len(doc_index) == 0:
-            return doc_index, np.zeros(0, dtype=np.uint32)
+            return doc_index, np.zeros(0, dtype=np.uint64)
         encoded = flat.dictionary_encode()
         distinct = encoded.dictionary.cast(pa.large_binary()).to_pylist()
         per_word = np.fromiter((xxhash.xxh3_64_intdigest(w) for w in distinct), dtype=np.uint64, count=len(distinct))
@@ -463,7 +472,7 @@ class MinHasher:
             mixed = _fmix64(h ^ word_hash[np.minimum(position, last)])
             # Positions past a short document's end leave the hash as it was.
             h = np.where(position < end, mixed, h)
-        return doc_index, (h >> np.uint64(32)).astype(np.uint32)
+        return doc_index, h
 
     def signatures(self, texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """MinHash signatures of a batch of texts (or word lists): (len, num_perm) uint32."""

@@ -35,6 +35,7 @@ STAGE_REGISTRY: dict[str, str] = {
     "classify": "curate.classify:ClassifyStage",
     "dedup": "curate.dedup:DedupStage",
     "pii": "curate.pii:PiiStage",
+    "decontaminate": "curate.decontaminate:DecontaminateStage",
 }
 
 
@@ -341,7 +342,7 @@ def parse_recipe(data: dict, file: str = "<recipe>", check_files: bool = True) -
 
 def _is_path_key(name: str) -> bool:
     # ``index``: the dedup stage's cross-run index folder.
-    return name in ("path", "index") or name.endswith(("_path", "_dir", "_files"))
+    return name in ("path", "paths", "index") or name.endswith(("_path", "_dir", "_files"))
 
 
 def _absolute_paths(obj: Any) -> Any:

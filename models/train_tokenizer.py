@@ -129,7 +129,7 @@ def build_tokenizer(vocab_size: int = VOCAB_SIZE):
     return tokenizer, trainer
 
 
-def train(vocab_size: int = VOCAB_SIZE) -> dict:
+def train(vocab_size: int = VOCAB_SIZE, out: Path = OUT) -> dict:
     from tokenizers import Tokenizer
 
     documents = [doc for name in TRAIN_FILES for doc in read_documents(DATA / name)]
@@ -138,8 +138,8 @@ def train(vocab_size: int = VOCAB_SIZE) -> dict:
     # Demote the special tokens to ordinary vocabulary entries (see the module docstring).
     spec = json.loads(tokenizer.to_str())
     spec["added_tokens"] = []
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "tokenizer.json"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "tokenizer.json"
     path.write_text(json.dumps(spec, ensure_ascii=False, indent=None, sort_keys=False), encoding="utf-8")
     tokenizer = Tokenizer.from_file(str(path))
     assert [tokenizer.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1]
@@ -159,11 +159,12 @@ def main() -> None:
     p.add_argument("--shared", type=Path, default=Path("/work/shared/data"))
     t = sub.add_parser("train", help="train from models/data/ into models/tokenizer/tokenizer.json")
     t.add_argument("--vocab-size", type=int, default=VOCAB_SIZE)
+    t.add_argument("--out", type=Path, default=OUT, help="folder for tokenizer.json (the 4,096-entry ablation tokenizer: models/tokenizer-4k)")
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.shared)
     else:
-        print(json.dumps(train(args.vocab_size), indent=2))
+        print(json.dumps(train(args.vocab_size, args.out), indent=2))
 
 
 if __name__ == "__main__":
