@@ -5,7 +5,7 @@ Three successive "snapshots" are built from the real pages of the shared web cor
 The pool is first deduplicated on its own, so its pages are distinct; then:
 
 * snapshot 1: fresh pages;
-* snapshot 2: fresh pages, plus exact copies (case and spacing changed), near copies (light
+* snapshot 2: fresh pages, plus exact copies (ASCII case and spacing changed), near copies (light
   edits: about 0.5% of words substituted, deleted and inserted each, a footer line) and URL
   re-captures (a page of snapshot 1's URL with other text) of snapshot-1 pages;
 * snapshot 3: fresh pages, plus exact and near copies of pages of snapshots 1 and 2.
@@ -77,6 +77,12 @@ def distinct_pool(texts: list[dict], params) -> list[dict]:
     return [r for r in rows if r["id"] in keep]
 
 
+def _ascii_upper(text: str) -> str:
+    # Only ASCII letters: str.upper is not undone by lower case for every script (Greek final
+    # sigma, German sharp s), and an exact copy must stay exact after normalisation.
+    return "".join(c.upper() if c.isascii() else c for c in text)
+
+
 def build_snapshots(pool: list[dict], seed: int = 0) -> tuple[list[list[dict]], dict[str, tuple[str, str]]]:
     """Three snapshots and the ground truth: planted copy id -> (rule, source id)."""
     from near_dups import light_edit
@@ -99,7 +105,7 @@ def build_snapshots(pool: list[dict], seed: int = 0) -> tuple[list[list[dict]], 
             kind = ("exact", "near", "url")[j % 3] if k == 1 else ("exact", "near")[j % 2]
             copy_id = f"s{k + 1}-{kind}-{j:04d}"
             if kind == "exact":
-                text, url = "  ".join(source["text"].upper().split(" ")), f"https://copies.example/{copy_id}"
+                text, url = _ascii_upper("  ".join(source["text"].split(" "))), f"https://copies.example/{copy_id}"
             elif kind == "near":
                 text, url = light_edit(source["text"], rng, vocabulary, 0.005, footer=True), f"https://copies.example/{copy_id}"
             else:
