@@ -16,6 +16,9 @@ This module is Spark-free. It holds everything that decides *what* a duplicate i
   process (tests, small corpora); :mod:`curate.spark.dedup` does it on Spark with the same
   helpers and the same decisions.
 
+Which copy survives, union-find and groups -> rejections: :mod:`curate.dedup_engine` (shared
+with the Spark paths). Dedup across runs (``index``): :mod:`curate.dedup_index`.
+
 Rules run in order exact, url, minhash; each sees only the documents the previous one kept.
 In a group of duplicates one document is kept, chosen by ``keep`` (ties broken by the
 smallest id, so the choice never depends on input order or partitioning); the others are

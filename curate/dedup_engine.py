@@ -4,8 +4,9 @@ become rejections. One implementation, used by every dedup path:
 * :func:`curate.dedup.DedupStage.run_local` (one process: tests, small corpora);
 * :func:`curate.spark.dedup.decide_in_one_task` (Spark, every document's keys in one task);
 * the distributed Spark plan, whose window order :func:`curate.spark.dedup.survivor_window`
-  is built from the same :data:`SURVIVOR_ORDER` table;
-* the cross-run index (:mod:`curate.dedup_index`), which uses :func:`survivor_rank` too.
+  is built from the same :data:`SURVIVOR_ORDER` table.
+
+(Across runs, :mod:`curate.dedup_index` chooses among earlier documents by snapshot, then id.)
 
 Every choice ends on the smallest document id, so no decision depends on input order,
 partitioning or the order in which files are read.
