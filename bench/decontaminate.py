@@ -179,11 +179,19 @@ def datatrove_child(docs_file: str, paragraphs_file: str) -> None:
     config = NGramsDecontConfig(n_grams=NGRAM)
     paragraphs = json.loads(Path(paragraphs_file).read_text())
     docs = [json.loads(line) for line in Path(docs_file).open(encoding="utf-8")]
+    # NGramsDecontIndexer's constructor insists on lighteval (its run() loads tasks from the
+    # Hub); compute_hashes, the part that turns text into n-gram hashes, needs only nltk and
+    # xxhash: call it on an instance built without the constructor.
+    with tempfile.TemporaryDirectory() as empty:
+        tools = NGramsDecontFilter(empty, config=config)  # its word tokenizer and hash function
+    indexer = object.__new__(NGramsDecontIndexer)
+    indexer.config, indexer.tokenizer, indexer.hash_func = config, tools.tokenizer, tools.hash_func
     as_is = "ran as released"
     try:
-        NGramsDecontIndexer(tempfile.gettempdir(), config=config).compute_hashes(paragraphs[0])
+        indexer.compute_hashes(paragraphs[0])
     except LookupError as e:
-        # NLTK's word_tokenize first splits sentences with the Punkt model, which NLTK downloads
+        # (Only for languages datatrove tokenizes with NLTK; English uses spaCy's.) NLTK's
+        # word_tokenize first splits sentences with the Punkt model, which NLTK downloads
         # (nltk.download("punkt_tab")): no network here. preserve_line=True skips only that
         # split; the Treebank word tokenizer still runs. This makes datatrove faster than as
         # released, so the comparison favours it.
@@ -194,7 +202,6 @@ def datatrove_child(docs_file: str, paragraphs_file: str) -> None:
         as_is = f"sentence split off (preserve_line=True): {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
     with tempfile.TemporaryDirectory() as index_dir:
         t0 = time.perf_counter()
-        indexer = NGramsDecontIndexer(index_dir, config=config)
         hashes = {h for p in paragraphs for h in indexer.compute_hashes(p)}
         np.array(sorted(hashes), dtype="<u8").tofile(os.path.join(index_dir, "wikitext.index.hashes"))
         build = time.perf_counter() - t0
@@ -204,7 +211,7 @@ def datatrove_child(docs_file: str, paragraphs_file: str) -> None:
         t0, c0 = time.perf_counter(), time.process_time()
         removed = [doc.id for doc in documents if decont.filter(doc) is not True]
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(json.dumps({"datatrove": as_is, "removed": removed, "index_seconds": round(build, 2), "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "protected_ngrams": len(hashes)}))
+    print(json.dumps({"datatrove": as_is, "word_tokenizer": type(tools.tokenizer).__name__, "removed": removed, "index_seconds": round(build, 2), "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "protected_ngrams": len(hashes)}))
 
 
 def quality(removed: set[str], planted: set[str], n_docs: int) -> dict:
