@@ -3,6 +3,7 @@
     .venv/bin/python bench/dedup.py speed            # MinHasher vs datasketch MinHash.bulk
     .venv/bin/python bench/dedup.py quality          # recall/precision per edit rate, old vs new defaults
     .venv/bin/python bench/dedup.py scale --docs 10000 100000 1000000 [--peer] [--plans auto one-task distributed] [--verify]
+    .venv/bin/python bench/dedup.py incremental [--data DIR]   # three snapshots through an index (bench/dedup_incremental.py)
 
 ``--peer`` also runs datatrove's MinHash pipeline (signatures, buckets, clusters, filter) on
 the same documents, in ``.venv-bench`` (datatrove is not a dependency of curate).
@@ -463,6 +464,11 @@ def main() -> None:
     ours.add_argument("--driver-memory")
     ours.add_argument("--plan", choices=["auto", "one-task", "distributed"], default="auto")
     ours.add_argument("--verify", action="store_true")
+    incremental = sub.add_parser("incremental", help="three snapshots deduplicated through an index (bench/dedup_incremental.py)")
+    incremental.add_argument("--data", type=Path, default=None, help="shared data folder (default: <repo>/../shared/data)")
+    incremental.add_argument("--bands", type=int, default=14)
+    incremental.add_argument("--rows", type=int, default=8)
+    incremental.add_argument("--num-perm", type=int, default=112)
     child = sub.add_parser("datatrove-child")
     child.add_argument("--input")
     child.add_argument("--work")
@@ -476,6 +482,10 @@ def main() -> None:
         bench_quality(args.rates, args.max_pages)
     elif args.command == "scale":
         bench_scale(args.docs, args.peer, args.peer_max, args.bands, args.rows, args.num_perm, args.driver_memory, args.plans, args.verify)
+    elif args.command == "incremental":
+        from dedup_incremental import bench_incremental, default_data
+
+        bench_incremental(args.data or default_data(), args.bands, args.rows, args.num_perm)
     elif args.command == "curate-child":
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

@@ -16,6 +16,9 @@ This module is Spark-free. It holds everything that decides *what* a duplicate i
   process (tests, small corpora); :mod:`curate.spark.dedup` does it on Spark with the same
   helpers and the same decisions.
 
+Which copy survives, union-find and groups -> rejections: :mod:`curate.dedup_engine` (shared
+with the Spark paths). Dedup across runs (``index``): :mod:`curate.dedup_index`.
+
 Rules run in order exact, url, minhash; each sees only the documents the previous one kept.
 In a group of duplicates one document is kept, chosen by ``keep`` (ties broken by the
 smallest id, so the choice never depends on input order or partitioning); the others are
@@ -33,10 +36,9 @@ Edge cases (documented in docs/dedup.md and tested):
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, Sequence
+from typing import Literal, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
@@ -44,10 +46,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from curate.dedup_engine import SURVIVOR_ORDER, URL_KEEP, UnionFind, groups_to_rejections, shared_buckets, survivor_rank
+from curate.dedup_index import BUCKET_SCHEMA, EXACT_SCHEMA, SUPERSEDED_SCHEMA, URL_SCHEMA, IndexSession, index_settings, match_earlier, read_earlier
 from curate.schema import DOCUMENT_SCHEMA, conform, reject, scores_of
 from curate.stage import GlobalStage
 
 KeepPolicy = Literal["first_id", "longest", "newest", "oldest", "highest_score"]
+IndexKeep = Literal["oldest", "newest"]
 Scheme = Literal["affine32", "legacy"]
 ShingleHash = Literal["sha1", "words"]
 
@@ -129,10 +134,17 @@ class DedupParams:
     # always keep the newest copy). Ties go to the smallest id.
     keep: KeepPolicy = "first_id"
     score_key: str = "classify.quality"
+    # Folder of the cross-run index (docs/dedup.md, "Across runs"); None = this run only.
+    index: str | None = None
+    # Across runs, which copy survives: the earlier run's (oldest) or this run's (newest).
+    # Not ``keep``: that one chooses within a run, among five policies.
+    index_keep: IndexKeep = "oldest"
 
     def validate(self) -> None:
         if self.minhash is not None:
             self.minhash.check()
+        if self.index is not None and not self.index.strip():
+            raise ValueError("dedup.index: expected a folder path, got an empty string")
         if not (self.exact or self.url or self.minhash is not None):
             raise ValueError("dedup: every rule is off (exact: false, url: false, minhash: null)")
 
@@ -553,98 +565,24 @@ def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def keep_order(table: pa.Table, keep: KeepPolicy, score_key: str) -> np.ndarray:
     """Rank of each row in "who survives" order (0 = keep first); ties by smallest id."""
-    ids = table.column("id").to_pylist()
-    if keep == "first_id":
-        keys = [(i,) for i in ids]
-    elif keep == "longest":
-        lengths = pc.utf8_length(pc.fill_null(table.column("text"), "")).to_pylist()
-        keys = [(-n, i) for n, i in zip(lengths, ids)]
-    elif keep == "newest":
-        keys = [_newest_key(d, i) for d, i in zip(table.column("warc_date").to_pylist(), ids)]
-    elif keep == "oldest":
-        keys = [(d is None, d or "", i) for d, i in zip(table.column("warc_date").to_pylist(), ids)]
-    elif keep == "highest_score":
-        scores = scores_of(table, score_key)
-        keys = [(s is None or math.isnan(s), -(s or 0.0), i) for s, i in zip(scores, ids)]
-    else:
-        raise ValueError(f"unknown keep policy {keep!r}")
-    order = sorted(range(len(ids)), key=keys.__getitem__)
-    rank = np.empty(len(ids), dtype=np.int64)
-    rank[order] = np.arange(len(ids))
-    return rank
+    return survivor_rank(table.column("id").to_pylist(), keep, survivor_columns(table, keep, score_key))
 
 
-class _Descending(str):
-    # A string that sorts in reverse, so "newest first, then smallest id" is one tuple key.
-    def __lt__(self, other: str) -> bool:  # type: ignore[override]
-        return str.__gt__(self, other)
+def survivor_columns(table: pa.Table | pa.RecordBatch, keep: KeepPolicy, score_key: str) -> dict[str, list]:
+    """The columns :data:`curate.dedup_engine.SURVIVOR_ORDER` names for ``keep``, from documents."""
+    columns: dict[str, list] = {}
+    for name, _ in SURVIVOR_ORDER.get(keep, ()):
+        if name == "n_chars":
+            columns[name] = pc.utf8_length(pc.fill_null(table.column("text"), "")).to_pylist()
+        elif name == "warc_date":
+            columns[name] = table.column("warc_date").to_pylist()
+        elif name == "score":
+            columns[name] = scores_of(table, score_key)
+    return columns
 
 
-def _newest_key(date: str | None, doc_id: str) -> tuple:
-    return (date is None, _Descending(date or ""), doc_id)
-
-
-def shared_buckets(column: np.ndarray) -> Iterator[np.ndarray]:
-    """Row numbers of the members of each bucket that two or more rows share (one band)."""
-    order = np.argsort(column, kind="stable")
-    sorted_keys = column[order]
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-    ends = np.r_[starts[1:], len(order)]
-    for start, end in zip(starts.tolist(), ends.tolist()):
-        if end - start >= 2:
-            yield order[start:end]
-
-
-def best_of_groups(group_of: list, rank: np.ndarray, live: np.ndarray) -> tuple[dict, dict]:
-    """(best-ranked row, size) of each group key, over the live rows that have a key."""
-    best: dict = {}
-    size: dict = {}
-    for row, key in enumerate(group_of):
-        if key is None or not live[row]:
-            continue
-        size[key] = size.get(key, 0) + 1
-        if key not in best or rank[row] < rank[best[key]]:
-            best[key] = row
-    return best, size
-
-
-def _groups_to_rejections(group_of: list, rank: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, list, list]:
-    """For rows with a group key, keep the best-ranked row of each group.
-
-    Returns (rejected mask, kept id per row or None, group size per row or None).
-    """
-    best, size = best_of_groups(group_of, rank, live)
-    rejected = np.zeros(len(group_of), dtype=bool)
-    kept_row: list = [None] * len(group_of)
-    sizes: list = [None] * len(group_of)
-    for row, key in enumerate(group_of):
-        if key is None or not live[row] or size[key] < 2:
-            continue
-        kept_row[row] = best[key]
-        sizes[row] = size[key]
-        rejected[row] = best[key] != row
-    return rejected, kept_row, sizes
-
-
-class _UnionFind:
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-
-    def find(self, x: int) -> int:
-        parent = self.parent
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def union(self, x: int, y: int) -> None:
-        rx, ry = self.find(x), self.find(y)
-        if rx != ry:
-            # The root is the smaller row; callers order rows by id, so roots are smallest ids.
-            if rx < ry:
-                self.parent[ry] = rx
-            else:
-                self.parent[rx] = ry
+def _entry_table(schema: pa.Schema, keys: list, ids: list, snapshot: int, dates: list) -> pa.Table:
+    return pa.table([pa.array(keys, schema.field(0).type), pa.array(ids, pa.string()), pa.array([snapshot] * len(ids), pa.int32()), pa.array(dates, pa.string())], schema=schema)
 
 
 # --- the stage -------------------------------------------------------------------------------
@@ -658,6 +596,8 @@ class DedupStage(GlobalStage):
 
     def __init__(self, params: DedupParams | None = None, context=None, name: str | None = None):
         super().__init__(params if params is not None else DedupParams(), context, name)
+        self.index_session: IndexSession | None = None
+        self.last_superseded: list[tuple[str, int, str, str]] = []
 
     def band_layout(self) -> tuple[int, int] | None:
         mh = self.params.minhash
@@ -673,9 +613,43 @@ class DedupStage(GlobalStage):
         if self.params.minhash is not None:
             MinHasher.from_params(self.params.minhash).signatures(pa.array(["warm up the minhash kernels"]))
 
+    def open_index(self, holder: str) -> None:
+        """Lock the cross-run index (``index``) for this run; a no-op without one."""
+        if self.params.index and self.index_session is None:
+            self.index_session = IndexSession(self.params.index, index_settings(self.params), holder).open()
+
+    def commit_index(self) -> int | None:
+        """Publish the survivors staged by this run (call once the run's outputs are written)."""
+        session, self.index_session = self.index_session, None
+        return session.commit() if session is not None else None
+
+    def close_index(self) -> None:
+        """Drop what this run staged and release the index (a failed run)."""
+        session, self.index_session = self.index_session, None
+        if session is not None:
+            session.close()
+
     def run_local(self, table: pa.Table) -> pa.Table:
-        """All live documents in, the same documents in the same order out, duplicates marked."""
+        """All live documents in, the same documents in the same order out, duplicates marked.
+
+        With ``index``, a call is a whole run: it locks the index (unless :meth:`open_index`
+        was called), dedups against it, and commits its survivors before returning.
+        """
         started = time.perf_counter()
+        owns_index = bool(self.params.index) and self.index_session is None
+        self.open_index(f"DedupStage.run_local ({self.name})")
+        try:
+            result = self._run_local(table)
+            if owns_index:
+                self.commit_index()
+        except BaseException:
+            if owns_index:
+                self.close_index()
+            raise
+        self.counters["seconds"] += time.perf_counter() - started
+        return result
+
+    def _run_local(self, table: pa.Table) -> pa.Table:
         batch = conform(table)
         ids = batch.column("id").to_pylist()
         if len(set(ids)) != len(ids):
@@ -693,38 +667,111 @@ class DedupStage(GlobalStage):
         ids = batch.column("id").to_pylist()
         words = document_words(batch.column("text"))  # normalised once for both text rules
         self.last_clusters: list[tuple[str, str, int, bool]] = []
+        exact = exact_keys(words) if p.exact else None
+        urls = [normalize_url(u) for u in batch.column("url").to_pylist()] if p.url else None
+        signatures = earlier = None
+        if self.index_session is not None:
+            signatures = self._all_signatures(words)
+            earlier = read_earlier(self.index_session.path, p.minhash.band_layout()[0] if p.minhash else 0)
+            if p.index_keep == "oldest":
+                batch, live = self._reject_earlier(batch, live, earlier, exact, urls, signatures, ids)
         if p.exact:
-            keys = exact_keys(words)
-            batch, live = self._apply_groups(batch, keys, rank, live, "exact", ids)
+            batch, live = self._apply_groups(batch, exact, rank, live, "exact", ids)
         if p.url:
-            url_rank = keep_order(table, "newest", p.score_key)
-            keys = [normalize_url(u) for u in batch.column("url").to_pylist()]
-            batch, live = self._apply_groups(batch, keys, url_rank, live, "url", ids)
+            url_rank = keep_order(table, URL_KEEP, p.score_key)
+            batch, live = self._apply_groups(batch, urls, url_rank, live, "url", ids)
         if p.minhash is not None:
-            batch = self._minhash_local(batch, words, rank, live, ids)
-        self.counters["seconds"] += time.perf_counter() - started
+            batch = self._minhash_local(batch, words, rank, live, ids, signatures)
+        if self.index_session is not None:
+            survivors = np.flatnonzero(pc.is_null(batch.column("rejected_by")).to_numpy(zero_copy_only=False))
+            self._stage_survivors(batch, survivors, earlier, exact, urls, signatures, ids)
         restore = np.empty_like(by_id)
         restore[by_id] = np.arange(len(by_id))
         return pa.Table.from_batches([batch.take(pa.array(restore))], schema=DOCUMENT_SCHEMA)
 
+    def _all_signatures(self, words: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+        """(rows with shingles, their MinHash signatures), or None without MinHash."""
+        if self.params.minhash is None:
+            return None
+        rows = np.flatnonzero(has_shingles(words))
+        return rows, MinHasher.from_params(self.params.minhash).signatures(words.take(pa.array(rows)))
+
+    def _bucket_map(self, signatures, rows: np.ndarray) -> dict[int, dict[int, int]] | None:
+        """band -> {row: bucket} for the given rows that have shingles."""
+        if signatures is None:
+            return None
+        hashed, sigs = signatures
+        wanted = np.isin(hashed, rows)
+        buckets = band_buckets(sigs[wanted], *self.params.minhash.band_layout())
+        members = hashed[wanted].tolist()
+        return {band: dict(zip(members, buckets[:, band].tolist())) for band in range(buckets.shape[1])}
+
+    def _reject_earlier(self, batch, live, earlier, exact, urls, signatures, ids):
+        """index_keep: oldest: documents that match an earlier run's survivor are removed first."""
+        rows = np.flatnonzero(live)
+        found = match_earlier(earlier, rows.tolist(), exact, urls, self._bucket_map(signatures, rows), "oldest")
+        if not found:
+            return batch, live
+        mask = np.zeros(batch.num_rows, dtype=bool)
+        reasons: list = [None] * batch.num_rows
+        snapshots: list = [None] * batch.num_rows
+        earlier_ids: list = [None] * batch.num_rows
+        for row, (rule, earlier_id, snapshot) in found.items():
+            mask[row], reasons[row], snapshots[row], earlier_ids[row] = True, f"{self.name}.earlier_{rule}", snapshot, earlier_id
+            self.counters[f"earlier_{rule}_duplicates"] += 1
+        return reject(batch, mask, reasons, snapshots, earlier_ids), live & ~mask
+
+    def _stage_survivors(self, batch, survivors: np.ndarray, earlier, exact, urls, signatures, ids) -> None:
+        """Write this run's survivors (and, index_keep: newest, what they supersede) to staging."""
+        session = self.index_session
+        rows = survivors.tolist()
+        dates = batch.column("warc_date").to_pylist()
+
+        def entries(keys: list | None, schema: pa.Schema) -> pa.Table:
+            chosen = [r for r in rows if keys is not None and keys[r] is not None]
+            return _entry_table(schema, [keys[r] for r in chosen], [ids[r] for r in chosen], session.snapshot, [dates[r] for r in chosen])
+
+        bucket_map = self._bucket_map(signatures, survivors) or {}
+        bucket_tables = {
+            band: _entry_table(BUCKET_SCHEMA, list(by_row.values()), [ids[r] for r in by_row], session.snapshot, [dates[r] for r in by_row])
+            for band, by_row in bucket_map.items()
+        }
+        superseded: list[tuple[str, int, str, str]] = []
+        if self.params.index_keep == "newest":
+            found = match_earlier(earlier, rows, exact, urls, bucket_map, "newest")
+            superseded = [(earlier_id, snapshot, ids[row], rule) for row, (rule, earlier_id, snapshot) in sorted(found.items())]
+            for _, _, _, rule in superseded:
+                self.counters[f"superseded_{rule}"] += 1
+        self.last_superseded = superseded
+        table = None
+        if self.params.index_keep == "newest":
+            table = pa.Table.from_pylist([dict(zip(SUPERSEDED_SCHEMA.names, s)) for s in superseded], schema=SUPERSEDED_SCHEMA)
+        session.write_part(entries(exact, EXACT_SCHEMA), entries(urls, URL_SCHEMA), bucket_tables, table, self.name)
+        self.counters["index_snapshot"] = session.snapshot
+        self.counters["index_documents_added"] = len(rows)
+
     def _apply_groups(self, batch: pa.RecordBatch, keys: list, rank: np.ndarray, live: np.ndarray, rule: str, ids: list[str]):
-        rejected, kept_row, sizes = _groups_to_rejections(keys, rank, live)
+        rejected, kept_row, sizes = groups_to_rejections(keys, rank, live)
         self.counters[f"{rule}_groups"] += len({k for k, s in zip(keys, sizes) if s})
         dup_of = [ids[k] if k is not None else None for k in kept_row]
         batch = reject(batch, rejected, f"{self.name}.{rule}", sizes, dup_of)
         return batch, live & ~rejected
 
-    def _minhash_local(self, batch: pa.RecordBatch, words: pa.Array, rank: np.ndarray, live: np.ndarray, ids: list[str]) -> pa.RecordBatch:
+    def _minhash_local(
+        self, batch: pa.RecordBatch, words: pa.Array, rank: np.ndarray, live: np.ndarray, ids: list[str], known: tuple | None = None
+    ) -> pa.RecordBatch:
         """Near-duplicate clusters by union-find over the same bucket stars Spark builds."""
         mh = self.params.minhash
         bands, rows = mh.band_layout()
         rows_live = np.flatnonzero(live & has_shingles(words))
         if len(rows_live) < 2:
             return batch
-        hasher = MinHasher.from_params(mh)
-        signatures = hasher.signatures(words.take(pa.array(rows_live)))
+        if known is not None:  # (rows, signatures) of every document with shingles
+            signatures = known[1][np.searchsorted(known[0], rows_live)]
+        else:
+            signatures = MinHasher.from_params(mh).signatures(words.take(pa.array(rows_live)))
         buckets = band_buckets(signatures, bands, rows)
-        union = _UnionFind(len(rows_live))
+        union = UnionFind(len(rows_live))
         self.counters["minhash_docs"] += len(rows_live)
         for band in range(bands):
             # Each bucket links its members to its smallest-id member (rows are id-sorted, so
@@ -743,7 +790,7 @@ class DedupStage(GlobalStage):
         keys = [None] * batch.num_rows
         for local, row in enumerate(rows_live.tolist()):
             keys[row] = component[local]
-        rejected, kept_row, sizes = _groups_to_rejections(keys, rank, live)
+        rejected, kept_row, sizes = groups_to_rejections(keys, rank, live)
         self.counters["minhash_clusters"] += len({k for k, s in zip(keys, sizes) if s})
         dup_of = [ids[k] if k is not None else None for k in kept_row]
         self.last_clusters = [

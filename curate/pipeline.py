@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print(f"curate: {args.recipe}: OK ({len(recipe.sources)} sources, {len(recipe.stages)} stages)")
         return 0
+    from curate.dedup_index import DedupIndexError
     from curate.spark.job import RunExistsError
 
     try:
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except RunExistsError as e:
         print(f"curate: {e}", file=sys.stderr)
         return 3
+    except DedupIndexError as e:  # the index is held by another run, or built with other settings
+        print(f"curate: {e}", file=sys.stderr)
+        return 4
     print("\n".join(summary_lines(manifest)))
     return 0
 

@@ -343,7 +343,8 @@ def parse_recipe(data: dict, file: str = "<recipe>", check_files: bool = True) -
 
 
 def _is_path_key(name: str) -> bool:
-    return name in ("path", "paths") or name.endswith(("_path", "_dir", "_files"))
+    # ``index``: the dedup stage's cross-run index folder.
+    return name in ("path", "paths", "index") or name.endswith(("_path", "_dir", "_files"))
 
 
 def _absolute_paths(obj: Any) -> Any:

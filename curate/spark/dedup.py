@@ -50,7 +50,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from curate.dedup import DedupStage, MinHasher, _Descending, _groups_to_rejections, _UnionFind, band_buckets, best_of_groups, document_words, exact_keys, has_shingles, normalize_url, shared_buckets
+from curate.dedup import DedupStage, MinHasher, band_buckets, document_words, exact_keys, has_shingles, normalize_url
+from curate.dedup_engine import SURVIVOR_ORDER, URL_KEEP, components, groups_to_rejections, shared_buckets, survivor_rank
 from curate.schema import DOCUMENT_COLUMNS, scores_of
 
 KEYS_SCHEMA = pa.schema(
@@ -145,17 +146,10 @@ def _scatter_lists(values: np.ndarray, rows: np.ndarray, n: int, item_type: pa.D
     return pa.ListArray.from_arrays(pa.array(offsets), flat, mask=mask)
 
 
-def _keep_order(keep: str) -> list[Column]:
-    """Window order putting the survivor first (mirrors curate.dedup.keep_order)."""
-    if keep == "longest":
-        return [F.col("n_chars").desc(), F.col("id").asc()]
-    if keep == "newest":
-        return [F.col("warc_date").desc_nulls_last(), F.col("id").asc()]
-    if keep == "oldest":
-        return [F.col("warc_date").asc_nulls_last(), F.col("id").asc()]
-    if keep == "highest_score":
-        return [F.col("score").desc_nulls_last(), F.col("id").asc()]
-    return [F.col("id").asc()]
+def survivor_window(keep: str) -> list[Column]:
+    """Window order putting the survivor first: :data:`curate.dedup_engine.SURVIVOR_ORDER` as Spark columns."""
+    order = [F.col(name).desc_nulls_last() if descending else F.col(name).asc_nulls_last() for name, descending in SURVIVOR_ORDER[keep]]
+    return order + [F.col("id").asc()]
 
 
 def _freeze(df: DataFrame) -> DataFrame:
@@ -183,7 +177,7 @@ def _fingerprint(edges: DataFrame) -> tuple:
 def _group_decisions(keys: DataFrame, key: str, keep: str, reason: str) -> DataFrame:
     """(id, rejected_by, rejected_value, duplicate_of) for every non-survivor of a key group."""
     grouped = keys.where(F.col(key).isNotNull())
-    ordered = Window.partitionBy(key).orderBy(*_keep_order(keep))
+    ordered = Window.partitionBy(key).orderBy(*survivor_window(keep))
     whole = Window.partitionBy(key)
     ranked = (
         grouped.withColumn("_rank", F.row_number().over(ordered))
@@ -203,39 +197,20 @@ COMPONENTS_SCHEMA = T.StructType([T.StructField("id", T.StringType(), False), T.
 
 def _union_find_components(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """All (a, b) links of the task -> (id, smallest id of its component), one union-find."""
-    index: dict[str, int] = {}
-    names: list[str] = []
-    parent: list[int] = []
-
-    def node(name: str) -> int:
-        i = index.get(name)
-        if i is None:
-            i = index[name] = len(names)
-            names.append(name)
-            parent.append(i)
-        return i
-
-    def find(i: int) -> int:
-        root = i
-        while parent[root] != root:
-            root = parent[root]
-        while parent[i] != root:  # path compression
-            parent[i], i = root, parent[i]
-        return root
-
+    a_ids: list[str] = []
+    b_ids: list[str] = []
     for batch in batches:
-        for a, b in zip(batch.column("a").to_pylist(), batch.column("b").to_pylist()):
-            ra, rb = find(node(a)), find(node(b))
-            if ra != rb:
-                # The root is always the smaller id, so it names the component directly.
-                if names[ra] < names[rb]:
-                    parent[rb] = ra
-                else:
-                    parent[ra] = rb
+        a_ids += batch.column("a").to_pylist()
+        b_ids += batch.column("b").to_pylist()
+    # Number the nodes in id order: the engine's union-find roots each component at its
+    # smallest row, which is then its smallest id.
+    names = sorted(set(a_ids) | set(b_ids))
+    row = {name: i for i, name in enumerate(names)}
+    root = components(len(names), ((row[a], row[b]) for a, b in zip(a_ids, b_ids)))
     chunk = 65_536
     for start in range(0, len(names), chunk):
         ids = names[start : start + chunk]
-        roots = [names[find(i)] for i in range(start, start + len(ids))]
+        roots = [names[root[i]] for i in range(start, start + len(ids))]
         yield pa.RecordBatch.from_arrays([pa.array(ids, pa.string()), pa.array(roots, pa.string())], names=["id", "cluster_id"])
 
 
@@ -326,24 +301,9 @@ OUTCOMES_SCHEMA = pa.schema(
 
 
 def _keys_rank(keys: pa.Table, keep: str) -> np.ndarray:
-    """Rank of each row (rows sorted by id) in the window order of :func:`_keep_order`."""
-    n = keys.num_rows
-    ids = np.arange(n)  # rows are in id order, so the row number breaks ties by id
-    if keep == "longest":
-        order = np.lexsort((ids, -keys.column("n_chars").to_numpy(zero_copy_only=False)))
-    elif keep in ("newest", "oldest"):
-        dates = keys.column("warc_date").to_pylist()
-        present = sorted(((_Descending(d) if keep == "newest" else d), i) for i, d in enumerate(dates) if d is not None)
-        order = np.array([i for _, i in present] + [i for i, d in enumerate(dates) if d is None], dtype=np.int64)
-    elif keep == "highest_score":
-        scores = keys.column("score").to_pylist()
-        present = sorted((-s, i) for i, s in enumerate(scores) if s is not None)
-        order = np.array([i for _, i in present] + [i for i, s in enumerate(scores) if s is None], dtype=np.int64)
-    else:
-        order = ids
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
-    return rank
+    """Rank of each KEYS_SCHEMA row in "who survives" order (the engine's rule)."""
+    columns = {name: keys.column(name).to_pylist() for name, _ in SURVIVOR_ORDER[keep]}
+    return survivor_rank(keys.column("id").to_pylist(), keep, columns)
 
 
 def decide_in_one_task(keys: pa.Table, stage: DedupStage) -> tuple[pa.Table, dict]:
@@ -366,7 +326,7 @@ def decide_in_one_task(keys: pa.Table, stage: DedupStage) -> tuple[pa.Table, dic
     counters: dict[str, float] = {}
 
     def group_rule(group: list, rank: np.ndarray, rule: str) -> None:
-        rejected, kept_row, sizes = _groups_to_rejections(group, rank, live)
+        rejected, kept_row, sizes = groups_to_rejections(group, rank, live)
         rows = np.flatnonzero(rejected).tolist()
         for row in rows:
             rejected_by[row], value[row], duplicate_of[row] = f"{stage.name}.{rule}", float(sizes[row]), ids[kept_row[row]]
@@ -379,7 +339,7 @@ def decide_in_one_task(keys: pa.Table, stage: DedupStage) -> tuple[pa.Table, dic
     if params.exact:
         group_rule(keys.column("exact_key").to_pylist(), rank, "exact")
     if params.url:
-        group_rule(keys.column("url_key").to_pylist(), _keys_rank(keys, "newest"), "url")
+        group_rule(keys.column("url_key").to_pylist(), _keys_rank(keys, URL_KEEP), "url")
     cluster_of: dict[int, int] = {}
     size_of: dict[int, int] = {}
     kept_of: dict[int, int] = {}
@@ -410,20 +370,15 @@ def decide_in_one_task(keys: pa.Table, stage: DedupStage) -> tuple[pa.Table, dic
             edges = {pair for pair, ok in zip(pairs, passed.tolist()) if ok}
         counters["minhash_links"] = len(edges)
         counters["minhash_cc_rounds"] = 0
-        union = _UnionFind(n)  # the root is the smallest row, i.e. the smallest id
-        for a, b in edges:
-            union.union(a, b)
-        for node in {row for edge in edges for row in edge}:
-            cluster_of[node] = union.find(node)
-        best, size = best_of_groups([cluster_of.get(row) for row in range(n)], rank, np.ones(n, dtype=bool))
-        for node, cluster in cluster_of.items():
-            size_of[node] = size[cluster]
-            kept_of[node] = best[cluster]
-            if best[cluster] != node:
-                rejected_by[node], value[node], duplicate_of[node] = f"{stage.name}.minhash", float(size[cluster]), ids[best[cluster]]
-        if best:
-            counters["minhash_duplicates"] = len(cluster_of) - len(best)
-            counters["minhash_clusters"] = len(best)
+        cluster_of = components(n, edges)  # root = smallest row = smallest id
+        rejected, kept_row, sizes = groups_to_rejections([cluster_of.get(row) for row in range(n)], rank, np.ones(n, dtype=bool))
+        for node in cluster_of:
+            size_of[node], kept_of[node] = sizes[node], kept_row[node]
+            if rejected[node]:
+                rejected_by[node], value[node], duplicate_of[node] = f"{stage.name}.minhash", float(sizes[node]), ids[kept_row[node]]
+        if cluster_of:
+            counters["minhash_duplicates"] = int(rejected.sum())
+            counters["minhash_clusters"] = len(cluster_of) - int(rejected.sum())
     out_rows = sorted(set(cluster_of) | {row for row in range(n) if rejected_by[row] is not None})
     outcomes = pa.table(
         {
@@ -479,7 +434,7 @@ def _minhash_decisions(keys: DataFrame, stage: DedupStage, counters: dict, run_d
         counters["minhash_edges_failed_verify"] = row["failed"] or 0
         edges = checked.where("_pass").select("src", "dst")
     components = connected_components(edges, counters)
-    ordered = Window.partitionBy("cluster_id").orderBy(*_keep_order(stage.params.keep))
+    ordered = Window.partitionBy("cluster_id").orderBy(*survivor_window(stage.params.keep))
     whole = Window.partitionBy("cluster_id")
     clusters = _freeze(
         components.join(keys.select("id", "n_chars", "warc_date", "score"), "id")
@@ -516,20 +471,42 @@ def dedup_documents(docs: DataFrame, stage: DedupStage, run_dir: str | None, liv
 
     ``rejected_by`` is ``<stage>.exact``, ``<stage>.url`` or ``<stage>.minhash``,
     ``duplicate_of`` the surviving document's id and ``rejected_value`` the size of the group
-    (exact or URL copies, or MinHash cluster).
+    (exact or URL copies, or MinHash cluster). With a cross-run index (``index``), documents
+    that match an earlier run's survivor are ``<stage>.earlier_<rule>`` (``index_keep:
+    oldest``), and this run's survivors are staged for the index (:mod:`curate.dedup_index`).
 
     ``live_docs``, when the caller knows it (the job counts the live documents), picks the
     plan: up to ``SINGLE_TASK_MAX_DOCS`` documents are decided in one
     task (:func:`decide_in_one_task`), more by the distributed joins.
     """
     started = time.time()
-    params = stage.params
     counters: dict[str, float] = {}
     keys = docs.select("id", "text", "url", "warc_date", "scores").mapInArrow(_document_keys(stage), KEYS_SPARK_SCHEMA)
+    session = stage.index_session
+    if session is None:
+        marked = _run_decisions(keys, stage, counters, run_dir, live_docs)
+        return _mark(docs, marked, stage, counters, run_dir, started)
+    from curate.spark.dedup_index import earlier_decisions, stage_survivors
+
+    keys = _freeze(keys)  # read again to stage the survivors
+    rest, earlier = keys, None
+    if stage.params.index_keep == "oldest":
+        earlier = _freeze(earlier_decisions(keys, stage, counters))
+        rest = keys.join(earlier.select("id"), "id", "left_anti")
+    marked = _run_decisions(rest, stage, counters, run_dir, live_docs)
+    if earlier is not None:
+        marked = _freeze(earlier.unionByName(marked))
+    stage_survivors(keys.join(marked.select("id"), "id", "left_anti"), stage, counters)
+    return _mark(docs, marked, stage, counters, run_dir, started)
+
+
+def _run_decisions(keys: DataFrame, stage: DedupStage, counters: dict, run_dir: str | None, live_docs: int | None) -> DataFrame:
+    """(id, rejected_by, rejected_value, duplicate_of) of the duplicates among ``keys``."""
+    params = stage.params
     if live_docs is not None and live_docs <= SINGLE_TASK_MAX_DOCS:
         marked = _decisions_in_one_task(keys, stage, counters, run_dir)
         counters["decided_in_one_task"] = 1
-        return _mark(docs, marked, stage, counters, run_dir, started)
+        return marked
     keys = _freeze(keys)
     decisions: list[DataFrame] = []
     live = keys
@@ -538,7 +515,7 @@ def dedup_documents(docs: DataFrame, stage: DedupStage, run_dir: str | None, liv
         decisions.append(exact)
         live = live.join(exact.select("id"), "id", "left_anti")
     if params.url:
-        url = _freeze(_group_decisions(live, "url_key", "newest", f"{stage.name}.url"))
+        url = _freeze(_group_decisions(live, "url_key", URL_KEEP, f"{stage.name}.url"))
         decisions.append(url)
         live = live.join(url.select("id"), "id", "left_anti")
     if params.minhash is not None:
@@ -550,14 +527,14 @@ def dedup_documents(docs: DataFrame, stage: DedupStage, run_dir: str | None, liv
         for more in decisions[1:]:
             marked = marked.unionByName(more)
     else:
-        marked = docs.sparkSession.createDataFrame([], "id string, rejected_by string, rejected_value double, duplicate_of string")
+        marked = keys.sparkSession.createDataFrame([], "id string, rejected_by string, rejected_value double, duplicate_of string")
     # One small job for all counters: duplicates and groups (distinct survivors) per rule.
     for row in marked.groupBy("rejected_by").agg(F.count(F.lit(1)).alias("n"), F.countDistinct("duplicate_of").alias("groups")).collect():
         rule = row["rejected_by"].rsplit(".", 1)[-1]
         counters[f"{rule}_duplicates"] = row["n"]
         counters[f"{rule}_groups" if rule != "minhash" else "minhash_clusters"] = row["groups"]
     counters["decided_in_one_task"] = 0
-    return _mark(docs, marked, stage, counters, run_dir, started)
+    return marked
 
 
 def _mark(docs: DataFrame, marked: DataFrame, stage: DedupStage, counters: dict, run_dir: str | None, started: float) -> DataFrame:

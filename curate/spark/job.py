@@ -466,6 +466,16 @@ class CurationJob:
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> dict:
+        self._indexed: list[Stage] = []
+        try:
+            return self._run()
+        except BaseException:
+            # A failed run publishes nothing to a cross-run dedup index (docs/dedup.md).
+            for stage in self._indexed:
+                stage.close_index()
+            raise
+
+    def _run(self) -> dict:
         started = time.time()
         finished = self.prepare_output()
         if finished is not None:
@@ -473,6 +483,11 @@ class CurationJob:
             return finished
         recipe = self.recipe
         stages = recipe.build_stages(run_dir=self.output)
+        # Cross-run dedup indexes are locked before any work, so a second run on one index
+        # fails in a second, not after hours.
+        self._indexed = [stage for stage in stages if getattr(stage.params, "index", None)]
+        for stage in self._indexed:
+            stage.open_index(f"curate run {self.output}")
         tokenizer = DocumentTokenizer(recipe.tokenizer.path, recipe.tokenizer.eos_token, recipe.tokenizer.batch_size)
         tokenizer.check()
         spark = self.spark
@@ -518,7 +533,8 @@ class CurationJob:
             else:
                 assert global_stage is not None
                 entering_path = os.path.join(self.work, "stats", f"global{k}-in.json")
-                if not self._done(seg_path):
+                # A resumed run redoes a stage with an index: its staged part died with the run.
+                if not self._done(seg_path) or global_stage in self._indexed:
                     previous = spark.read.schema(doc_schema).parquet(current_path)
                     live = previous.filter(F.col("rejected_by").isNull())
                     done = previous.filter(F.col("rejected_by").isNotNull())
@@ -591,6 +607,9 @@ class CurationJob:
             self._clear_work()
         write_json_atomic(manifest, os.path.join(self.output, "manifest.json"))
         self._write_report(manifest)
+        # Last: the run's survivors join the index only once its outputs are complete.
+        for stage in self._indexed:
+            stage.commit_index()
         return manifest
 
     def _run_global(self, stage: Stage, live: DataFrame, live_docs: int | None) -> DataFrame:
