@@ -113,15 +113,19 @@ class PageBlocks:
 
 def attribute_tokens(element) -> tuple[str, ...]:
     """class, id, role and itemprop values split into lower-case word tokens (camelCase split too)."""
-    tokens: list[str] = []
+    tokens: tuple[str, ...] = ()
     for name in ("class", "id", "role", "itemprop"):
         value = element.get(name)
-        if not value:
-            continue
-        value = CAMEL.sub(" ", value[:200]).lower()
-        parts = [t for t in TOKEN_SPLIT.split(value) if 1 < len(t) < 25 and not t.isdigit()]
-        tokens.extend(parts[:MAX_TOKENS_PER_ATTRIBUTE])
-    return tuple(tokens)
+        if value:
+            tokens += value_tokens(value[:200])
+    return tokens
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def value_tokens(value: str) -> tuple[str, ...]:
+    value = CAMEL.sub(" ", value).lower()
+    parts = [t for t in TOKEN_SPLIT.split(value) if 1 < len(t) < 25 and not t.isdigit()]
+    return tuple(parts[:MAX_TOKENS_PER_ATTRIBUTE])
 
 
 def is_hidden(element) -> bool:
@@ -129,6 +133,16 @@ def is_hidden(element) -> bool:
         return True
     style = element.get("style")
     return bool(style and HIDDEN_STYLE.search(style))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def frame_token_ids(tag: str, tokens: tuple[str, ...]) -> tuple[tuple[int, ...], tuple[int, ...], frozenset[int]]:
+    """(own "c0:" ids, "pt:"/"c1:" ids for its children, "a:"/"c:" ids it adds to its descendants)."""
+    return (
+        tuple(hashed("c0:" + t) for t in tokens),
+        (hashed("pt:" + tag),) + tuple(hashed("c1:" + t) for t in tokens),
+        frozenset([hashed("a:" + tag), *(hashed("c:" + t) for t in tokens)]),
+    )
 
 
 class PageTooDeep(Exception):
@@ -158,13 +172,13 @@ def parse_html(html: str):
 class BlockWalker:
     """One pass over the tree collecting blocks (text runs) and frames (open block elements)."""
 
-    def __init__(self) -> None:
+    def __init__(self, skipped_tags: frozenset[str] = SKIPPED_TAGS) -> None:
+        self.skipped_tags = skipped_tags
         self.frames: list[Frame] = []
         self.stack: list[int] = []
         self.blocks: list[Block] = []
         self.pieces: list[str] = []
         self.piece_link_chars = 0
-        self.hidden_depth = 0
 
     def flush(self) -> None:
         if not self.pieces:
@@ -188,20 +202,18 @@ class BlockWalker:
                 self.piece_link_chars += len(text.strip())
 
     def open_frame(self, tag: str, element) -> None:
-        tokens = attribute_tokens(element)
-        parent = self.frames[self.stack[-1]] if self.stack else None
-        inherited = {hashed("a:" + tag)}
-        inherited.update(hashed("c:" + t) for t in tokens)
-        self.frames.append(
-            Frame(
-                tag=tag,
-                parent=self.stack[-1] if self.stack else -1,
-                own_ids=tuple(hashed("c0:" + t) for t in tokens),
-                child_ids=(hashed("pt:" + tag),) + tuple(hashed("c1:" + t) for t in tokens),
-                inherited=parent.inherited | inherited if parent else frozenset(inherited),
-                hidden=is_hidden(element) or (parent.hidden if parent else False),
-            )
-        )
+        has_attributes = len(element.attrib) > 0
+        tokens = attribute_tokens(element) if has_attributes else ()
+        own_ids, child_ids, added = frame_token_ids(tag, tokens)
+        parent_index = self.stack[-1] if self.stack else -1
+        parent = self.frames[parent_index] if self.stack else None
+        if parent is None:
+            inherited, hidden = added, False
+        else:
+            inherited = parent.inherited if added <= parent.inherited else parent.inherited | added
+            hidden = parent.hidden
+        hidden = hidden or (has_attributes and is_hidden(element))
+        self.frames.append(Frame(tag, parent_index, own_ids, child_ids, inherited, hidden))
         self.stack.append(len(self.frames) - 1)
 
     def close_frame(self) -> None:
@@ -225,7 +237,7 @@ class BlockWalker:
                     self.add_text(element.tail, link_depth > 0)
                 continue
             tag = tag.lower()
-            if tag in SKIPPED_TAGS or tag == "br":
+            if tag in self.skipped_tags or tag == "br":
                 if event == "start":
                     events.skip_subtree()
                     if tag == "br":
@@ -254,15 +266,28 @@ class BlockWalker:
 
 
 def page_blocks(html: str) -> PageBlocks:
-    """Blocks of a page in document order (no features yet)."""
+    """Blocks of a page in document order (no features yet).
+
+    ``<noscript>`` is skipped, unless the page has no text anywhere else: some sites (Discourse
+    forums, for one) serve their whole content to non-JavaScript readers inside it.
+    """
     root = parse_html(html)
-    walker = BlockWalker()
-    if root is not None:
-        body = root.find("body")
-        walker.walk(body if body is not None else root)
-        walker.flush()
-        while walker.stack:  # frames left open when the walk started below <html>
-            walker.close_frame()
+    if root is None:
+        return PageBlocks([], [])
+    body = root.find("body")
+    start = body if body is not None else root
+    page = walk_blocks(start, SKIPPED_TAGS)
+    if not page.blocks:
+        page = walk_blocks(start, SKIPPED_TAGS - {"noscript"})
+    return page
+
+
+def walk_blocks(start, skipped_tags: frozenset[str]) -> PageBlocks:
+    walker = BlockWalker(skipped_tags)
+    walker.walk(start)
+    walker.flush()
+    while walker.stack:  # frames left open when the walk started below <html>
+        walker.close_frame()
     return PageBlocks(walker.blocks, walker.frames)
 
 

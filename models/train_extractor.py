@@ -247,6 +247,7 @@ def main() -> None:
     parser.add_argument("--data", default=default_data_dir(REPO))
     parser.add_argument("--distill", action="store_true", help="also label non-WCXB pages with curate's trafilatura default")
     parser.add_argument("--distilled-cache", help="pickle file keeping the trafilatura texts between runs")
+    parser.add_argument("--features-cache", help="pickle file keeping page features between runs (delete it when features change)")
     parser.add_argument("--out", default=os.path.join(REPO, "models", "extractor", "model.npz"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -254,7 +255,14 @@ def main() -> None:
 
     torch.set_num_threads(1)
     start = time.time()
-    train, held_out = collect(args.data, args.distill, args.distilled_cache)
+    if args.features_cache and os.path.exists(args.features_cache):
+        with open(args.features_cache, "rb") as handle:
+            train, held_out = pickle.load(handle)
+    else:
+        train, held_out = collect(args.data, args.distill, args.distilled_cache)
+        if args.features_cache:
+            with open(args.features_cache, "wb") as handle:
+                pickle.dump((train, held_out), handle)
     print(f"pages: {len(train)} training ({sum(r['page_type'] != 'distilled' for r in train)} WCXB), {len(held_out)} held out; "
           f"blocks: {sum(len(r['texts']) for r in train)} training; {time.time() - start:.0f} s", flush=True)
     contexts = out_of_fold_context(train, args.seed)

@@ -69,6 +69,12 @@ def test_empty_and_textless_pages_have_no_blocks():
     assert page_blocks("<html><body><script>x()</script><img src=a></body></html>").blocks == []
 
 
+def test_noscript_is_read_only_when_the_page_has_no_other_text():
+    inside = "<noscript><p>Crawler copy of the thread</p></noscript>"
+    assert [b.text for b in page_blocks(f"<html><body><p>Visible text</p>{inside}</body></html>").blocks] == ["Visible text"]
+    assert [b.text for b in page_blocks(f"<html><body><div id=app></div>{inside}</body></html>").blocks] == ["Crawler copy of the thread"]
+
+
 def test_deep_nesting_and_unclosed_tags():
     deep = "<div>" * 2000 + "deep text" + "</div>" * 10 + "<p>unclosed <b>bold <i>italic"
     assert [b.text for b in page_blocks(deep).blocks] == ["deep text", "unclosed bold italic"]
