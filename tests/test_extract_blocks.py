@@ -20,10 +20,10 @@ from process_util import fresh_python
 DATA = Path(__file__).parent / "data"
 EXPECTATIONS = json.loads((DATA / "html" / "expectations.json").read_text())
 WARCS = sorted((DATA / "warc").glob("*.warc.gz")) + sorted(p for p in (DATA / "warc" / "malformed").iterdir() if not p.name.startswith("LICENSE"))
-# Share of the development pages' snippets (870 `with` + `without` over 24 pages) the blocks extractor
-# must get right: a regression guard set below the figure measured when the model was trained
-# (bench/README.md), not a per-page expectation.
-SNIPPET_FLOOR = 0.85
+# Share of the development pages' snippets (140 `with` + `without` over 24 pages) the blocks extractor
+# must get right: a regression guard a few snippets below the 131/140 (93.6%) the shipped model gets,
+# not a per-page expectation.
+SNIPPET_FLOOR = 0.90
 
 
 def page(entry: dict) -> bytes:
