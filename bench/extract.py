@@ -1,6 +1,13 @@
-"""Extraction accuracy and speed on the 290 trafilatura-eval pages, ours against the plain tools.
+"""Extraction accuracy and speed, ours against the plain tools, on two evaluation sets in one run.
 
-Each page comes with snippets its main text must contain (``with``) and boilerplate it must
+Sets:
+
+* ``snippets``: the 290 trafilatura-eval pages (snippet accuracy, below);
+* ``wcxb``: the WCXB dev pages held out from the block extractor's training
+  (``curate.extract_eval.is_held_out``, 30% by URL hash), scored by word-level F1 against the
+  human-written main text (``curate.extract_eval.word_f1``), overall and per page type.
+
+On the snippets set each page comes with snippets its main text must contain (``with``) and boilerplate it must
 not contain (``without``). A snippet counts as right when (after collapsing runs of
 whitespace to one space in both) it is / is not a substring of the extracted text. The
 same scorer runs over four extractors in one process:
@@ -11,13 +18,18 @@ same scorer runs over four extractors in one process:
   compiled boilerplate selections must give the same text, so only pages/s may differ)
 * ``..., fallbacks: false``: the same without trafilatura's fallback extractors (``fast=True``)
 * ``curate fast``: :func:`curate.extract.html_to_text_fast` (resiliparse, main content)
+* ``curate blocks``: :func:`curate.extract.html_to_text_blocks` (the trained block classifier)
 * ``trafilatura.extract``: trafilatura's defaults (as shipped: its own XPaths)
 * ``resiliparse extract_plain_text``: resiliparse's defaults
 
 Every extractor gets the same already-decoded page (decoded once, by the WARC reader's
 charset rules), so pages/s is the extraction alone, one core.
 
-    .venv/bin/python bench/extract.py [--data /work/shared/data/html/trafilatura-eval] [--repeat 1]
+By default the run compares trafilatura's defaults, curate's default, ``blocks`` and ``fast``;
+``--all`` adds the trafilatura variants above. ``speed`` is pages/s relative to
+``trafilatura.extract`` in the same run.
+
+    .venv/bin/python bench/extract.py [--data DATA_DIR] [--sets snippets,wcxb] [--all] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -33,10 +45,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from curate import xpath_guard  # noqa: E402
-from curate.extract import html_to_text, html_to_text_fast  # noqa: E402
+from curate.extract import html_to_text, html_to_text_blocks, html_to_text_fast  # noqa: E402
+from curate.extract_eval import default_data_dir, is_held_out, load_wcxb_truth, load_web_pages, word_f1  # noqa: E402
 from curate.warc import decode_html  # noqa: E402
 
-DEFAULT_DATA = "/work/shared/data/html/trafilatura-eval"
+REPO = str(Path(__file__).resolve().parent.parent)
 
 
 def plain_trafilatura(html: str, url: str | None) -> str | None:
@@ -70,14 +83,18 @@ def curate_precision_original_xpaths(html: str, url: str | None) -> str | None:
 curate_precision_original_xpaths.original_xpaths = True  # type: ignore[attr-defined]
 plain_trafilatura.original_xpaths = True  # type: ignore[attr-defined]
 
-EXTRACTORS = {
+BASELINE = "trafilatura.extract (defaults)"
+MAIN_EXTRACTORS = {
+    BASELINE: plain_trafilatura,
     "curate default (trafilatura, tuned)": html_to_text,
+    "curate blocks (block classifier)": html_to_text_blocks,
+    "curate fast (resiliparse main content)": html_to_text_fast,
+}
+MORE_EXTRACTORS = {
     "curate, fallbacks: false": curate_no_fallbacks,
     "curate, favor: precision": curate_precision,
     "curate, favor: precision, trafilatura's own XPaths": curate_precision_original_xpaths,
     "curate, favor: precision, fallbacks: false": curate_precision_no_fallbacks,
-    "curate fast (resiliparse main content)": html_to_text_fast,
-    "trafilatura.extract (defaults)": plain_trafilatura,
     "resiliparse extract_plain_text (defaults)": plain_resiliparse,
 }
 
@@ -97,10 +114,12 @@ def load_pages(folder: str) -> list[tuple[str, str, list[str], list[str]]]:
     return pages
 
 
-def score(extract, pages, repeat: int = 1) -> dict:
-    with_right = with_total = without_right = without_total = pages_all_right = 0
+def timed_texts(extract, pages, repeat: int) -> tuple[list[str], float]:
+    """Extracted text per page ("" when the extractor fails or finds nothing) and the seconds taken."""
+    texts = []
     seconds = 0.0
-    for url, html, must, must_not in pages:
+    for url, html, *_ in pages:
+        text = ""
         start = time.perf_counter()
         for _ in range(repeat):
             try:
@@ -108,6 +127,14 @@ def score(extract, pages, repeat: int = 1) -> dict:
             except Exception:
                 text = ""
         seconds += (time.perf_counter() - start) / repeat
+        texts.append(text)
+    return texts, seconds
+
+
+def score_snippets(extract, pages, repeat: int = 1) -> dict:
+    with_right = with_total = without_right = without_total = pages_all_right = 0
+    texts, seconds = timed_texts(extract, pages, repeat)
+    for text, (url, html, must, must_not) in zip(texts, pages):
         text = normalize(text)
         good_with = sum(normalize(s) in text for s in must)
         good_without = sum(normalize(s) not in text for s in must_not)
@@ -126,31 +153,85 @@ def score(extract, pages, repeat: int = 1) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=DEFAULT_DATA)
-    parser.add_argument("--repeat", type=int, default=1, help="time each page this many times (accuracy is unchanged)")
-    args = parser.parse_args()
-    pages = load_pages(args.data)
-    # Warm up imports and lazily built config outside the timed loop.
-    for extract in EXTRACTORS.values():
+def load_wcxb_held_out(data_dir: str) -> list[tuple[str, str, str, str]]:
+    """(url, html, page type, human main text) of the held-out WCXB dev pages, in corpus order."""
+    truth = load_wcxb_truth(data_dir)
+    return [
+        (url, html, truth[url]["page_type"], truth[url]["main_content"])
+        for url, html in load_web_pages(data_dir)
+        if url in truth and is_held_out(url)
+    ]
+
+
+def score_wcxb(extract, pages, repeat: int = 1) -> dict:
+    texts, seconds = timed_texts(extract, pages, repeat)
+    scores = [word_f1(text, reference) for text, (_, _, _, reference) in zip(texts, pages)]
+    by_type: dict[str, list[float]] = {}
+    for value, (_, _, kind, _) in zip(scores, pages):
+        by_type.setdefault(kind, []).append(value)
+    return {
+        "f1": sum(scores) / len(scores),
+        "by_type": {kind: sum(v) / len(v) for kind, v in sorted(by_type.items())},
+        "pages_per_s": len(pages) / seconds,
+    }
+
+
+def run_set(extractors: dict, pages, scorer, repeat: int) -> dict:
+    # Warm up imports, models and lazily built config outside the timed loop.
+    for extract in extractors.values():
         extract(pages[0][1], pages[0][0])
     results = {}
-    for name, extract in EXTRACTORS.items():
+    for name, extract in extractors.items():
         original = getattr(extract, "original_xpaths", False)
         if original:
             xpath_guard.uninstall()
         try:
-            results[name] = score(extract, pages, args.repeat)
+            results[name] = scorer(extract, pages, repeat)
         finally:
             if original:
                 xpath_guard.install()
+    return results
+
+
+def print_snippets(results: dict, pages: list, folder: str) -> None:
     snippets = next(iter(results.values()))["snippets"]
-    print(f"{len(pages)} pages, {snippets} snippets ({args.data})")
-    print(f"| extractor | snippets right | `with` found | `without` absent | pages fully right | pages/s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    base = results[BASELINE]["pages_per_s"]
+    print(f"\n{len(pages)} pages, {snippets} snippets ({folder})")
+    print("| extractor | snippets right | `with` found | `without` absent | pages fully right | pages/s | speed |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in results.items():
-        print(f"| {name} | {r['all']:.1%} | {r['with']:.1%} | {r['without']:.1%} | {r['pages_all_right']} | {r['pages_per_s']:.1f} |")
+        print(f"| {name} | {r['all']:.1%} | {r['with']:.1%} | {r['without']:.1%} | {r['pages_all_right']} | "
+              f"{r['pages_per_s']:.1f} | {r['pages_per_s'] / base:.1f}x |")
+
+
+def print_wcxb(results: dict, pages: list, data_dir: str) -> None:
+    kinds = list(next(iter(results.values()))["by_type"])
+    counts = {k: sum(p[2] == k for p in pages) for k in kinds}
+    base = results[BASELINE]["pages_per_s"]
+    print(f"\nWCXB dev, held-out pages: {len(pages)} (word-level F1, mean over pages; {data_dir}/web)")
+    print("| extractor | F1 | " + " | ".join(f"{k} ({counts[k]})" for k in kinds) + " | pages/s | speed |")
+    print("| --- | ---: | " + " | ".join("---:" for _ in kinds) + " | ---: | ---: |")
+    for name, r in results.items():
+        cells = " | ".join(f"{r['by_type'][k]:.3f}" for k in kinds)
+        print(f"| {name} | {r['f1']:.3f} | {cells} | {r['pages_per_s']:.1f} | {r['pages_per_s'] / base:.1f}x |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=default_data_dir(REPO), help="the shared data folder (holds html/ and web/)")
+    parser.add_argument("--sets", default="snippets,wcxb")
+    parser.add_argument("--all", action="store_true", help="also the trafilatura variants and plain resiliparse")
+    parser.add_argument("--repeat", type=int, default=1, help="time each page this many times (accuracy is unchanged)")
+    args = parser.parse_args()
+    extractors = dict(MAIN_EXTRACTORS, **(MORE_EXTRACTORS if args.all else {}))
+    sets = args.sets.split(",")
+    if "snippets" in sets:
+        folder = os.path.join(args.data, "html", "trafilatura-eval")
+        pages = load_pages(folder)
+        print_snippets(run_set(extractors, pages, score_snippets, args.repeat), pages, folder)
+    if "wcxb" in sets:
+        pages = load_wcxb_held_out(args.data)
+        print_wcxb(run_set(extractors, pages, score_wcxb, args.repeat), pages, args.data)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """HTML -> main text: the ``extract`` stage, turning ``RECORD_SCHEMA`` rows into documents.
 
-Two extractors:
+Three extractors:
 
 * ``trafilatura`` (default, :func:`html_to_text`): trafilatura's main-content extraction
   with its fallbacks (readability, jusText) on, tables kept, and **comments left out**.
@@ -12,6 +12,10 @@ Two extractors:
 * ``fast`` (:func:`html_to_text_fast`): resiliparse's ``extract_plain_text`` with its
   main-content heuristics, about 10-20x faster, noticeably less precise (keeps more menus
   and footers).
+* ``blocks`` (:func:`html_to_text_blocks`): a small trained classifier keeps or drops each
+  text block (``curate.extract_blocks``, model and card in ``models/extractor/``): above
+  trafilatura on held-out WCXB pages, below it on the trafilatura-eval snippets, about 2-3x
+  its speed (``bench/README.md``). Not the default: it does not meet issue #19's bars yet.
 
 Speed: the first trafilatura call in a process swaps trafilatura's regex-heavy boilerplate
 XPaths for compiled Python selections that return the same nodes (``curate.xpath_guard``);
@@ -121,6 +125,16 @@ def html_to_text(
     return _tidy(text)
 
 
+def html_to_text_blocks(html: str | bytes, url: str | None = None) -> str | None:
+    """Main text with the trained block classifier (``curate.extract_blocks``)."""
+    from curate.extract_blocks import extract_main_text
+
+    html = _as_text(html)
+    if not html.strip():
+        return None
+    return extract_main_text(html)
+
+
 def html_to_text_fast(html: str | bytes, url: str | None = None) -> str | None:
     """Main text with resiliparse (fast mode): main-content heuristics, no alt texts or forms."""
     from resiliparse.extract.html2text import extract_plain_text
@@ -132,7 +146,7 @@ def html_to_text_fast(html: str | bytes, url: str | None = None) -> str | None:
     return _tidy(text)
 
 
-EXTRACTORS = {"trafilatura": html_to_text, "fast": html_to_text_fast}
+EXTRACTORS = {"trafilatura": html_to_text, "fast": html_to_text_fast, "blocks": html_to_text_blocks}
 
 
 class ExtractTimeout(Exception):
@@ -159,7 +173,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
 
 @dataclass
 class ExtractParams:
-    extractor: Literal["trafilatura", "fast"] = "trafilatura"
+    extractor: Literal["trafilatura", "fast", "blocks"] = "trafilatura"
     min_chars: int = 200  # shorter extracted texts are rejected as "extract.too_short"
     max_html_chars: int = 5_000_000  # longer pages are not parsed: "extract.too_large"
     timeout_s: float = 20.0  # per page; 0 = no limit
@@ -168,7 +182,9 @@ class ExtractParams:
     fallbacks: bool = True  # trafilatura only: also run readability/jusText and keep the better text
 
     def validate(self) -> None:
-        if self.extractor == "fast" and (self.favor != "balanced" or self.include_comments or not self.fallbacks):
+        if self.extractor not in EXTRACTORS:
+            raise ValueError(f"extractor must be one of {sorted(EXTRACTORS)}, got {self.extractor!r}")
+        if self.extractor != "trafilatura" and (self.favor != "balanced" or self.include_comments or not self.fallbacks):
             raise ValueError("favor, include_comments and fallbacks apply to extractor 'trafilatura' only")
         if self.min_chars < 0:
             raise ValueError(f"min_chars must be >= 0, got {self.min_chars}")
@@ -201,6 +217,10 @@ class ExtractStage(Stage):
     def setup(self) -> None:
         if self.params.extractor == "trafilatura":
             _trafilatura_config()
+        elif self.params.extractor == "blocks":
+            from curate.extract_blocks import shared_model
+
+            shared_model()  # a missing or stale model file fails here, before any page
 
     def _extract_one(self, html: str | None, url: str | None) -> tuple[str | None, str | None, float | None]:
         """(text, rejection rule or None, rejected value)."""

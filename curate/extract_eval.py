@@ -1,0 +1,76 @@
+"""Scoring extractors against human-written main text (WCXB), shared by the bench and the trainer.
+
+* :func:`word_f1`: word-level F1 of an extracted text against the reference, on multisets of
+  lower-cased ``\\w+`` tokens (so order and whitespace do not matter, repeated words do);
+  an empty extraction scores 0, as does any text against an empty reference.
+* :func:`is_held_out`: the fixed train / held-out split of the WCXB dev pages, by a hash of
+  the page URL (30% held out). The block extractor's model never sees held-out pages.
+* :func:`load_web_pages` / :func:`load_wcxb_truth`: the shared web corpus
+  (``<data>/web/*.warc.gz``, decoded by ``curate.warc``) and the WCXB ground truth.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+
+WORD = re.compile(r"\w+")
+HELD_OUT_PERCENT = 30
+
+
+def words(text: str | None) -> list[str]:
+    return WORD.findall(text.lower()) if text else []
+
+
+def word_f1(extracted: str | None, reference: str) -> float:
+    """Word-level F1 (multiset overlap of lower-cased word tokens)."""
+    got, want = Counter(words(extracted)), Counter(words(reference))
+    overlap = sum((got & want).values())
+    if not overlap:
+        return 0.0
+    precision = overlap / sum(got.values())
+    recall = overlap / sum(want.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def is_held_out(url: str) -> bool:
+    """True for the WCXB pages kept out of training (a stable 30% by SHA-1 of the URL)."""
+    digest = hashlib.sha1(url.encode("utf-8")).hexdigest()
+    return int(digest[:8], 16) % 100 < HELD_OUT_PERCENT
+
+
+def default_data_dir(repo: str) -> str:
+    """``<repo>/../shared/data`` when present, else ``/work/shared/data``."""
+    candidate = os.path.normpath(os.path.join(repo, "..", "shared", "data"))
+    return candidate if os.path.isdir(candidate) else "/work/shared/data"
+
+
+def load_web_pages(data_dir: str) -> list[tuple[str, str]]:
+    """(url, decoded html) of every page in ``<data_dir>/web/web-*.warc.gz``, in file order."""
+    from curate.warc import read_warc
+
+    paths = sorted(glob.glob(os.path.join(data_dir, "web", "web-*.warc.gz")))
+    if not paths:
+        raise FileNotFoundError(f"no web-*.warc.gz under {os.path.join(data_dir, 'web')}")
+    pages = []
+    for path in paths:
+        for batch in read_warc(path, "web"):
+            for url, html in zip(batch.column("url").to_pylist(), batch.column("html").to_pylist()):
+                pages.append((url, html or ""))
+    return pages
+
+
+def load_wcxb_truth(data_dir: str) -> dict[str, dict]:
+    """url -> {"page_type", "main_content"} of the WCXB dev pages."""
+    path = os.path.join(data_dir, "web", "wcxb-dev-ground-truth.jsonl.gz")
+    truth = {}
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            entry = json.loads(line)
+            truth[entry["url"]] = {"page_type": entry["page_type"], "main_content": entry["main_content"] or ""}
+    return truth

@@ -1,0 +1,301 @@
+"""Train the block extractor's model (``models/extractor/model.npz``) from the shared web corpus.
+
+    nice -n 15 .venv/bin/python models/train_extractor.py [--data ../shared/data] [--distill]
+
+Labels per block (a block is a text run between block-level tags, ``curate.blocks``):
+
+* WCXB dev pages outside the held-out 30% (``curate.extract_eval.is_held_out``): a block is
+  main text when at least half of its word trigrams (its words, for blocks under three words,
+  as one phrase) occur in the human-written main text;
+* with ``--distill``, every other page of the corpus (not WCXB): the same rule against the
+  text curate's trafilatura default extracts, at half the weight (trafilatura's decisions,
+  distilled). Slow: trafilatura runs on ~1,800 pages.
+
+Held-out WCXB pages are never read for training or for choosing the threshold. Loss weights
+grow with the square root of a block's word count, because the target metric counts words.
+
+Stage 1 (dense features + hashed tokens -> 32 ReLU units -> logit) is trained twice on
+halves of the training pages to give out-of-fold logits, on which stage 2 (context features
+-> 16 ReLU units -> logit) is trained; then stage 1 is retrained on all training pages. The
+threshold is the one with the best mean word-F1 on the WCXB training pages. Everything is
+seeded; torch runs on one thread. Writes the model and prints the figures for the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from curate.blocks import DENSE_FEATURES, HASH_BUCKETS, MAX_TOKENS_PER_BLOCK, block_features, page_blocks  # noqa: E402
+from curate.extract_blocks import (  # noqa: E402
+    CONTEXT_FEATURES,
+    ancestor_ids,
+    context_features,
+    load_model,
+    stage1_logits,
+    stage2_logits,
+)
+from curate.extract_eval import (  # noqa: E402
+    default_data_dir,
+    is_held_out,
+    load_wcxb_truth,
+    load_web_pages,
+    word_f1,
+    words,
+)
+
+HIDDEN = 32
+CONTEXT_HIDDEN = 16
+DISTILLED_WEIGHT = 0.5
+
+
+def reference_index(text: str) -> tuple[set, str]:
+    tokens = words(text)
+    trigrams = set(zip(tokens, tokens[1:], tokens[2:]))
+    return trigrams, " " + " ".join(tokens) + " "
+
+
+def block_labels(texts: list[str], reference: str) -> np.ndarray:
+    trigrams, joined = reference_index(reference)
+    labels = np.zeros(len(texts), dtype=np.float32)
+    for row, text in enumerate(texts):
+        tokens = words(text)
+        if len(tokens) >= 3:
+            grams = list(zip(tokens, tokens[1:], tokens[2:]))
+            labels[row] = sum(g in trigrams for g in grams) >= 0.5 * len(grams)
+        elif tokens:
+            labels[row] = (" " + " ".join(tokens) + " ") in joined
+    return labels
+
+
+def page_record(html: str) -> dict | None:
+    page = page_blocks(html)
+    if not page.blocks:
+        return None
+    dense, token_ids = block_features(page)
+    return {
+        "texts": [b.text for b in page.blocks],
+        "dense": dense,
+        "tokens": token_ids,
+        "ancestors": ancestor_ids(page),
+        "frames": len(page.frames),
+    }
+
+
+def distilled_texts(pages: list[tuple[str, str]], truth: dict, cache: str | None) -> dict[str, str | None]:
+    """curate's trafilatura default on every non-WCXB page (url -> text), kept in ``cache`` if given."""
+    if cache and os.path.exists(cache):
+        with open(cache, "rb") as handle:
+            return pickle.load(handle)
+    from curate.extract import html_to_text
+
+    texts = {url: html_to_text(html, url) for url, html in pages if url not in truth}
+    if cache:
+        with open(cache, "wb") as handle:
+            pickle.dump(texts, handle)
+    return texts
+
+
+def collect(data_dir: str, distill: bool, cache: str | None) -> tuple[list[dict], list[dict]]:
+    """(training page records, held-out WCXB page records)."""
+    truth = load_wcxb_truth(data_dir)
+    train, held_out = [], []
+    pages = load_web_pages(data_dir)
+    distilled = distilled_texts(pages, truth, cache) if distill else {}
+    for url, html in pages:
+        if url in truth:
+            reference, weight, kind = truth[url]["main_content"], 1.0, truth[url]["page_type"]
+        elif distill:
+            reference, weight, kind = distilled.get(url) or "", DISTILLED_WEIGHT, "distilled"
+        else:
+            continue
+        record = page_record(html)
+        if record is None:
+            continue
+        record.update(url=url, reference=reference, weight=weight, page_type=kind)
+        record["labels"] = block_labels(record["texts"], reference)
+        (held_out if url in truth and is_held_out(url) else train).append(record)
+    return train, held_out
+
+
+def block_weights(record: dict) -> np.ndarray:
+    counts = np.array([len(words(t)) for t in record["texts"]], dtype=np.float32)
+    return record["weight"] * np.sqrt(np.maximum(counts, 1.0))
+
+
+def train_stage1(records: list[dict], seed: int, epochs: int = 6) -> dict:
+    import torch
+
+    torch.manual_seed(seed)
+    dense = np.concatenate([r["dense"] for r in records])
+    mean = dense.mean(axis=0)
+    scale = dense.std(axis=0) + 1e-3
+    x = torch.from_numpy((dense - mean) / scale)
+    tokens = [ids for r in records for ids in r["tokens"]]
+    padded = np.full((len(tokens), MAX_TOKENS_PER_BLOCK), HASH_BUCKETS, dtype=np.int64)
+    for row, ids in enumerate(tokens):
+        padded[row, : len(ids)] = ids
+    bags = torch.from_numpy(padded)
+    y = torch.from_numpy(np.concatenate([r["labels"] for r in records]))
+    w = torch.from_numpy(np.concatenate([block_weights(r) for r in records]))
+    dense_layer = torch.nn.Linear(len(DENSE_FEATURES), HIDDEN)
+    embedding = torch.nn.EmbeddingBag(HASH_BUCKETS + 1, HIDDEN, mode="sum", padding_idx=HASH_BUCKETS)
+    with torch.no_grad():
+        torch.nn.init.normal_(embedding.weight, std=0.01)
+        embedding.weight[HASH_BUCKETS].zero_()
+    out = torch.nn.Linear(HIDDEN, 1)
+    params = list(dense_layer.parameters()) + list(embedding.parameters()) + list(out.parameters())
+    optimizer = torch.optim.Adam(params, lr=3e-3, weight_decay=1e-6)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=generator)
+        for start in range(0, len(y), 2048):
+            idx = order[start : start + 2048]
+            hidden = torch.relu(dense_layer(x[idx]) + embedding(bags[idx]))
+            logit = out(hidden).squeeze(1)
+            loss = (torch.nn.functional.binary_cross_entropy_with_logits(logit, y[idx], reduction="none") * w[idx]).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return {
+        "dense_mean": mean.astype(np.float32),
+        "dense_scale": scale.astype(np.float32),
+        "w1_dense": dense_layer.weight.detach().numpy().T.copy(),
+        "b1": dense_layer.bias.detach().numpy().copy(),
+        "embedding": embedding.weight.detach().numpy()[:HASH_BUCKETS].copy(),
+        "w2": out.weight.detach().numpy()[0].copy(),
+        "b2": out.bias.detach().numpy().astype(np.float32).reshape(()),
+    }
+
+
+def train_stage2(context: np.ndarray, labels: np.ndarray, weights: np.ndarray, seed: int, epochs: int = 8) -> dict:
+    import torch
+
+    torch.manual_seed(seed)
+    x, y, w = (torch.from_numpy(a.astype(np.float32)) for a in (context, labels, weights))
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], CONTEXT_HIDDEN), torch.nn.ReLU(), torch.nn.Linear(CONTEXT_HIDDEN, 1))
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=generator)
+        for start in range(0, len(y), 1024):
+            idx = order[start : start + 1024]
+            logit = net(x[idx]).squeeze(1)
+            loss = (torch.nn.functional.binary_cross_entropy_with_logits(logit, y[idx], reduction="none") * w[idx]).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return {
+        "s2_w1": net[0].weight.detach().numpy().T.copy(),
+        "s2_b1": net[0].bias.detach().numpy().copy(),
+        "s2_w2": net[2].weight.detach().numpy()[0].copy(),
+        "s2_b2": net[2].bias.detach().numpy().astype(np.float32).reshape(()),
+    }
+
+
+def page_context(model: dict, record: dict) -> np.ndarray:
+    logits = stage1_logits(model, record["dense"], record["tokens"])
+    return context_features(record["ancestors"], record["frames"], logits, record["dense"])
+
+
+def out_of_fold_context(records: list[dict], seed: int) -> list[np.ndarray]:
+    """Stage-2 inputs for every training page from a stage-1 model that never saw that page."""
+    folds = [records[0::2], records[1::2]]
+    models = [train_stage1(folds[1], seed), train_stage1(folds[0], seed)]
+    contexts: list[np.ndarray] = [None] * len(records)  # type: ignore[list-item]
+    for fold, model in enumerate(models):
+        for offset, record in enumerate(folds[fold]):
+            contexts[fold + 2 * offset] = page_context(model, record)
+    return contexts
+
+
+def page_text(record: dict, probability: np.ndarray, threshold: float) -> str:
+    return "\n".join(t for t, p in zip(record["texts"], probability) if p >= threshold)
+
+
+def probabilities(model: dict, context: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(stage2_logits(model, context), -30, 30)))
+
+
+def mean_f1(records: list[dict], probs: list[np.ndarray], threshold: float) -> float:
+    scores = [word_f1(page_text(r, p, threshold), r["reference"]) for r, p in zip(records, probs)]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def per_type(records: list[dict], probs: list[np.ndarray], threshold: float) -> dict[str, tuple[int, float]]:
+    kinds = sorted({r["page_type"] for r in records})
+    return {
+        k: (
+            sum(r["page_type"] == k for r in records),
+            mean_f1([r for r in records if r["page_type"] == k], [p for r, p in zip(records, probs) if r["page_type"] == k], threshold),
+        )
+        for k in kinds
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=default_data_dir(REPO))
+    parser.add_argument("--distill", action="store_true", help="also label non-WCXB pages with curate's trafilatura default")
+    parser.add_argument("--distilled-cache", help="pickle file keeping the trafilatura texts between runs")
+    parser.add_argument("--features-cache", help="pickle file keeping page features between runs (delete it when features change)")
+    parser.add_argument("--out", default=os.path.join(REPO, "models", "extractor", "model.npz"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    start = time.time()
+    if args.features_cache and os.path.exists(args.features_cache):
+        with open(args.features_cache, "rb") as handle:
+            train, held_out = pickle.load(handle)
+    else:
+        train, held_out = collect(args.data, args.distill, args.distilled_cache)
+        if args.features_cache:
+            with open(args.features_cache, "wb") as handle:
+                pickle.dump((train, held_out), handle)
+    print(f"pages: {len(train)} training ({sum(r['page_type'] != 'distilled' for r in train)} WCXB), {len(held_out)} held out; "
+          f"blocks: {sum(len(r['texts']) for r in train)} training; {time.time() - start:.0f} s", flush=True)
+    contexts = out_of_fold_context(train, args.seed)
+    labels = np.concatenate([r["labels"] for r in train])
+    weights = np.concatenate([block_weights(r) for r in train])
+    model = train_stage2(np.concatenate(contexts), labels, weights, args.seed)
+    wcxb_train = [(r, c) for r, c in zip(train, contexts) if r["page_type"] != "distilled"]
+    train_probs = [probabilities(model, c) for _, c in wcxb_train]
+    train_records = [r for r, _ in wcxb_train]
+    threshold = max(np.arange(0.2, 0.81, 0.05), key=lambda t: mean_f1(train_records, train_probs, float(t)))
+    threshold = round(float(threshold), 2)
+    model.update(train_stage1(train, args.seed))
+    meta = {
+        "dense_features": list(DENSE_FEATURES),
+        "context_features": list(CONTEXT_FEATURES),
+        "hash_buckets": HASH_BUCKETS,
+        "threshold": threshold,
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    arrays = {k: (v.astype(np.float16) if k == "embedding" else v) for k, v in model.items()}
+    temporary = args.out + ".partial.npz"
+    np.savez_compressed(temporary, meta=np.array(json.dumps(meta)), **arrays)
+    os.replace(temporary, args.out)
+    print(f"threshold {threshold}; training WCXB pages (out-of-fold stage 1): mean word-F1 {mean_f1(train_records, train_probs, threshold):.4f}")
+    for kind, (count, f1) in per_type(train_records, train_probs, threshold).items():
+        print(f"  train {kind}: {count} pages, {f1:.4f}")
+    final = load_model(args.out)
+    held_probs = [probabilities(final, page_context(final, r)) for r in held_out]
+    print(f"held-out WCXB pages: {len(held_out)}, mean word-F1 {mean_f1(held_out, held_probs, threshold):.4f}")
+    for kind, (count, f1) in per_type(held_out, held_probs, threshold).items():
+        print(f"  held-out {kind}: {count} pages, {f1:.4f}")
+    print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB) in {time.time() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

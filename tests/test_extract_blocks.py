@@ -1,0 +1,164 @@
+"""curate.extract_blocks (the ``blocks`` extractor) on real pages, real and malformed WARCs, and odd input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from curate.extract import ExtractParams, ExtractStage, html_to_text_blocks
+from curate.extract_blocks import MODEL_PATH, extract_main_text, load_model
+from curate.schema import RECORD_SCHEMA
+from curate.warc import read_warc
+from process_util import fresh_python
+
+DATA = Path(__file__).parent / "data"
+EXPECTATIONS = json.loads((DATA / "html" / "expectations.json").read_text())
+WARCS = sorted((DATA / "warc").glob("*.warc.gz")) + sorted(p for p in (DATA / "warc" / "malformed").iterdir() if not p.name.startswith("LICENSE"))
+# Share of the development pages' snippets (140 `with` + `without` over 24 pages) the blocks extractor
+# must get right: a regression guard a few snippets below the 131/140 (93.6%) the shipped model gets,
+# not a per-page expectation.
+SNIPPET_FLOOR = 0.90
+
+
+def page(entry: dict) -> bytes:
+    return gzip.open(DATA / "html" / "pages" / entry["file"]).read()
+
+
+def normalize(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="module")
+def extracted() -> dict[str, str]:
+    return {url: html_to_text_blocks(page(entry), url) or "" for url, entry in EXPECTATIONS.items()}
+
+
+def test_snippet_accuracy_floor_on_development_pages(extracted):
+    right = total = 0
+    for url, entry in EXPECTATIONS.items():
+        text = normalize(extracted[url])
+        right += sum(normalize(s) in text for s in entry["with"]) + sum(normalize(s) not in text for s in entry["without"])
+        total += len(entry["with"]) + len(entry["without"])
+    assert right / total >= SNIPPET_FLOOR
+
+
+def test_same_bytes_same_text_in_this_and_a_fresh_process(extracted):
+    urls = sorted(EXPECTATIONS)[:4]
+    assert [html_to_text_blocks(page(EXPECTATIONS[u]), u) or "" for u in urls] == [extracted[u] for u in urls]
+    files = [str(DATA / "html" / "pages" / EXPECTATIONS[u]["file"]) for u in urls]
+    code = (
+        "import gzip, json\n"
+        "from curate.extract import html_to_text_blocks\n"
+        f"print(json.dumps([html_to_text_blocks(gzip.open(f).read()) or '' for f in {files!r}]))\n"
+    )
+    env_seed = os.environ.get("PYTHONHASHSEED")
+    os.environ["PYTHONHASHSEED"] = "12345"  # token hashing must not depend on Python's string hashing
+    try:
+        assert json.loads(fresh_python(code)) == [extracted[u] for u in urls]
+    finally:
+        if env_seed is None:
+            del os.environ["PYTHONHASHSEED"]
+        else:
+            os.environ["PYTHONHASHSEED"] = env_seed
+
+
+@pytest.mark.parametrize("path", WARCS, ids=lambda p: p.name)
+def test_every_sample_and_malformed_warc_runs_through(path):
+    stage = ExtractStage(ExtractParams(extractor="blocks", min_chars=0))
+    rows = 0
+    for batch in read_warc(str(path), "web"):
+        out = stage(batch).to_pylist()
+        rows += len(out)
+        for row in out:
+            assert row["rejected_by"] in (None, "extract.no_text"), (path.name, row["url"])
+            assert (row["text"] is None) == (row["rejected_by"] is not None)
+    assert stage.counters["extract.failed"] == 0 and stage.counters["extract.pages"] == rows
+
+
+def records(rows: list[dict]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist(rows, schema=RECORD_SCHEMA)
+
+
+def test_pages_without_main_text_are_rejected_with_a_reason():
+    rows = [
+        {"id": "b", "source": "s", "url": "http://b/", "html": "<html><body><script>app()</script></body></html>"},
+        {"id": "c", "source": "s", "url": "http://c/", "html": "\x00\x01<<<>>>"},
+        {"id": "d", "source": "s", "url": "http://d/", "html": "<html><body><p>Cookie settings</p></body></html>"},
+    ]
+    out = ExtractStage(ExtractParams(extractor="blocks", min_chars=200))(records(rows)).to_pylist()
+    assert [r["rejected_by"] for r in out] == ["extract.no_text", "extract.too_short", "extract.too_short"]
+    # text that is not markup stays text; libxml2 turns NUL into U+FFFD
+    assert [r["text"] for r in out] == [None, "\ufffd\x01<<<>>>", "Cookie settings"]
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (model card): on a page of nothing but links the model keeps the links")
+def test_a_page_of_nothing_but_menu_links_is_rejected():
+    menu = "<html><body><nav><ul>" + "".join(f'<li><a href="/{i}">Section {i}</a></li>' for i in range(30)) + "</ul></nav></body></html>"
+    out = ExtractStage(ExtractParams(extractor="blocks", min_chars=200))(records([{"id": "a", "source": "s", "url": "http://a/", "html": menu}]))
+    assert out.column("rejected_by").to_pylist()[0] in ("extract.no_text", "extract.too_short")
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Extraction check sentence in English, long enough to be an article paragraph. ",
+        "这是一个用于检验正文抽取的中文句子，内容足够长，可以构成文章的段落。",
+        "Это предложение на русском языке для проверки извлечения основного текста статьи. ",
+        "هذه جملة باللغة العربية لاختبار استخراج النص الرئيسي من صفحة المقال. ",
+    ],
+)
+def test_article_paragraphs_in_any_script_are_kept(sentence):
+    html = (
+        '<html><body><header><a href="/">Home</a> <a href="/news">News</a></header><article><h1>Title</h1>'
+        + "".join(f"<p>{sentence * 4}</p>" for _ in range(4))
+        + '</article><footer><a href="/about">About</a></footer></body></html>'
+    )
+    text = extract_main_text(html)
+    assert text is not None and normalize(sentence * 4) in normalize(text) and "About" not in text
+
+
+def test_pages_nested_beyond_libxml2s_limit_fall_back_to_resiliparse():
+    html = "<html><body>" + "<div>" * 3000 + "<p>" + "Deeply nested article text stays readable. " * 10 + "</p></body></html>"
+    text = extract_main_text(html)
+    assert text is not None and "Deeply nested article text stays readable." in text
+
+
+def test_timeout_applies_to_the_blocks_extractor(monkeypatch):
+    import time
+
+    import curate.extract as extract_module
+
+    def slow(html, url=None):
+        time.sleep(2)
+        return "never"
+
+    monkeypatch.setitem(extract_module.EXTRACTORS, "blocks", slow)
+    stage = ExtractStage(ExtractParams(extractor="blocks", timeout_s=0.2))
+    out = stage(records([{"id": "a", "source": "s", "url": "http://a/", "html": "<p>x</p>"}])).to_pylist()
+    assert out[0]["rejected_by"] == "extract.timeout" and stage.counters["extract.timeouts"] == 1
+
+
+def test_check_params_and_a_stale_model(tmp_path):
+    stage = ExtractStage(ExtractParams(extractor="blocks"))
+    stage.check()
+    stage.setup()
+    with pytest.raises(ValueError, match="trafilatura"):
+        ExtractParams(extractor="blocks", favor="precision").validate()
+    with pytest.raises(ValueError, match="extractor must be one of"):
+        ExtractParams(extractor="readability").validate()  # type: ignore[arg-type]
+    with np.load(MODEL_PATH) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    meta["dense_features"] = meta["dense_features"][:-1]
+    stale = tmp_path / "stale.npz"
+    np.savez(stale, meta=np.array(json.dumps(meta)), **arrays)
+    with pytest.raises(ValueError, match="another feature layout"):
+        load_model(str(stale))
+    with pytest.raises(FileNotFoundError, match="CURATE_EXTRACTOR_MODEL"):
+        load_model(str(tmp_path / "missing.npz"))
