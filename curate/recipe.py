@@ -391,7 +391,7 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
     if check_files:
         if not os.path.isfile(recipe.tokenizer.path):
             raise RecipeError(file, "tokenizer.path", f"file not found: {recipe.tokenizer.path}")
-        from curate.tokenize import DocumentTokenizer, TokenizerError
+        from curate.tokens import DocumentTokenizer, TokenizerError
 
         try:
             DocumentTokenizer(recipe.tokenizer.path, recipe.tokenizer.eos_token).check()

@@ -16,7 +16,7 @@ from conftest import ROOT
 from curate.pipeline import main, run_recipe, summary_lines
 from curate.recipe import load_recipe
 from curate.spark.job import RunExistsError
-from curate.tokenize import DocumentTokenizer
+from curate.tokens import DocumentTokenizer
 
 DEMO = str(ROOT / "pipelines" / "recipes" / "demo.yaml")
 

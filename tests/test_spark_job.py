@@ -19,7 +19,7 @@ from curate.shards import list_shards, shard_index
 from curate.spark import job
 from curate.spark.job import _write_final_shards, _write_shards
 from curate.stage import Stage
-from curate.tokenize import DocumentTokenizer
+from curate.tokens import DocumentTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 N_SHARDS = 3

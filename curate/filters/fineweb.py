@@ -46,7 +46,7 @@ class FineWebStage(RuleStage):
     def setup(self) -> None:
         self._stop_chars = tuple(self.params.stop_chars) if self.params.stop_chars is not None else tuple(sentence_terminals())
 
-    def check_text(self, text: str) -> tuple[str, float] | None:
+    def text_verdict(self, text: str) -> tuple[str, float] | None:
         p = self.params
         lines = [line for line in text.split("\n") if line.strip()]
         if not lines:

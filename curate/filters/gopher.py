@@ -51,7 +51,7 @@ class GopherQualityStage(RuleStage):
         self._stop_words = frozenset(self.params.stop_words)
         self._bullets = tuple(self.params.bullet_starts)
 
-    def check_text(self, text: str) -> tuple[str, float] | None:
+    def text_verdict(self, text: str) -> tuple[str, float] | None:
         p = self.params
         words = cached_words(text)
         n_words = len(words)
@@ -159,7 +159,7 @@ class GopherRepetitionStage(RuleStage):
     kind = "gopher_repetition"
     Params = GopherRepetitionParams
 
-    def check_text(self, text: str) -> tuple[str, float] | None:
+    def text_verdict(self, text: str) -> tuple[str, float] | None:
         p = self.params
         if not text:
             return None

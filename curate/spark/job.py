@@ -51,7 +51,7 @@ from curate.shards import TMP_MARK, remove_temporaries, shard_name, write_json_a
 from curate.sources import read_source, source_files
 from curate.spark.session import spark_session
 from curate.stage import Counters, Stage, run_map_stages, tally_rejections
-from curate.tokenize import DocumentTokenizer
+from curate.tokens import DocumentTokenizer
 
 TASK_SCHEMA = pa.schema([("file_index", pa.int64()), ("source_index", pa.int64()), ("path", pa.string())])
 SHARD_INFO_SCHEMA = pa.schema(
