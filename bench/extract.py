@@ -7,7 +7,7 @@ same scorer runs over four extractors in one process:
 
 * ``curate default``: :func:`curate.extract.html_to_text` (trafilatura, our settings)
 * ``curate, favor: precision``: the same with trafilatura's ``favor_precision``
-* ``..., trafilatura's own XPaths``: the same with ``curate.xpath_guard`` uninstalled (the
+* ``..., trafilatura's own XPaths``: the same with ``curate.speedups.compiled_xpaths`` uninstalled (the
   compiled boilerplate selections must give the same text, so only pages/s may differ)
 * ``..., fallbacks: false``: the same without trafilatura's fallback extractors (``fast=True``)
 * ``curate fast``: :func:`curate.extract.html_to_text_fast` (resiliparse, main content)
@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from curate import xpath_guard  # noqa: E402
+from curate.speedups import compiled_xpaths  # noqa: E402
 from curate.extract import html_to_text, html_to_text_fast  # noqa: E402
 from curate.warc import decode_html  # noqa: E402
 
@@ -139,12 +139,12 @@ def main() -> None:
     for name, extract in EXTRACTORS.items():
         original = getattr(extract, "original_xpaths", False)
         if original:
-            xpath_guard.uninstall()
+            compiled_xpaths.uninstall()
         try:
             results[name] = score(extract, pages, args.repeat)
         finally:
             if original:
-                xpath_guard.install()
+                compiled_xpaths.install()
     snippets = next(iter(results.values()))["snippets"]
     print(f"{len(pages)} pages, {snippets} snippets ({args.data})")
     print(f"| extractor | snippets right | `with` found | `without` absent | pages fully right | pages/s |")
