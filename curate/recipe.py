@@ -238,6 +238,8 @@ def _absolute_paths(obj: Any) -> Any:
 
 
 def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
+    from curate.sources import source_reader
+
     names = [s.name for s in recipe.sources]
     if not recipe.sources:
         raise RecipeError(file, "sources", "expected at least one source")
@@ -247,7 +249,8 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
         if not src.weight > 0:
             raise RecipeError(file, f"sources[{i}].weight", f"expected a positive number, got {src.weight!r}")
         if check_files and not recipe.input_files(src):
-            what = "no run folder with documents/*.parquet matches" if src.kind == "run" else "no file matches"
+            folder_glob = source_reader(src.kind).folder_glob
+            what = f"no folder with {folder_glob} matches" if folder_glob else "no file matches"
             raise RecipeError(file, f"sources[{i}].paths", f"{what} {src.paths!r}")
     if recipe.mixture is not None:
         for key, w in recipe.mixture.weights.items():
@@ -259,10 +262,10 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
             raise RecipeError(file, "mixture.total_tokens", "expected a positive integer")
     if recipe.shards.num_shards < 1:
         raise RecipeError(file, "shards.num_shards", "expected a positive integer")
-    kinds = {s.kind for s in recipe.sources}
+    raw_kinds = sorted({s.kind for s in recipe.sources if source_reader(s.kind).yields_records})
     stage_kinds = [s.kind for s in recipe.stages]
-    if "warc" in kinds and (not stage_kinds or stage_kinds[0] != "extract"):
-        raise RecipeError(file, "stages", "a recipe with a warc source must start with an 'extract' stage")
+    if raw_kinds and (not stage_kinds or stage_kinds[0] != "extract"):
+        raise RecipeError(file, "stages", f"a recipe with a {' or '.join(raw_kinds)} source must start with an 'extract' stage")
     if stage_kinds.count("extract") > 1 or ("extract" in stage_kinds and stage_kinds.index("extract") != 0):
         raise RecipeError(file, "stages", "'extract' may appear once, as the first stage")
     if check_files:

@@ -15,6 +15,21 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
 
+# Modules whose tests start Spark (a session, a `curate run`, a cluster) or train a model; tests
+# that take the `spark` fixture are marked too. `make test-fast` leaves all of these out.
+SPARK_MODULES = {"test_pipeline", "test_class_archive", "test_spark_dedup", "test_faults", "test_cluster", "test_mixture"}
+TRAINING_MODULES = {"test_trainer_train", "test_trainer_ddp", "test_ablate", "test_notebook"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if item.module else ""
+        if module in SPARK_MODULES or "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
+        if module in TRAINING_MODULES:
+            item.add_marker(pytest.mark.training)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA

@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import shutil
 
 import duckdb
 import pyarrow as pa
@@ -13,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT
-from curate.pipeline import main, run_recipe, summary_lines
+from curate.pipeline import run_recipe, summary_lines
 from curate.recipe import load_recipe
 from curate.spark.job import RunExistsError
 from curate.tokens import DocumentTokenizer

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
 import pytest
 
 from curate.schema import TOKENS_SCHEMA, documents_from_pylist
