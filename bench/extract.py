@@ -147,7 +147,7 @@ def main() -> None:
                 compiled_xpaths.install()
     snippets = next(iter(results.values()))["snippets"]
     print(f"{len(pages)} pages, {snippets} snippets ({args.data})")
-    print(f"| extractor | snippets right | `with` found | `without` absent | pages fully right | pages/s |")
+    print("| extractor | snippets right | `with` found | `without` absent | pages fully right | pages/s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, r in results.items():
         print(f"| {name} | {r['all']:.1%} | {r['with']:.1%} | {r['without']:.1%} | {r['pages_all_right']} | {r['pages_per_s']:.1f} |")
