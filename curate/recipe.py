@@ -53,10 +53,11 @@ def stage_class(kind: str) -> type:
 
 @dataclass
 class SourceSpec:
-    """One input. ``kind: run`` reads an already-curated run folder (its ``documents/``)."""
+    """One input. ``kind`` names a reader in ``curate.sources.READERS`` (warc, parquet, jsonl, run);
+    ``kind: run`` reads an already-curated run folder (its ``documents/``)."""
 
     name: str
-    kind: Literal["warc", "parquet", "jsonl", "run"]
+    kind: str
     paths: list[str]
     weight: float = 1.0
     text_field: str = "text"
@@ -238,12 +239,14 @@ def _absolute_paths(obj: Any) -> Any:
 
 
 def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
-    from curate.sources import source_reader
+    from curate.sources import READERS, source_reader
 
     names = [s.name for s in recipe.sources]
     if not recipe.sources:
         raise RecipeError(file, "sources", "expected at least one source")
     for i, src in enumerate(recipe.sources):
+        if src.kind not in READERS:
+            raise RecipeError(file, f"sources[{i}].kind", f"unknown source kind {src.kind!r}; expected one of: {', '.join(READERS)}")
         if names.count(src.name) > 1:
             raise RecipeError(file, f"sources[{i}].name", f"source name {src.name!r} is used twice")
         if not src.weight > 0:

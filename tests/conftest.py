@@ -19,6 +19,19 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 # that take the `spark` fixture are marked too. `make test-fast` leaves all of these out.
 SPARK_MODULES = {"test_pipeline", "test_class_archive", "test_spark_dedup", "test_faults", "test_cluster", "test_mixture"}
 TRAINING_MODULES = {"test_trainer_train", "test_trainer_ddp", "test_ablate", "test_notebook"}
+TRAINING_TESTS = {"test_classify::test_train_classifier_cli_writes_model_and_card"}
+# Over ~10 s each on the 2-core CI box (pytest --durations); the browser test may first
+# apt-get install chromium (~2 min).
+SLOW_TESTS = {
+    "test_report::test_report_renders_in_chromium_without_console_errors",
+    "test_compiled_xpaths::test_extracted_text_is_unchanged_on_real_pages",
+    "test_pii::test_phone_gate_changes_nothing_on_number_dense_pages",
+    "test_pii::test_precheck_changes_nothing_on_real_pages",
+    "test_pii::test_recall_and_precision_meet_the_targets",
+    "test_pii::test_narrowed_phone_recognizer_equals_whole_line_matching",
+    "test_pii::test_a_blank_pipeline_does_not_import_torch_and_a_later_import_still_works",
+    "test_pii::test_a_matcher_per_stretch_finds_what_one_matcher_per_line_finds",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -26,8 +39,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = item.module.__name__.rpartition(".")[2] if item.module else ""
         if module in SPARK_MODULES or "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.spark)
-        if module in TRAINING_MODULES:
+        test = f"{module}::{getattr(item, 'originalname', item.name)}"
+        if module in TRAINING_MODULES or test in TRAINING_TESTS:
             item.add_marker(pytest.mark.training)
+        if test in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
