@@ -70,47 +70,31 @@ def show(value: Any) -> str:
     return text if len(text) < 60 else text[:57] + "..."
 
 
+# scalar type -> (what the error says is expected, whether a YAML value fits)
+_SCALARS: dict[type, tuple[str, Any]] = {
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    str: ("a string", lambda v: isinstance(v, str)),
+}
+
+
 def convert(value: Any, tp: Any, file: str, path: str) -> Any:
     """Convert a YAML value to ``tp``; raise ConfigError naming ``path`` on mismatch."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        real = [a for a in args if a is not type(None)]
-        if len(real) == 1:  # Optional[X]: the inner error names the exact key
-            return convert(value, real[0], file, path)
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return convert(value, arg, file, path)
-            except ConfigError as e:
-                errors.append(e)
-        raise ConfigError(file, path, f"expected {describe(tp)}, got {show(value)}")
+        return _convert_union(value, tp, file, path)
     if tp is Any:
         return value
     if origin is Literal:
         if value not in typing.get_args(tp):
             raise ConfigError(file, path, f"expected {describe(tp)}, got {show(value)}")
         return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(file, path, f"expected true or false, got {show(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(file, path, f"expected an integer, got {show(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(file, path, f"expected a number, got {show(value)}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(file, path, f"expected a string, got {show(value)}")
-        return value
+    if tp in _SCALARS:
+        expected, fits = _SCALARS[tp]
+        if not fits(value):
+            raise ConfigError(file, path, f"expected {expected}, got {show(value)}")
+        return float(value) if tp is float else value
     if origin in (list, typing.List):
         (item_tp,) = typing.get_args(tp)
         if isinstance(value, str) and item_tp is str:
@@ -125,7 +109,22 @@ def convert(value: Any, tp: Any, file: str, path: str) -> Any:
         return {convert(k, key_tp, file, f"{path}.{k}"): convert(v, val_tp, file, f"{path}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path, file)
-    raise TypeError(f"unsupported recipe type {tp!r} at {path}")
+    raise TypeError(f"unsupported configuration type {tp!r} at {path}")
+
+
+def _convert_union(value: Any, tp: Any, file: str, path: str) -> Any:
+    args = typing.get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    real = [a for a in args if a is not type(None)]
+    if len(real) == 1:  # Optional[X]: the inner error names the exact key
+        return convert(value, real[0], file, path)
+    for arg in real:
+        try:
+            return convert(value, arg, file, path)
+        except ConfigError:
+            continue
+    raise ConfigError(file, path, f"expected {describe(tp)}, got {show(value)}")
 
 
 def from_dict(cls: type, raw: Any, where: str = "", file: str = "<config>", skip: tuple[str, ...] = ()) -> Any:
