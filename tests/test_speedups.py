@@ -80,3 +80,13 @@ def test_a_run_never_builds_the_class_archive(monkeypatch, tmp_path):
     assert class_archive.existing() == path
     monkeypatch.setenv("CURATE_JVM_CLASS_ARCHIVE", "off")
     assert class_archive.existing() is None
+
+
+def test_warm_cache_builds_nothing_that_is_switched_off(monkeypatch, tmp_path, capsys):
+    from curate.speedups import warm_cache
+
+    monkeypatch.setenv("CURATE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CURATE_SPEEDUPS", "off")
+    assert warm_cache.main([]) == 0
+    assert capsys.readouterr().out == "JVM class archive: switched off\n"
+    assert list(tmp_path.iterdir()) == []
