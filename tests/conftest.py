@@ -20,9 +20,13 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 SPARK_MODULES = {"test_pipeline", "test_class_archive", "test_spark_dedup", "test_faults", "test_cluster", "test_mixture"}
 TRAINING_MODULES = {"test_trainer_train", "test_trainer_ddp", "test_ablate", "test_notebook"}
 TRAINING_TESTS = {"test_classify::test_train_classifier_cli_writes_model_and_card"}
-# Over ~10 s each on the 2-core CI box (pytest --durations); the browser test may first
-# apt-get install chromium (~2 min).
+# Over ~5 s each on the 2-core CI box (pytest --durations), so that `make test-fast` stays
+# under 90 s; the browser test may first apt-get install chromium (~2 min).
 SLOW_TESTS = {
+    "test_compiled_xpaths::test_same_nodes_as_libxml2_on_real_pages",
+    "test_compiled_xpaths::test_same_nodes_as_libxml2_on_generated_trees",
+    "test_pii::test_warm_up_imports_what_setup_needs_and_keeps_nothing_on_the_stage",
+    "test_dedup::test_warm_up_loads_the_minhash_kernels_only_when_minhash_is_on",
     "test_report::test_report_renders_in_chromium_without_console_errors",
     "test_compiled_xpaths::test_extracted_text_is_unchanged_on_real_pages",
     "test_pii::test_phone_gate_changes_nothing_on_number_dense_pages",
