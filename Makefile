@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: demo test check-java bench-env clean
+.PHONY: demo test test-fast lint format check-java bench-env clean
 
 check-java:
 	@v=$$(java -version 2>&1 | head -n 1 | sed -E 's/.*version "(1\.)?([0-9]+).*/\2/'); \
@@ -30,6 +30,17 @@ demo: check-java $(STAMP)
 
 test: check-java $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# The inner loop: no Spark session, no training, no cluster (markers set in tests/conftest.py).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not spark and not training and not cluster and not slow" tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # Peers (datatrove) for the benchmarks live in their own environment, never in the product's.
 bench-env: $(STAMP)

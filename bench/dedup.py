@@ -122,7 +122,7 @@ def bench_speed(repeats: int) -> None:
     rows = near_duplicate_set()
     texts = [r["text"] for r in rows]
     array = pa.array(texts, type=pa.large_string())
-    # The first call compiles curate/minhash_kernels.py (or loads numba's cache): reported
+    # The first call compiles curate/speedups/minhash_kernels.py (or loads numba's cache): reported
     # apart, once per machine, not per batch.
     start = time.perf_counter()
     MinHasher().signatures(array[:2])

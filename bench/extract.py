@@ -44,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from curate import xpath_guard  # noqa: E402
+from curate.speedups import compiled_xpaths  # noqa: E402
 from curate.extract import html_to_text, html_to_text_blocks, html_to_text_fast  # noqa: E402
 from curate.extract_eval import default_data_dir, is_held_out, load_wcxb_truth, load_web_pages, word_f1  # noqa: E402
 from curate.warc import decode_html  # noqa: E402
@@ -189,7 +189,7 @@ def run_set(extractors: dict, pages, scorer, repeat: int) -> dict:
             results[name] = scorer(extract, pages, repeat)
         finally:
             if original:
-                xpath_guard.install()
+                compiled_xpaths.install()
     return results
 
 

@@ -197,7 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     per_page = fresh_stage()()
     ratios = []
     for t in pages:
-        a = time.perf_counter(); plain(t); b = time.perf_counter(); per_page(t); c = time.perf_counter()
+        a = time.perf_counter()
+        plain(t)
+        b = time.perf_counter()
+        per_page(t)
+        c = time.perf_counter()
         ratios.append((b - a) / max(c - b, 1e-9))
     ratios.sort()
     print(f"per-page speed-up vs presidio: median {ratios[len(ratios) // 2]:.1f}x, "

@@ -8,7 +8,7 @@ FineWeb, MinHash dedup, PII, tokenization) with ``spark.master local[N]`` for ea
 ``--cores``, each in a fresh process (the JVM start is inside the measured time).
 
 Before the timed runs, the per-machine caches that any first run builds are made (Spark's JVM
-class archive, ``curate.spark.class_archive``, ~45 s once; numba's MinHash kernels, ~8 s once;
+class archive, ``curate.speedups.class_archive``, ~45 s once; numba's MinHash kernels, ~8 s once;
 bytecode of curate's own modules, which ``make`` also compiles), so that no timed run includes a
 once-per-machine cost; the printout says how long they took.
 
@@ -89,7 +89,7 @@ started = time.time()
 # bytecode for curate's modules (a regular install makes it; an editable one under
 # PYTHONDONTWRITEBYTECODE never does), as the peer's installed package has
 compileall.compile_dir(os.path.dirname(curate.__file__), quiet=1)
-from curate.spark import class_archive
+from curate.speedups import class_archive
 archive = class_archive.ensure()
 archive_s = time.time() - started
 started = time.time()
@@ -102,7 +102,7 @@ print(json.dumps({"archive": archive, "archive_s": archive_s, "numba_s": time.ti
 def warm_caches() -> dict:
     """Build the per-machine caches a first run would otherwise build inside the timed run.
 
-    Spark's JVM class archive (``curate.spark.class_archive``) and numba's compiled MinHash
+    Spark's JVM class archive (``curate.speedups.class_archive``) and numba's compiled MinHash
     kernels are made once per machine; every later run, ours or a user's, only loads them.
     """
     proc = subprocess.run([OURS_PY, "-c", WARM_UP], cwd=ROOT, capture_output=True, text=True)

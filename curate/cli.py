@@ -7,9 +7,10 @@ import sys
 
 COMMANDS = {
     "run": ("curate.pipeline:main", "run a recipe: WARC/Parquet/JSONL -> documents, rejected, token shards"),
-    "inspect": ("curate.inspect:main", "show the funnel of a run and sample removed documents by reason"),
+    "inspect": ("curate.run_inspect:main", "show the funnel of a run and sample removed documents by reason"),
     "train-classifier": ("curate.classify:train_main", "train a fastText classifier from Parquet/JSONL"),
     "ablate": ("trainer.ablate:main", "train the same small model on several recipes and compare"),
+    "warm-cache": ("curate.speedups.warm_cache:main", "build the per-machine caches (JVM class archive, MinHash kernels)"),
 }
 
 

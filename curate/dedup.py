@@ -319,7 +319,7 @@ def sha1_hash32_batch(values: Sequence[bytes]) -> np.ndarray:
 def _kernels():
     # Imported on first use: numba costs about half a second to import, and most processes
     # that import this module (the recipe checker, the driver) never compute a signature.
-    from curate import minhash_kernels
+    from curate.speedups import minhash_kernels
 
     return minhash_kernels
 
@@ -336,7 +336,7 @@ class MinHasher:
     """Shingles and MinHash signatures for batches of documents.
 
     The expensive parts are done once per batch rather than once per document: words are
-    normalised with Arrow kernels, then one compiled pass (``curate.minhash_kernels``)
+    normalised with Arrow kernels, then one compiled pass (``curate.speedups.minhash_kernels``)
     hashes every shingle with SHA-1 straight from the word buffer, and another folds the
     permuted hashes into the per-document minima.
     """

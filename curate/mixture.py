@@ -25,7 +25,6 @@ from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import xxhash
 
 from curate.recipe import MixtureSpec

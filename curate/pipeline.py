@@ -2,7 +2,7 @@
 
 The recipe is parsed and every stage checked (files exist, models load) before a Spark
 session is started, so a typo costs a second, not a cluster start-up. The same entry point
-serves ``spark-submit pipelines/curate.py RECIPE`` (the master then comes from
+serves ``spark-submit pipelines/run_recipe.py RECIPE`` (the master then comes from
 spark-submit) and ``curate run RECIPE [--master URL]`` (local Spark started for you).
 """
 

@@ -17,12 +17,12 @@ import hashlib
 import importlib
 import json
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import yaml
+
+from curate.config import ConfigError, deep_merge, from_dict, show
 
 STAGE_REGISTRY: dict[str, str] = {
     "extract": "curate.extract:ExtractStage",
@@ -39,11 +39,8 @@ STAGE_REGISTRY: dict[str, str] = {
 }
 
 
-class RecipeError(ValueError):
-    def __init__(self, file: str, path: str, message: str):
-        self.file, self.path, self.message = file, path, message
-        where = f"{file}: {path}: " if path else f"{file}: "
-        super().__init__(where + message)
+# A recipe's mistakes are configuration errors (curate.config), named for the file they are in.
+RecipeError = ConfigError
 
 
 def stage_class(kind: str) -> type:
@@ -57,11 +54,12 @@ def stage_class(kind: str) -> type:
 
 @dataclass
 class SourceSpec:
-    """One input. ``kind: run`` reads an already-curated run folder (its ``documents/``): its
-    documents skip the recipe's stages and only join the mixture, unless ``apply_stages``."""
+    """One input. ``kind`` names a reader in ``curate.sources.READERS`` (warc, parquet, jsonl, run);
+    ``kind: run`` reads an already-curated run folder (its ``documents/``): its documents skip
+    the recipe's stages and only join the mixture, unless ``apply_stages``."""
 
     name: str
-    kind: Literal["warc", "parquet", "jsonl", "run"]
+    kind: str
     paths: list[str]
     weight: float = 1.0
     text_field: str = "text"
@@ -171,126 +169,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# --- typed conversion with precise errors --------------------------------------------------
-
-
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if tp is str:
-        return "a string"
-    if tp is bool:
-        return "true or false"
-    if tp is int:
-        return "an integer"
-    if tp is float:
-        return "a number"
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (list, typing.List):
-        return f"a list of {_describe(typing.get_args(tp)[0])[2:] if _describe(typing.get_args(tp)[0]).startswith('a ') else _describe(typing.get_args(tp)[0])}"
-    if origin in (dict, typing.Dict):
-        return "a mapping"
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return str(tp)
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) < 60 else text[:57] + "..."
-
-
-def convert(value: Any, tp: Any, file: str, path: str) -> Any:
-    """Convert a YAML value to ``tp``; raise RecipeError naming ``path`` on mismatch."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        real = [a for a in args if a is not type(None)]
-        if len(real) == 1:  # Optional[X]: the inner error names the exact key
-            return convert(value, real[0], file, path)
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return convert(value, arg, file, path)
-            except RecipeError as e:
-                errors.append(e)
-        raise RecipeError(file, path, f"expected {_describe(tp)}, got {_show(value)}")
-    if tp is Any:
-        return value
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise RecipeError(file, path, f"expected {_describe(tp)}, got {_show(value)}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise RecipeError(file, path, f"expected true or false, got {_show(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RecipeError(file, path, f"expected an integer, got {_show(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RecipeError(file, path, f"expected a number, got {_show(value)}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise RecipeError(file, path, f"expected a string, got {_show(value)}")
-        return value
-    if origin in (list, typing.List):
-        (item_tp,) = typing.get_args(tp)
-        if isinstance(value, str) and item_tp is str:
-            value = [value]
-        if not isinstance(value, list):
-            raise RecipeError(file, path, f"expected a list, got {_show(value)}")
-        return [convert(v, item_tp, file, f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin in (dict, typing.Dict):
-        key_tp, val_tp = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise RecipeError(file, path, f"expected a mapping, got {_show(value)}")
-        return {convert(k, key_tp, file, f"{path}.{k}"): convert(v, val_tp, file, f"{path}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        return convert_dataclass(value, tp, file, path)
-    raise TypeError(f"unsupported recipe type {tp!r} at {path}")
-
-
-def convert_dataclass(value: Any, cls: type, file: str, path: str, skip: tuple[str, ...] = ()) -> Any:
-    if value is None:
-        value = {}
-    if not isinstance(value, dict):
-        raise RecipeError(file, path, f"expected a mapping, got {_show(value)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    allowed = [n for n in fields if n != "file"]
-    for key in value:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            raise RecipeError(file, where, f"unknown key; expected one of: {', '.join(allowed)}")
-    kwargs = {}
-    for name, f in fields.items():
-        if name in skip or name == "file":
-            continue
-        where = f"{path}.{name}" if path else name
-        if name in value:
-            kwargs[name] = convert(value[name], hints[name], file, where)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise RecipeError(file, where, f"missing required key; expected {_describe(hints[name])}")
-    obj = cls(**kwargs)
-    validate = getattr(obj, "validate", None)
-    if callable(validate):
-        try:
-            validate()
-        except ValueError as e:
-            raise RecipeError(file, path or "(top level)", str(e)) from None
-    return obj
-
-
 # --- loading ---------------------------------------------------------------------------------
 
 
@@ -305,19 +183,19 @@ def load_recipe(path: str, check_files: bool = True, overrides: dict | None = No
     except yaml.YAMLError as e:
         raise RecipeError(file, "", f"not valid YAML: {e}") from None
     if not isinstance(data, dict):
-        raise RecipeError(file, "", f"expected a mapping at the top level, got {_show(data)}")
+        raise RecipeError(file, "", f"expected a mapping at the top level, got {show(data)}")
     if overrides:
-        data = {**data, **overrides}
+        data = deep_merge(data, overrides)
     return parse_recipe(data, file=path, check_files=check_files)
 
 
 def parse_recipe(data: dict, file: str = "<recipe>", check_files: bool = True) -> Recipe:
     shown = os.path.basename(file)
     raw_stages = data.get("stages", [])
-    recipe = convert_dataclass(data, Recipe, shown, "", skip=("stages",))
+    recipe = from_dict(Recipe, data, "", shown, skip=("stages",))
     recipe.file = file
     if not isinstance(raw_stages, list):
-        raise RecipeError(shown, "stages", f"expected a list of stages, got {_show(raw_stages)}")
+        raise RecipeError(shown, "stages", f"expected a list of stages, got {show(raw_stages)}")
     stages: list[StageSpec] = []
     seen: set[str] = set()
     for i, raw in enumerate(raw_stages):
@@ -329,13 +207,13 @@ def parse_recipe(data: dict, file: str = "<recipe>", check_files: bool = True) -
             raise RecipeError(shown, f"{where}.stage", f"unknown stage {kind!r}; expected one of: {', '.join(STAGE_REGISTRY)}")
         name = raw.get("name", kind)
         if not isinstance(name, str):
-            raise RecipeError(shown, f"{where}.name", f"expected a string, got {_show(name)}")
+            raise RecipeError(shown, f"{where}.name", f"expected a string, got {show(name)}")
         if name in seen:
             raise RecipeError(shown, f"{where}.name", f"stage name {name!r} is used twice; give one a 'name'")
         seen.add(name)
         params_raw = {k: v for k, v in raw.items() if k not in ("stage", "name")}
         cls = stage_class(kind)
-        params = _absolute_paths(convert_dataclass(params_raw, cls.Params, shown, where))
+        params = _absolute_paths(from_dict(cls.Params, params_raw, where, shown))
         stages.append(StageSpec(kind=kind, name=name, params=params))
     recipe.stages = stages
     _validate(recipe, shown, check_files)
@@ -365,16 +243,21 @@ def _absolute_paths(obj: Any) -> Any:
 
 
 def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
+    from curate.sources import READERS, source_reader
+
     names = [s.name for s in recipe.sources]
     if not recipe.sources:
         raise RecipeError(file, "sources", "expected at least one source")
     for i, src in enumerate(recipe.sources):
+        if src.kind not in READERS:
+            raise RecipeError(file, f"sources[{i}].kind", f"unknown source kind {src.kind!r}; expected one of: {', '.join(READERS)}")
         if names.count(src.name) > 1:
             raise RecipeError(file, f"sources[{i}].name", f"source name {src.name!r} is used twice")
         if not src.weight > 0:
             raise RecipeError(file, f"sources[{i}].weight", f"expected a positive number, got {src.weight!r}")
         if check_files and not recipe.input_files(src):
-            what = "no run folder with documents/*.parquet matches" if src.kind == "run" else "no file matches"
+            folder_glob = source_reader(src.kind).folder_glob
+            what = f"no folder with {folder_glob} matches" if folder_glob else "no file matches"
             raise RecipeError(file, f"sources[{i}].paths", f"{what} {src.paths!r}")
     if recipe.mixture is not None:
         for key, w in recipe.mixture.weights.items():
@@ -386,16 +269,16 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
             raise RecipeError(file, "mixture.total_tokens", "expected a positive integer")
     if recipe.shards.num_shards < 1:
         raise RecipeError(file, "shards.num_shards", "expected a positive integer")
-    kinds = {s.kind for s in recipe.sources}
+    raw_kinds = sorted({s.kind for s in recipe.sources if source_reader(s.kind).yields_records})
     stage_kinds = [s.kind for s in recipe.stages]
-    if "warc" in kinds and (not stage_kinds or stage_kinds[0] != "extract"):
-        raise RecipeError(file, "stages", "a recipe with a warc source must start with an 'extract' stage")
+    if raw_kinds and (not stage_kinds or stage_kinds[0] != "extract"):
+        raise RecipeError(file, "stages", f"a recipe with a {' or '.join(raw_kinds)} source must start with an 'extract' stage")
     if stage_kinds.count("extract") > 1 or ("extract" in stage_kinds and stage_kinds.index("extract") != 0):
         raise RecipeError(file, "stages", "'extract' may appear once, as the first stage")
     if check_files:
         if not os.path.isfile(recipe.tokenizer.path):
             raise RecipeError(file, "tokenizer.path", f"file not found: {recipe.tokenizer.path}")
-        from curate.tokenize import DocumentTokenizer, TokenizerError
+        from curate.tokens import DocumentTokenizer, TokenizerError
 
         try:
             DocumentTokenizer(recipe.tokenizer.path, recipe.tokenizer.eos_token).check()

@@ -245,7 +245,9 @@ def _funnel_section(manifest: dict) -> str:
     table_rows = []
     for entry in funnel:
         kept = entry["docs_out"]
-        share = (lambda n: round(n / entry["docs_in"] * 100, 2) if entry["docs_in"] else 0.0)
+        def share(n: int, docs_in: int = entry["docs_in"]) -> float:
+            return round(n / docs_in * 100, 2) if docs_in else 0.0
+
         table_rows.append((entry["stage"], entry["docs_in"] - kept, max(entry["chars_in"] - entry["chars_out"], 0), share(entry["docs_in"] - kept)))
         segments = [(kept, KEPT_COLOR, f"{entry['stage']}: {kept:,} kept")]
         for j, (reason, n) in enumerate(sorted(entry.get("rejected", {}).items(), key=lambda kv: -kv[1])):

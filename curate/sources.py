@@ -13,7 +13,8 @@ import glob
 import json
 import logging
 import os
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,12 +34,48 @@ def note_problem(problems: list[str] | None, message: str) -> None:
         problems.append(message)
 
 
+@dataclass(frozen=True)
+class SourceReader:
+    """How one source ``kind`` is read; the job and the recipe loader ask this, never the kind's name.
+
+    ``read(source, path, counters, problems, batch_size)`` streams one file's batches.
+    ``yields_records``: batches are ``RECORD_SCHEMA`` (raw pages for the ``extract`` stage), not documents.
+    ``curated``: documents of an earlier run, which skip every stage and only join the mixture.
+    ``folder_glob``: joined to each ``paths`` entry to find the files (a ``run`` source names folders).
+    """
+
+    read: Callable[..., Iterator[pa.RecordBatch]]
+    yields_records: bool = False
+    curated: bool = False
+    folder_glob: str | None = None
+
+
+def _read_warc(source: SourceSpec, path: str, counters: Counters, problems, batch_size: int) -> Iterator[pa.RecordBatch]:
+    from curate.warc import read_warc
+
+    yield from read_warc(path, source.name, counters=counters, batch_size=batch_size, problems=problems)
+
+
+def skips_stages(source: SourceSpec) -> bool:
+    """Whether a source's documents pass the recipe's stages untouched: an earlier run's
+    documents do, unless the recipe sets ``apply_stages`` (curate ablate's shared prefix)."""
+    return source_reader(source.kind).curated and not source.apply_stages
+
+
+def source_reader(kind: str) -> SourceReader:
+    try:
+        return READERS[kind]
+    except KeyError:  # the recipe loader has already rejected other kinds
+        raise ValueError(f"unknown source kind {kind!r}; known: {', '.join(READERS)}") from None
+
+
 def source_files(source: SourceSpec) -> list[str]:
     """The files a source reads, sorted, absolute. A ``run`` source reads its ``documents/``."""
+    folder_glob = source_reader(source.kind).folder_glob
     files: list[str] = []
     for pattern in source.paths:
-        if source.kind == "run":
-            pattern = os.path.join(pattern, "documents", "*.parquet")
+        if folder_glob:
+            pattern = os.path.join(pattern, folder_glob)
         files.extend(glob.glob(pattern, recursive=True))
     return sorted(dict.fromkeys(os.path.abspath(f) for f in files if os.path.isfile(f)))
 
@@ -51,16 +88,7 @@ def read_source(
     batch_size: int = 256,
 ) -> Iterator[pa.RecordBatch]:
     counters = counters if counters is not None else Counters()
-    if source.kind == "warc":
-        from curate.warc import read_warc
-
-        yield from read_warc(path, source.name, counters=counters, batch_size=batch_size, problems=problems)
-    elif source.kind in ("parquet", "run"):
-        yield from _read_parquet(source, path, counters, problems, batch_size)
-    elif source.kind == "jsonl":
-        yield from _read_jsonl(source, path, counters, problems, batch_size)
-    else:  # the recipe loader has already rejected other kinds
-        raise ValueError(f"unknown source kind {source.kind!r}")
+    yield from source_reader(source.kind).read(source, path, counters, problems, batch_size)
 
 
 def _row_to_document(source: SourceSpec, path: str, position: int, row: dict) -> dict:
@@ -92,7 +120,7 @@ def _read_parquet(source: SourceSpec, path: str, counters: Counters, problems, b
         counters["source.unreadable_files"] += 1
         note_problem(problems, f"{path}: no column {source.text_field!r} (columns: {', '.join(names)})")
         return
-    if source.kind == "run":
+    if source_reader(source.kind).curated:
         # An earlier curate run: documents are already in our schema; keep them whole.
         for batch in parquet.iter_batches(batch_size=batch_size):
             counters["source.records"] += batch.num_rows
@@ -165,3 +193,12 @@ def _read_jsonl(source: SourceSpec, path: str, counters: Counters, problems, bat
 
 def is_document_batch(batch: pa.RecordBatch) -> bool:
     return "text" in batch.schema.names and batch.schema.names == DOCUMENT_SCHEMA.names
+
+
+# source kind -> its reader. A new kind: a reader here, and its name in SourceSpec.kind (curate/recipe.py).
+READERS: dict[str, SourceReader] = {
+    "warc": SourceReader(_read_warc, yields_records=True),
+    "parquet": SourceReader(_read_parquet),
+    "jsonl": SourceReader(_read_jsonl),
+    "run": SourceReader(_read_parquet, curated=True, folder_glob=os.path.join("documents", "*.parquet")),
+}

@@ -73,13 +73,6 @@ class Stage:
     def setup(self) -> None:
         pass
 
-    # Optional: get the process ready for setup() (imports, caches) without keeping anything
-    # on this object. A Spark worker calls it from a background thread once it has finished
-    # its share of an earlier segment, so the first task of this stage does not pay for it.
-    # Errors are ignored there: setup() raises them where they belong.
-    def warm_up(self) -> None:
-        pass
-
     def ensure_setup(self) -> None:
         if not self._ready:
             self.setup()

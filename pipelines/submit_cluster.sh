@@ -26,6 +26,6 @@ exec_args=(
   --conf "spark.pyspark.python=$python"
   --conf "spark.pyspark.driver.python=$python"
   "$@"
-  "$root/pipelines/curate.py" "$recipe" --output "$output"
+  "$root/pipelines/run_recipe.py" "$recipe" --output "$output"
 )
 "$spark_home/bin/spark-submit" "${exec_args[@]}"

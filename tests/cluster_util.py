@@ -245,7 +245,7 @@ class StandaloneCluster:
         self.stop()
 
     def submit(self, recipe: Path, output: Path, py_files: Path, extra_args: list[str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-        """``spark-submit --master spark://... --py-files curate.zip pipelines/curate.py RECIPE``."""
+        """``spark-submit --master spark://... --py-files curate.zip pipelines/run_recipe.py RECIPE``."""
         cmd = [
             os.path.join(spark_home(), "bin", "spark-submit"),
             "--master", self.url,
@@ -255,7 +255,7 @@ class StandaloneCluster:
             "--conf", f"spark.pyspark.python={PYTHON}",
             "--conf", f"spark.pyspark.driver.python={PYTHON}",
             "--conf", "spark.ui.enabled=false",
-            str(ROOT / "pipelines" / "curate.py"),
+            str(ROOT / "pipelines" / "run_recipe.py"),
             str(recipe),
             "--output", str(output),
             *(extra_args or []),

@@ -1,4 +1,4 @@
-"""curate/spark/class_archive.py: the per-machine JVM class archive for faster Spark start-up."""
+"""curate/speedups/class_archive.py: the per-machine JVM class archive for faster Spark start-up."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from curate.spark import class_archive
+from curate.speedups import class_archive
 
 ROOT = Path(__file__).resolve().parent.parent
 

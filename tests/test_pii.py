@@ -27,7 +27,8 @@ from curate.pii import (
     phone_stretches,
     resolve_overlaps,
 )
-from curate.recipe import RecipeError, convert_dataclass, load_recipe
+from curate.config import from_dict
+from curate.recipe import RecipeError, load_recipe
 from curate.schema import documents_from_pylist, scores_of
 from curate.stage import StageContext, StageError, run_map_stages
 from process_util import fresh_python
@@ -88,7 +89,7 @@ def test_unknown_entity_is_rejected_with_the_valid_names():
 
 def test_recipe_loader_reports_the_stage_path():
     with pytest.raises(RecipeError, match=r"r.yaml: stages\[0\]: entities: unknown EMAIL"):
-        convert_dataclass({"entities": ["EMAIL"]}, PiiParams, "r.yaml", "stages[0]")
+        from_dict(PiiParams, {"entities": ["EMAIL"]}, "stages[0]", "r.yaml")
 
 
 def test_names_and_places_need_a_named_spacy_model():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import shutil
 
 import duckdb
 import pyarrow as pa
@@ -13,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT
-from curate.pipeline import main, run_recipe, summary_lines
+from curate.pipeline import run_recipe, summary_lines
 from curate.recipe import load_recipe
 from curate.spark.job import RunExistsError
-from curate.tokenize import DocumentTokenizer
+from curate.tokens import DocumentTokenizer
 
 DEMO = str(ROOT / "pipelines" / "recipes" / "demo.yaml")
 
@@ -145,16 +144,16 @@ def test_summary_names_output(demo_run):
 def test_global_stage_plan_gets_the_true_live_count(spark, tmp_path, monkeypatch, mixed):
     """The count that picks dedup's plan comes from the map stages' counters when they saw
     every document (no Spark job), else from Spark; either way it is the true number."""
-    from curate.spark.job import CurationJob
+    from curate.spark import job
 
     seen: list[int | None] = []
-    run_global = CurationJob._run_global
+    run_global = job.run_global_stage
 
-    def spy(self, stage, live, live_docs):
+    def spy(stage, live, output, live_docs):
         seen.append(live_docs)
-        return run_global(self, stage, live, live_docs)
+        return run_global(stage, live, output, live_docs)
 
-    monkeypatch.setattr(CurationJob, "_run_global", spy)
+    monkeypatch.setattr(job, "run_global_stage", spy)
     overrides = {"output": str(tmp_path / "run")}
     if mixed:  # WARC pages and ready-made documents: the latter skip "extract", the last map stage
         overrides["sources"] = [

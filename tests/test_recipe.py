@@ -221,3 +221,14 @@ def test_reference_documents_every_stage_key():
 @pytest.mark.parametrize("path", sorted((ROOT / "pipelines" / "recipes").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_recipes_are_valid(path):
     load_recipe(str(path))
+
+
+def test_unknown_source_kind_lists_the_readers(tmp_path):
+    e = error_of(tmp_path, base(sources=f"""
+    sources:
+      - name: web
+        kind: tsv
+        paths: ["{WARCS}/*.warc.gz"]
+    """))
+    assert e.path == "sources[0].kind"
+    assert e.message == "unknown source kind 'tsv'; expected one of: warc, parquet, jsonl, run"

@@ -6,7 +6,6 @@ import pickle
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 

@@ -366,12 +366,12 @@ def load_ablation_file(path: str) -> tuple[list, dict, AblationOptions]:
     """An ablation YAML: ``recipes:`` (relative to the file), run settings and any option."""
     import yaml
 
-    from curate.recipe import RecipeError, convert_dataclass
+    from curate.config import ConfigError, from_dict
 
     with open(path, encoding="utf-8") as fh:
         raw = yaml.safe_load(fh) or {}
     if not isinstance(raw, dict) or "recipes" not in raw:
-        raise RecipeError(os.path.basename(path), "", "an ablation file needs a 'recipes:' list")
+        raise ConfigError(os.path.basename(path), "", "an ablation file needs a 'recipes:' list")
     base = os.path.dirname(os.path.abspath(path))
     recipes = [os.path.normpath(os.path.join(base, r)) for r in raw.pop("recipes")]
     settings = {k: raw.pop(k) for k in ("out", "runs_dir", "tokenizer", "master") if k in raw}
@@ -381,7 +381,7 @@ def load_ablation_file(path: str) -> tuple[list, dict, AblationOptions]:
     for spec in raw.get("eval_sets", []) or []:
         if isinstance(spec, dict) and "path" in spec:
             spec["path"] = os.path.normpath(os.path.join(base, spec["path"]))
-    return recipes, settings, convert_dataclass(raw, AblationOptions, os.path.basename(path), "")
+    return recipes, settings, from_dict(AblationOptions, raw, "", os.path.basename(path))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -257,7 +257,7 @@ def shards_from_texts(
 ) -> dict:
     """Tokenize documents (EOS appended, as curation runs do) and write them as token shards."""
     from curate.schema import TOKENS_SCHEMA, document_id
-    from curate.tokenize import DocumentTokenizer
+    from curate.tokens import DocumentTokenizer
 
     encoded = DocumentTokenizer(tokenizer_path, eos_token).encode(texts)
     rows = [

@@ -30,11 +30,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from curate.config import deep_merge, from_dict
 from trainer.data import Layout, TokenStream, eval_batches, make_loader
 from trainer.model import GPT, config_for
 
 
-# --- configuration (YAML -> dataclasses, type-checked with the recipe loader's converter) -------
+# --- configuration (YAML -> dataclasses through curate.config: one converter, one merge) -------
 
 
 @dataclass
@@ -132,20 +133,11 @@ def load_config(path: str, overrides: dict | None = None) -> TrainConfig:
 
     with open(path, encoding="utf-8") as fh:
         raw = yaml.safe_load(fh) or {}
-    return parse_config(_merge(raw, overrides or {}), os.path.basename(path))
+    return parse_config(deep_merge(raw, overrides or {}), os.path.basename(path))
 
 
 def parse_config(raw: dict, file: str = "<config>") -> TrainConfig:
-    from curate.recipe import convert_dataclass
-
-    return convert_dataclass(raw, TrainConfig, file, "")
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = _merge(out.get(key) or {}, value) if isinstance(value, dict) else value
-    return out
+    return from_dict(TrainConfig, raw, "", file)
 
 
 # --- distributed set-up ------------------------------------------------------------------------

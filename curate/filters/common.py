@@ -24,21 +24,21 @@ def threshold_or_none(value: float | None, name: str, low: float | None = None, 
 class RuleStage(Stage):
     """A stage whose rules look at one document's text at a time."""
 
-    # A check returns None to keep the document, or (rule, value) to remove it.
-    def check_text(self, text: str) -> tuple[str, float] | None:  # rule sets override
+    # A verdict is None to keep the document, or (rule, value) to remove it.
+    def text_verdict(self, text: str) -> tuple[str, float] | None:  # rule sets override
         raise NotImplementedError
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        return self.apply_checks(batch, self.check_text)
+        return self.apply_verdicts(batch, self.text_verdict)
 
-    def apply_checks(self, batch: pa.RecordBatch, check: Callable[[str], tuple[str, float] | None]) -> pa.RecordBatch:
+    def apply_verdicts(self, batch: pa.RecordBatch, verdict_of: Callable[[str], tuple[str, float] | None]) -> pa.RecordBatch:
         texts = batch.column("text").to_pylist()
         reasons: list[str | None] = [None] * len(texts)
         values: list[float | None] = [None] * len(texts)
         mask = np.zeros(len(texts), dtype=bool)
         prefix = self.name + "."
         for i, text in enumerate(texts):
-            verdict = check(text or "")
+            verdict = verdict_of(text or "")
             if verdict is not None:
                 rule, value = verdict
                 mask[i] = True

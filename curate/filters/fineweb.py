@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from curate.filters.common import RuleStage, threshold_or_none
-from curate.filters.gopher import _duplicates
-from curate.filters.text import cached_words, sentence_terminals
+from curate.filters.text import cached_words, repeated_items, sentence_terminals
 
 
 @dataclass
@@ -46,7 +45,7 @@ class FineWebStage(RuleStage):
     def setup(self) -> None:
         self._stop_chars = tuple(self.params.stop_chars) if self.params.stop_chars is not None else tuple(sentence_terminals())
 
-    def check_text(self, text: str) -> tuple[str, float] | None:
+    def text_verdict(self, text: str) -> tuple[str, float] | None:
         p = self.params
         lines = [line for line in text.split("\n") if line.strip()]
         if not lines:
@@ -62,7 +61,7 @@ class FineWebStage(RuleStage):
             if ratio > p.max_short_line_ratio:
                 return "short_line_ratio", ratio
         if p.max_char_dup_ratio is not None:
-            ratio = _duplicates(lines)[1] / (len(text) - text.count("\n"))
+            ratio = repeated_items(lines)[1] / (len(text) - text.count("\n"))
             if ratio > p.max_char_dup_ratio:
                 return "char_dup_ratio", ratio
         if p.max_newline_word_ratio is not None:

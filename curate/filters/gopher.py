@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from curate.filters.common import RuleStage, threshold_or_none
-from curate.filters.text import LINE_RUNS, PARAGRAPH_BREAK, cached_words, has_alpha, is_symbol_word
+from curate.filters.text import LINE_RUNS, PARAGRAPH_BREAK, cached_words, has_alpha, is_symbol_word, repeated_items
 
 GOPHER_STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
 
@@ -51,7 +51,7 @@ class GopherQualityStage(RuleStage):
         self._stop_words = frozenset(self.params.stop_words)
         self._bullets = tuple(self.params.bullet_starts)
 
-    def check_text(self, text: str) -> tuple[str, float] | None:
+    def text_verdict(self, text: str) -> tuple[str, float] | None:
         p = self.params
         words = cached_words(text)
         n_words = len(words)
@@ -130,20 +130,6 @@ class GopherRepetitionParams:
                 threshold_or_none(frac, f"{table}.{n}", 0.0, 1.0)
 
 
-def _duplicates(items: list[str]) -> tuple[int, int]:
-    """(number of items seen before, characters in those items)."""
-    seen: set[str] = set()
-    count = 0
-    chars = 0
-    for item in items:
-        if item in seen:
-            count += 1
-            chars += len(item)
-        else:
-            seen.add(item)
-    return count, chars
-
-
 # Odd 64-bit multiplier for the n-gram rolling hash; collisions need ~2^32 n-grams in one doc.
 _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
@@ -159,19 +145,19 @@ class GopherRepetitionStage(RuleStage):
     kind = "gopher_repetition"
     Params = GopherRepetitionParams
 
-    def check_text(self, text: str) -> tuple[str, float] | None:
+    def text_verdict(self, text: str) -> tuple[str, float] | None:
         p = self.params
         if not text:
             return None
         text_length = len(text)
         paragraphs = PARAGRAPH_BREAK.split(text.strip())
-        dup_count, dup_chars = _duplicates(paragraphs)
+        dup_count, dup_chars = repeated_items(paragraphs)
         if p.max_dup_para_frac is not None and dup_count / len(paragraphs) > p.max_dup_para_frac:
             return "dup_para_frac", dup_count / len(paragraphs)
         if p.max_dup_para_char_frac is not None and dup_chars / text_length > p.max_dup_para_char_frac:
             return "dup_para_char_frac", dup_chars / text_length
         lines = LINE_RUNS.split(text)
-        dup_count, dup_chars = _duplicates(lines)
+        dup_count, dup_chars = repeated_items(lines)
         if p.max_dup_line_frac is not None and dup_count / len(lines) > p.max_dup_line_frac:
             return "dup_line_frac", dup_count / len(lines)
         if p.max_dup_line_char_frac is not None and dup_chars / text_length > p.max_dup_line_char_frac:

@@ -118,3 +118,17 @@ def count_sentences(line: str) -> int:
     if any(ch.isalnum() for ch in stripped[last_end:]):
         count += 1
     return max(count, 1)
+
+
+def repeated_items(items: list[str]) -> tuple[int, int]:
+    """(number of items seen before, characters in those items)."""
+    seen: set[str] = set()
+    count = 0
+    chars = 0
+    for item in items:
+        if item in seen:
+            count += 1
+            chars += len(item)
+        else:
+            seen.add(item)
+    return count, chars

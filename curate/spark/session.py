@@ -8,7 +8,8 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from curate.spark import class_archive
+from curate import speedups
+from curate.speedups import class_archive
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def spark_session(
     base_options = _driver_java_options(settings.get("spark.driver.extraJavaOptions", ""), starts_jvm)
     if base_options:
         settings["spark.driver.extraJavaOptions"] = base_options
-    archive = class_archive.ensure() if starts_jvm else None
+    archive = class_archive.existing() if starts_jvm else None
     if archive is not None:
         settings["spark.driver.extraJavaOptions"] = f"{base_options} {class_archive.java_options_for_use(archive)}".strip()
     for key, value in settings.items():
@@ -100,9 +101,9 @@ def _driver_java_options(options: str, starts_jvm: bool) -> str:
     """The user's driver options, plus the C1-only JIT for a JVM curate launches.
 
     Left out when the user's options choose a JIT themselves, or with
-    ``CURATE_JVM_QUICK_JIT=off``. Executors (on a cluster) are never touched.
+    ``CURATE_JVM_QUICK_JIT=off`` (or ``CURATE_SPEEDUPS=off``). Executors (on a cluster) are never touched.
     """
-    if not starts_jvm or class_archive.switched_off("CURATE_JVM_QUICK_JIT"):
+    if not starts_jvm or not speedups.enabled("quick_jit"):
         return options
     if "TieredStopAtLevel" in options or "TieredCompilation" in options:
         return options

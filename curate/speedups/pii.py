@@ -28,11 +28,11 @@ from typing import Callable, Iterator
 
 import regex
 
-from curate.speedups import speedup_switched_on
+from curate import speedups
 
 log = logging.getLogger(__name__)
 
-SWITCH = "CURATE_SPEEDUP_PII"
+SWITCH = speedups.ITEMS["pii"]
 # (module, attribute path) of every private name the phone gate and the memo rely on.
 TARGETS = [
     ("phonenumbers.phonenumbermatcher", "_PATTERN"),
@@ -63,7 +63,7 @@ def missing_targets() -> list[str]:
 
 def enabled() -> bool:
     """Whether the PII speed-ups apply: switched on and every target present (else a warning, once)."""
-    if not speedup_switched_on(SWITCH):
+    if not speedups.enabled("pii"):
         return False
     missing = missing_targets()
     if missing:

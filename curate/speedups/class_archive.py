@@ -8,9 +8,11 @@ run loads into an archive (``-XX:ArchiveClassesAtExit``) and map it at the next 
 
 How it is kept safe:
 
-* The archive is built once per (Java binary, pyspark install) by a separate, short training
-  run (:func:`build`): a Spark session that runs the kinds of jobs curate runs (Arrow maps,
-  Parquet, shuffles, windows, joins), stopped and waited for, so the JVM has finished writing
+* The archive is built on request (``curate warm-cache``), once per (Java binary, pyspark
+  install), by a separate, short training run (:func:`build`), never by a run: building it
+  costs a fresh machine ~45 s and ~190 MB, more than it ever saves that first run. A run
+  uses it when it exists (:func:`existing`). The training run is a Spark session that runs
+  the kinds of jobs curate runs (Arrow maps, Parquet, shuffles, windows, joins), stopped and waited for, so the JVM has finished writing
   the archive before it is renamed into place. A half-written archive can crash the JVM, so
   nothing but a complete one ever carries the final name.
 * It lives in ``$CURATE_CACHE_DIR`` (default ``~/.cache/curate``), ``jvm-classes-<key>.jsa``,
@@ -21,7 +23,8 @@ How it is kept safe:
   match its class path ignores it (``-Xshare:auto``, the default).
 * ``curate.spark.session`` retries without the archive, and deletes it, if a JVM started with
   it exits before Spark comes up.
-* ``CURATE_JVM_CLASS_ARCHIVE=off`` turns it off; a cache folder that cannot be written does too.
+* ``CURATE_JVM_CLASS_ARCHIVE=off`` or ``CURATE_SPEEDUPS=off`` turns it off; a cache folder that
+  cannot be written does too.
 
 Only JVMs that curate itself launches use it (``curate run``, local or with ``--master``); under
 ``spark-submit`` the JVM is already running when Python starts.
@@ -39,21 +42,17 @@ import sys
 import tempfile
 import time
 
+from curate import speedups
+
 log = logging.getLogger(__name__)
 
-ENV_SWITCH = "CURATE_JVM_CLASS_ARCHIVE"
 # -Xlog: the archive step logs one warning per class it cannot store (signed jars, old class
 # versions); at start-up a mismatched archive would warn too. Neither helps a user.
 QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 
 
-def switched_off(variable: str) -> bool:
-    """Whether the on/off environment switch ``variable`` says off ("off", "0", "false", "no")."""
-    return os.environ.get(variable, "on").strip().lower() in ("off", "0", "false", "no")
-
-
 def enabled() -> bool:
-    return not switched_off(ENV_SWITCH)
+    return speedups.enabled("class_archive")
 
 
 def cache_dir() -> str:
@@ -93,6 +92,17 @@ def java_options_for_use(path: str) -> str:
     return f"-XX:SharedArchiveFile={path} {QUIET} -XX:ErrorFile={os.path.join(os.path.dirname(path), 'hs_err_pid%p.log')}"
 
 
+def existing() -> str | None:
+    """The archive's path when it is on and already built; never builds (a run's critical path calls this)."""
+    if not enabled():
+        return None
+    try:
+        path = archive_path()
+    except OSError:
+        return None
+    return path if path is not None and os.path.exists(path) else None
+
+
 def ensure(timeout_s: float = 600) -> str | None:
     """The archive's path, building it first if needed; None when off or it cannot be built."""
     if not enabled():
@@ -114,11 +124,11 @@ def ensure(timeout_s: float = 600) -> str | None:
         if os.path.exists(path):
             return path
         print(f"curate: building the JVM class archive for faster Spark start-up (once per machine and Python environment; delete the file to reclaim its space): {path}", file=sys.stderr)
-        env = dict(os.environ, **{ENV_SWITCH: "off"})
+        env = dict(os.environ, **{speedups.ITEMS["class_archive"]: "off"})
         started = time.time()
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "curate.spark.class_archive", path],
+                [sys.executable, "-m", "curate.speedups.class_archive", path],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -143,7 +153,7 @@ def discard(path: str) -> None:
 def build(path: str) -> None:
     """The training run: Spark jobs like curate's, then the JVM's exit writes the archive.
 
-    Runs in its own interpreter (``python -m curate.spark.class_archive PATH``) because only a
+    Runs in its own interpreter (``python -m curate.speedups.class_archive PATH``) because only a
     JVM started with ``-XX:ArchiveClassesAtExit`` records, and it writes at exit.
     """
     import pyarrow as pa

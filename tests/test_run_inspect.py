@@ -12,7 +12,7 @@ import pytest
 from curate.filters.c4 import C4Params, C4Stage
 from curate.filters.fineweb import FineWebParams, FineWebStage
 from curate.filters.gopher import GopherQualityParams, GopherQualityStage, GopherRepetitionParams, GopherRepetitionStage
-from curate.inspect import funnel_entries, main
+from curate.run_inspect import funnel_entries, main
 from curate.stage import run_map_stages
 from filters_pages import load_pages, pages_batch
 

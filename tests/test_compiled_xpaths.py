@@ -1,4 +1,4 @@
-"""curate.xpath_guard: compiled selections return exactly the nodes of trafilatura's XPaths."""
+"""curate.speedups.compiled_xpaths: compiled selections return exactly the nodes of trafilatura's XPaths."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from lxml.etree import XPath
 import lxml.html
 import trafilatura.utils
 import trafilatura.xpaths
-from curate import xpath_guard
+from curate.speedups import compiled_xpaths
 from curate.extract import html_to_text
 from curate.warc import read_warc
 from trafilatura.utils import load_html
@@ -26,7 +26,7 @@ EXPECTATIONS = json.loads((DATA / "html" / "expectations.json").read_text())
 
 def trafilatura_xpaths() -> list[tuple[str, XPath]]:
     """Every XPath in trafilatura.xpaths' lists, as shipped (guard uninstalled)."""
-    xpath_guard.uninstall()
+    compiled_xpaths.uninstall()
     found = []
     for name, value in vars(trafilatura.xpaths).items():
         if isinstance(value, list):
@@ -38,8 +38,8 @@ ORIGINALS = trafilatura_xpaths()
 COMPILED = []
 for _name, _xpath in ORIGINALS:
     try:
-        COMPILED.append((_name, _xpath, xpath_guard.compile_selection(_xpath)))
-    except xpath_guard.Unsupported:
+        COMPILED.append((_name, _xpath, compiled_xpaths.compile_selection(_xpath)))
+    except compiled_xpaths.Unsupported:
         pass
 
 
@@ -92,31 +92,31 @@ def test_same_nodes_as_libxml2_on_real_pages():
 
 
 def test_extracted_text_is_unchanged_on_real_pages():
-    xpath_guard.uninstall()
+    compiled_xpaths.uninstall()
     settings_list = [{}, {"favor": "precision"}, {"fallbacks": False}]
     before = [[html_to_text(html, **options) for html in PAGES] for options in settings_list]
-    assert xpath_guard.install() >= 15 and xpath_guard.installed()
+    assert compiled_xpaths.install() >= 15 and compiled_xpaths.installed()
     after = [[html_to_text(html, **options) for html in PAGES] for options in settings_list]
     assert after == before
     assert sum(text is not None for text in after[0]) > 40
 
 
 def test_install_is_idempotent_and_uninstall_restores():
-    count = xpath_guard.install()
-    assert xpath_guard.install() == count
-    assert isinstance(trafilatura.xpaths.OVERALL_DISCARD_XPATH[0], xpath_guard.CompiledSelection)
-    xpath_guard.uninstall()
-    assert not xpath_guard.installed()
+    count = compiled_xpaths.install()
+    assert compiled_xpaths.install() == count
+    assert isinstance(trafilatura.xpaths.OVERALL_DISCARD_XPATH[0], compiled_xpaths.CompiledSelection)
+    compiled_xpaths.uninstall()
+    assert not compiled_xpaths.installed()
     assert [x for _, x in trafilatura_xpaths()] == [x for _, x in ORIGINALS]
     assert type(trafilatura.utils.HTML_PARSER.makeelement("form")) is lxml.html.FormElement
-    xpath_guard.install()
+    compiled_xpaths.install()
     assert type(trafilatura.utils.HTML_PARSER.makeelement("form")) is lxml.html.FormElement
     assert type(load_html("<html><body><form><input name=q></form></body></html>").find(".//input")) is lxml.html.InputElement
 
 
 def check(xpath: str, html: str) -> list[str]:
-    original = XPath(xpath, namespaces={"re": xpath_guard.REGEXP_NS})
-    compiled = xpath_guard.compile_selection(original)
+    original = XPath(xpath, namespaces={"re": compiled_xpaths.REGEXP_NS})
+    compiled = compiled_xpaths.compile_selection(original)
     tree = load_html(html)
     expected, got = paths(tree, original(tree)), paths(tree, compiled(tree))
     assert got == expected
@@ -169,10 +169,10 @@ def test_positions_and_unions_the_compiler_must_follow():
 
 
 def test_remembered_regex_results_stay_right_when_the_memory_fills(monkeypatch):
-    monkeypatch.setattr(xpath_guard, "_MEMO_LIMIT", 3)
-    original = XPath(".//div[re:test(@class, 'ad|promo')]", namespaces={"re": xpath_guard.REGEXP_NS})
-    compiled = xpath_guard.compile_selection(original)
-    long_class = "promo " + "x" * xpath_guard._MEMO_LONGEST
+    monkeypatch.setattr(compiled_xpaths, "_MEMO_LIMIT", 3)
+    original = XPath(".//div[re:test(@class, 'ad|promo')]", namespaces={"re": compiled_xpaths.REGEXP_NS})
+    compiled = compiled_xpaths.compile_selection(original)
+    long_class = "promo " + "x" * compiled_xpaths._MEMO_LONGEST
     classes = ["ad", "nav", "promo-box", "menu", "lede", "ad", long_class, "nav", "menu"]
     page = "<html><body>" + "".join(f'<div class="{c}">{i}</div>' for i, c in enumerate(classes)) + "<div>plain</div></body></html>"
     tree = load_html(page)
@@ -186,17 +186,17 @@ def test_elements_without_attributes_are_skipped_only_when_they_cannot_match():
     page = "<html><body><div>a</div><div class=x>b</div><p>c</p></body></html>"
     # not(@class) is true without attributes: the bare elements must still be tested
     assert check(".//div[not(@class)]", page) == ["/html/body/div[1]"]
-    assert "if not items" not in xpath_guard.CompiledSelection(None, ".//div[not(@class)]").source
+    assert "if not items" not in compiled_xpaths.CompiledSelection(None, ".//div[not(@class)]").source
     assert check(".//*[self::p or @class='x']", page) == ["/html/body/div[2]", "/html/body/p"]
-    assert "if not items" not in xpath_guard.CompiledSelection(None, ".//*[self::p or @class='x']").source
+    assert "if not items" not in compiled_xpaths.CompiledSelection(None, ".//*[self::p or @class='x']").source
     assert check(".//*[@class='x']", page) == ["/html/body/div[2]"]
-    assert "if not items" in xpath_guard.CompiledSelection(None, ".//*[@class='x']").source
+    assert "if not items" in compiled_xpaths.CompiledSelection(None, ".//*[@class='x']").source
 
 
 def test_invalid_characters_are_removed_exactly_as_trafilatura_does():
-    xpath_guard.install()
+    compiled_xpaths.install()
     patched = trafilatura.utils.INVALID_XML_CHARS
-    assert isinstance(patched, xpath_guard._InvalidCharsFirstChecked)
+    assert isinstance(patched, compiled_xpaths._InvalidCharsFirstChecked)
     original = patched.pattern
     for code in range(0x10000):  # every BMP character, alone and in a page
         if 0xD800 <= code < 0xE000:
@@ -207,26 +207,26 @@ def test_invalid_characters_are_removed_exactly_as_trafilatura_does():
     assert patched.sub("", page) is page  # nothing to remove: the page itself, not a copy
     dirty = page[:100] + "\x0b\x00" + page[100:] + "\uffff"
     assert patched.sub("", dirty) == original.sub("", dirty) == page
-    xpath_guard.uninstall()
+    compiled_xpaths.uninstall()
     assert trafilatura.utils.INVALID_XML_CHARS is original
-    xpath_guard.install()
+    compiled_xpaths.install()
 
 
 def test_outside_the_subset_is_refused():
     for xpath in [".//div[2]", "(.//div)[2]", ".//div[1][@id]", "(.//div)[1]/p", ".//a|", "//div",
                   ".//div[position() > 1]", ".//div[@x:y]", ".//div[count(p) = 2]", ".//div[re:test(@id, '(')]"]:
-        with pytest.raises(xpath_guard.Unsupported):
-            xpath_guard.CompiledSelection(None, xpath)
+        with pytest.raises(compiled_xpaths.Unsupported):
+            compiled_xpaths.CompiledSelection(None, xpath)
 
 
 def test_anything_but_an_element_goes_to_the_original():
     original = trafilatura.xpaths.OVERALL_DISCARD_XPATH
-    xpath_guard.uninstall()
+    compiled_xpaths.uninstall()
     expression = original[0]
-    compiled = xpath_guard.compile_selection(expression)
+    compiled = compiled_xpaths.compile_selection(expression)
     tree = load_html("<html><body><div class='sidebar'>x</div></body></html>")
     assert compiled(tree.getroottree()) == expression(tree.getroottree())
-    xpath_guard.install()
+    compiled_xpaths.install()
 
 
 # generated trees: tags and attribute values built from the selections' own vocabulary

@@ -10,22 +10,48 @@ The functions are compiled by numba on first use and cached next to this file (o
 numba's user cache directory when that is read-only), so a Spark worker pays the compile
 once per machine, not once per task. ``tests/test_dedup.py`` checks every result against
 ``hashlib`` and against datasketch.
+
+Switched off (``CURATE_SPEEDUP_MINHASH_KERNELS=off`` or ``CURATE_SPEEDUPS=off``) the same
+functions run as plain Python: the same signatures, some hundred times slower.
 """
 
 from __future__ import annotations
 
-import numba
+import functools
+
 import numpy as np
+
+from curate import speedups
+
+
+def _plain(function):
+    # The arithmetic wraps on purpose (as it does compiled); NumPy scalars would warn on each wrap.
+    @functools.wraps(function)
+    def run(*args):
+        with np.errstate(over="ignore"):
+            return function(*args)
+
+    return run
+
+
+def _compiled(**options):
+    """numba's ``njit`` (cached, GIL released) when this speed-up is on, else the plain function."""
+    if not speedups.enabled("minhash_kernels"):
+        return _plain
+    import numba
+
+    return numba.njit(cache=True, nogil=True, **options)
+
 
 _M32 = np.uint64(0xFFFFFFFF)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@_compiled(inline="always")
 def _rol(x, n):
     return ((x << np.uint64(n)) | (x >> np.uint64(32 - n))) & _M32
 
 
-@numba.njit(cache=True, nogil=True)
+@_compiled()
 def _sha1_first_word(msg, length, w):
     """First 4 digest bytes, little endian, of SHA-1(msg[:length]) (datasketch's sha1_hash32).
 
@@ -88,7 +114,7 @@ LANES = 32
 _ONE_BLOCK = 55
 
 
-@numba.njit(cache=True, nogil=True)
+@_compiled()
 def _sha1_lanes(blocks, w, out, where, count):
     """First digest word (as sha1_hash32) of ``count`` padded one-block messages in ``blocks``."""
     for t in range(16):
@@ -139,7 +165,7 @@ def _sha1_lanes(blocks, w, out, where, count):
         out[where[lane]] = ((h0 & 0xFF) << 24) | ((h0 & 0xFF00) << 8) | ((h0 >> 8) & 0xFF00) | (h0 >> 24)
 
 
-@numba.njit(cache=True, nogil=True)
+@_compiled()
 def _sha1_spans(buffer, first, length):
     """sha1_hash32 of ``buffer[first[i] : first[i] + length[i]]`` for every i."""
     n = len(first)
@@ -175,7 +201,7 @@ def _sha1_spans(buffer, first, length):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@_compiled()
 def shingle_sha1_hash32(data, word_offsets, start, end, ngram):
     """sha1_hash32 of each shingle, the shingle being words ``start[i] .. min(start[i] + ngram,
     end[i]) - 1`` of the word array (``data`` its UTF-8 bytes, ``word_offsets`` its offsets)
@@ -201,13 +227,13 @@ def shingle_sha1_hash32(data, word_offsets, start, end, ngram):
     return _sha1_spans(spaced, first, length)
 
 
-@numba.njit(cache=True, nogil=True)
+@_compiled()
 def sha1_hash32_values(data, offsets):
     """sha1_hash32 of each value of a binary array (``data`` its bytes, ``offsets`` its offsets)."""
     return _sha1_spans(data, offsets[:-1], offsets[1:] - offsets[:-1])
 
 
-@numba.njit(cache=True, nogil=True)
+@_compiled()
 def affine32_minima(doc_index, mixed, a, b, signatures):
     """signatures[doc_index[i], p] = min(.., uint32(mixed[i] * a[p] + b[p])) for every shingle i.
 

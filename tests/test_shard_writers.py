@@ -1,4 +1,4 @@
-"""The job's shard writers, run as Spark runs them (an iterator of sorted batches per task) but
+"""curate/spark/shard_writers.py: the shard writers, run as Spark runs them (an iterator of sorted batches per task) but
 without Spark: the one-pass final writer must produce exactly the files of the three separate
 writes it replaced (which the mixture path still uses)."""
 
@@ -16,10 +16,8 @@ import pytest
 
 from curate.schema import DOCUMENT_SCHEMA, TOKENS_SCHEMA, documents_from_pylist
 from curate.shards import list_shards, shard_index
-from curate.spark import job
-from curate.spark.job import _write_final_shards, _write_shards
-from curate.stage import Stage
-from curate.tokenize import DocumentTokenizer
+from curate.spark.shard_writers import final_shard_writer, shard_writer
+from curate.tokens import DocumentTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 N_SHARDS = 3
@@ -73,12 +71,12 @@ def test_one_pass_writer_equals_three_separate_writes(tmp_path, documents, token
 
     separate = tmp_path / "separate"
     expected = []
-    expected += run_writer(_write_shards(str(separate / "documents"), "part", DOCUMENT_SCHEMA, "zstd", 4, None), kept, 1000)
-    expected += run_writer(_write_shards(str(separate / "rejected"), "part", DOCUMENT_SCHEMA, "zstd", 4, None, count_reasons=True), rejected, 1000)
-    expected += run_writer(_write_shards(str(separate / "tokens"), "shard", TOKENS_SCHEMA, "zstd", 4, "n_tokens"), tokens, 1000)
+    expected += run_writer(shard_writer(str(separate / "documents"), "part", DOCUMENT_SCHEMA, "zstd", 4, None), kept, 1000)
+    expected += run_writer(shard_writer(str(separate / "rejected"), "part", DOCUMENT_SCHEMA, "zstd", 4, None, count_reasons=True), rejected, 1000)
+    expected += run_writer(shard_writer(str(separate / "tokens"), "shard", TOKENS_SCHEMA, "zstd", 4, "n_tokens"), tokens, 1000)
 
     one_pass = tmp_path / "one"
-    got = run_writer(_write_final_shards(str(one_pass), "zstd", 4, tokenizer), keyed, batch_rows)
+    got = run_writer(final_shard_writer(str(one_pass), "zstd", 4, tokenizer), keyed, batch_rows)
 
     for folder in ("documents", "rejected", "tokens"):
         assert file_bytes(one_pass / folder) == file_bytes(separate / folder), folder
@@ -104,8 +102,8 @@ def test_one_pass_writer_equals_three_separate_writes(tmp_path, documents, token
 
 def test_one_pass_writer_row_groups_do_not_depend_on_batches(tmp_path, documents, tokenizer):
     keyed = sorted_with_shards(documents)
-    run_writer(_write_final_shards(str(tmp_path / "a"), "zstd", 3, tokenizer), keyed, 1)
-    run_writer(_write_final_shards(str(tmp_path / "b"), "zstd", 3, tokenizer), keyed, 7)
+    run_writer(final_shard_writer(str(tmp_path / "a"), "zstd", 3, tokenizer), keyed, 1)
+    run_writer(final_shard_writer(str(tmp_path / "b"), "zstd", 3, tokenizer), keyed, 7)
     for folder in ("documents", "rejected", "tokens"):
         a, b = file_bytes(tmp_path / "a" / folder), file_bytes(tmp_path / "b" / folder)
         assert a == b and len(a) == N_SHARDS
@@ -118,39 +116,3 @@ def test_one_pass_writer_row_groups_do_not_depend_on_batches(tmp_path, documents
         ids = pq.read_table(path).column("id").to_pylist()
         assert ids == sorted(ids)
     assert np.all(np.diff([len(os.listdir(tmp_path / "a" / f)) for f in ("documents", "rejected", "tokens")]) == 0)
-
-
-class _Recording(Stage):
-    kind = "recording"
-
-    def __init__(self, calls: list, fail: bool = False):
-        super().__init__(None)
-        self.calls, self.fail = calls, fail
-
-    def warm_up(self) -> None:
-        self.calls.append((self.name, job._Worker.files_tasks))
-        if self.fail:
-            raise RuntimeError("a broken model")
-
-
-def test_later_stages_warm_up_once_per_worker_after_its_segment0_tasks(monkeypatch):
-    monkeypatch.setattr(job._Worker, "files_tasks", 0)
-    monkeypatch.setattr(job._Worker, "warm_up", None)
-    calls: list = []
-    first, second = _Recording(calls, fail=True), _Recording(calls)
-    first.name, second.name = "first", "second"
-    job._files_task_started()
-    job._files_task_started()  # two tasks: the worker is still busy after the first ends
-    job._files_task_ended([first, second])
-    thread = job._Worker.warm_up
-    assert thread is not None and thread.daemon
-    thread.join(0.6)
-    assert thread.is_alive() and calls == []  # waits while a segment-0 task runs
-    job._files_task_ended([first, second])  # no second thread
-    assert job._Worker.warm_up is thread
-    thread.join(5)
-    # every stage in order, with no task running; the first one's error is left to setup()
-    assert not thread.is_alive() and calls == [("first", 0), ("second", 0)]
-    job._files_task_started()
-    job._files_task_ended([first, second])
-    assert job._Worker.warm_up is thread and len(calls) == 2

@@ -1,4 +1,4 @@
-"""Faster boilerplate XPaths for trafilatura, with the same results.
+"""Compiled boilerplate XPaths for trafilatura: the same nodes, faster (a speed-up, ``curate.speedups``).
 
 trafilatura 2.x finds boilerplate with XPaths such as
 ``.//*[self::div or self::p or ...][re:test(@class, 'sidebar|banner|...') or ...]``.
@@ -23,7 +23,7 @@ with XPath's own conversions (a node-set's string value is its first node in doc
 ``@a = 'x'`` is true when any attribute node equals, ``re:test`` is ``re.search`` as lxml's
 EXSLT implementation does it). Anything outside the subset (other positions, other axes, other
 functions, other numbers) raises :class:`Unsupported` and that XPath is left as it is. Results are
-in document order, the same nodes as libxml2 returns; ``tests/test_xpath_guard.py`` checks it
+in document order, the same nodes as libxml2 returns; ``tests/test_compiled_xpaths.py`` checks it
 on every page of the evaluation set and on generated trees. Each ``re:test`` remembers its
 answer per subject string (bounded), since class and id values repeat within a page and across
 a site's pages; elements without attributes are passed over when the condition needs one.
@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import re
 import threading
+
+from curate import speedups
 
 REGEXP_NS = "http://exslt.org/regular-expressions"
 
@@ -478,8 +480,20 @@ _lock = threading.Lock()
 _originals: list[tuple[list, int, object]] = []
 
 
+# trafilatura releases these patches were checked against (tests/test_compiled_xpaths.py); a
+# later minor release may change the XPaths' grammar or the patched names, so it runs plain.
+TESTED_TRAFILATURA = ((2, 0), (2, 3))
+
+
 def install() -> int:
-    """Swap trafilatura's compilable XPaths for compiled ones; returns how many. Idempotent."""
+    """Swap trafilatura's compilable XPaths for compiled ones; returns how many. Idempotent.
+
+    Does nothing (returns 0) when switched off (``CURATE_SPEEDUP_COMPILED_XPATHS=off`` or
+    ``CURATE_SPEEDUPS=off``), or, with a warning, when the installed trafilatura is outside
+    :data:`TESTED_TRAFILATURA` or lacks what is patched.
+    """
+    if not speedups.enabled("compiled_xpaths") or not _trafilatura_is_tested():
+        return 0
     from lxml.etree import XPath
 
     import trafilatura.xpaths as xpaths
@@ -499,9 +513,35 @@ def install() -> int:
                     continue
                 value[index] = compiled
                 _originals.append((value, index, expression))
-        _swap_element_lookup(_c_element_lookup())
+        if not _originals:
+            speedups.fall_back("compiled_xpaths", "trafilatura.xpaths holds no XPath lists this module compiles")
+        if _has_parser_lookup():
+            _swap_element_lookup(_c_element_lookup())
         _swap_invalid_chars(True)
         return len(_originals)
+
+
+def _trafilatura_is_tested() -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = speedups.version_tuple(version("trafilatura"))[:2]
+    except PackageNotFoundError:
+        installed = ()
+    low, high = TESTED_TRAFILATURA
+    if not installed or not low <= installed <= high:
+        speedups.fall_back("compiled_xpaths", f"trafilatura {installed} is outside the tested range {low}..{high}")
+        return False
+    return True
+
+
+def _has_parser_lookup() -> bool:
+    import trafilatura.utils as utils
+
+    if callable(getattr(getattr(utils, "HTML_PARSER", None), "set_element_class_lookup", None)):
+        return True
+    speedups.fall_back("compiled_xpaths", "trafilatura.utils.HTML_PARSER is missing; its element lookup is left as it is")
+    return False
 
 
 def _c_element_lookup():
@@ -565,11 +605,15 @@ class _InvalidCharsFirstChecked:
 def _swap_invalid_chars(install: bool) -> None:
     import trafilatura.utils as utils
 
-    current = utils.INVALID_XML_CHARS
-    if install and isinstance(current, re.Pattern) and current.pattern == _INVALID_XML_CHARS and not current.flags & ~re.UNICODE:
-        utils.INVALID_XML_CHARS = _InvalidCharsFirstChecked(current)
-    elif not install and isinstance(current, _InvalidCharsFirstChecked):
-        utils.INVALID_XML_CHARS = current.pattern
+    current = getattr(utils, "INVALID_XML_CHARS", None)
+    if isinstance(current, _InvalidCharsFirstChecked):
+        if not install:
+            utils.INVALID_XML_CHARS = current.pattern
+    elif install:
+        if isinstance(current, re.Pattern) and current.pattern == _INVALID_XML_CHARS and not current.flags & ~re.UNICODE:
+            utils.INVALID_XML_CHARS = _InvalidCharsFirstChecked(current)
+        else:
+            speedups.fall_back("compiled_xpaths", "trafilatura.utils.INVALID_XML_CHARS is not the pattern its pre-check was made for")
 
 
 def uninstall() -> None:
@@ -580,7 +624,8 @@ def uninstall() -> None:
         for holder, index, original in _originals:
             holder[index] = original
         _originals.clear()
-        _swap_element_lookup(html.HtmlElementClassLookup())
+        if _has_parser_lookup():
+            _swap_element_lookup(html.HtmlElementClassLookup())
         _swap_invalid_chars(False)
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
 import pytest
 
 from curate.schema import TOKENS_SCHEMA, documents_from_pylist
-from curate.tokenize import DocumentTokenizer, TokenizerError
+from curate.tokens import DocumentTokenizer, TokenizerError
 
 from conftest import ROOT
 
