@@ -14,7 +14,7 @@ same scorer runs over four extractors in one process:
 
 * ``curate default``: :func:`curate.extract.html_to_text` (trafilatura, our settings)
 * ``curate, favor: precision``: the same with trafilatura's ``favor_precision``
-* ``..., trafilatura's own XPaths``: the same with ``curate.xpath_guard`` uninstalled (the
+* ``..., trafilatura's own XPaths``: the same with ``curate.speedups.compiled_xpaths`` uninstalled (the
   compiled boilerplate selections must give the same text, so only pages/s may differ)
 * ``..., fallbacks: false``: the same without trafilatura's fallback extractors (``fast=True``)
 * ``curate fast``: :func:`curate.extract.html_to_text_fast` (resiliparse, main content)
@@ -184,7 +184,7 @@ def run_set(extractors: dict, pages, scorer, repeat: int) -> dict:
     for name, extract in extractors.items():
         original = getattr(extract, "original_xpaths", False)
         if original:
-            xpath_guard.uninstall()
+            compiled_xpaths.uninstall()
         try:
             results[name] = scorer(extract, pages, repeat)
         finally:
