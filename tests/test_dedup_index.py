@@ -208,7 +208,7 @@ def test_a_lock_from_another_host_is_never_broken(tmp_path):
 def test_a_run_with_other_minhash_settings_is_refused_naming_the_key(tmp_path, pages):
     one, two, _ = snapshots(pages)
     run(tmp_path, one)
-    with pytest.raises(DedupIndexError, match=r"dedup\.minhash\.num_perm: the index has 128, this run asks for 64"):
+    with pytest.raises(DedupIndexError, match=r"dedup\.minhash\.num_perm: the index has 112, this run asks for 64"):
         run(tmp_path, two, minhash=MinHashParams(num_perm=64))
     with pytest.raises(DedupIndexError, match=r"dedup\.index_keep: the index has 'oldest', this run asks for 'newest'"):
         run(tmp_path, two, index_keep="newest")
