@@ -96,3 +96,21 @@ def test_default_sets_are_shipped():
 
     assert [s.name for s in DEFAULT_EVAL_SETS] == ["wiki", "web"]
     assert all(os.path.exists(s.path) and s.about for s in DEFAULT_EVAL_SETS)
+
+
+def test_where_keeps_the_rows_of_the_named_kinds(tmp_path, wikitext):
+    path = tmp_path / "pages.jsonl.gz"
+    rows = [
+        {"main": "an article about rivers", "url": "https://a.org/1", "page_type": "article"},
+        {"main": "buy this lamp now", "url": "https://a.org/2", "page_type": "product"},
+        {"main": "how to install it", "url": "https://a.org/3", "page_type": "documentation"},
+        {"main": None, "url": "https://a.org/4", "page_type": "article"},
+    ]
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(json.dumps(r) for r in rows))
+    spec = EvalSetSpec("prose", str(path), text_field="main", where={"page_type": ["article", "documentation"]})
+    assert read_documents(spec) == [("an article about rivers", "https://a.org/1"), ("how to install it", "https://a.org/3")]
+    with pytest.raises(EvalSetError, match="no field 'kind'"):
+        read_documents(EvalSetSpec("x", str(path), text_field="main", where={"kind": ["a"]}))
+    with pytest.raises(EvalSetError, match="'where' applies to jsonl and parquet"):
+        read_documents(EvalSetSpec("x", wikitext, where={"kind": ["a"]}))

@@ -26,7 +26,7 @@ import gzip
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -52,6 +52,7 @@ class EvalSetSpec:
     max_documents: int | None = None
     detokenize: bool = False  # wikitext only
     language: str | None = None  # keep documents whose fastText language is this code
+    where: dict[str, list[str]] = field(default_factory=dict)  # jsonl/parquet: keep rows whose field is one of these values
     about: str = ""  # what the set measures, for the report
 
     def validate(self) -> None:
@@ -147,6 +148,8 @@ def read_documents(spec: EvalSetSpec) -> list[tuple[str, str | None]]:
     kind = spec.kind if spec.kind != "auto" else guess_kind(spec.path)
     if not os.path.exists(spec.path):
         raise EvalSetError(f"eval set {spec.name!r}: {spec.path}: no such file or folder")
+    if spec.where:
+        return _rows_where(spec, kind)
     if kind == "wikitext":
         lines = _read_lines(spec.path)
         texts = detokenize_wikitext(lines) if spec.detokenize else wikitext_articles(spec.path)
@@ -161,6 +164,25 @@ def read_documents(spec: EvalSetSpec) -> list[tuple[str, str | None]]:
 
     protected = ProtectedSet(spec.name, [spec.path], kind=kind, text_field=spec.text_field, url_field=spec.url_field)
     return list(protected_documents(protected))
+
+
+def _rows_where(spec: EvalSetSpec, kind: str) -> list[tuple[str, str | None]]:
+    """(text, url) of the JSONL/Parquet rows whose ``where`` fields hold one of the given values."""
+    if kind == "jsonl":
+        opener = gzip.open if spec.path.endswith(".gz") else open
+        with opener(spec.path, "rt", encoding="utf-8") as fh:
+            rows = [json.loads(line) for line in fh if line.strip()]
+    elif kind == "parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(spec.path).to_pylist()
+    else:
+        raise EvalSetError(f"eval set {spec.name!r}: 'where' applies to jsonl and parquet sets, not {kind}")
+    for key in spec.where:
+        if rows and key not in rows[0]:
+            raise EvalSetError(f"eval set {spec.name!r}: {spec.path}: no field {key!r} for 'where' (fields: {', '.join(rows[0])})")
+    kept = [r for r in rows if all(str(r.get(k)) in map(str, values) for k, values in spec.where.items())]
+    return [(r.get(spec.text_field), r.get(spec.url_field)) for r in kept if r.get(spec.text_field)]
 
 
 def _document_key(text: str, url: str | None) -> int:
