@@ -56,6 +56,7 @@ class AblationOptions:
     eval_points: int = 4  # evaluations per run, evenly spaced, the last at the end
     eval_sequences: int = 128  # sequences of seq_len scored per eval set
     eval_sets: list[EvalSetSpec] = field(default_factory=lambda: [dataclasses.replace(s) for s in DEFAULT_EVAL_SETS])
+    shuffle: bool = True  # seed k also draws the data order (else every seed reads the data in stream order)
     control: bool = False  # add an A/A control run of the first mix (different data order)
     decontaminate: bool = True  # protect the eval sets in every recipe
     share_prefix: bool = True  # run the stages recipes share once
@@ -262,7 +263,7 @@ def train_config(arm: Arm, seed: int, options: AblationOptions, eval_sets: dict[
             "out_dir": out_dir,
             "seed": seed,
             "model": {"size": options.model},
-            "data": {"train": arm.run_dir, "seq_len": options.seq_len, "shuffle_seed": 1000 * arm.shuffle_offset + seed},
+            "data": {"train": arm.run_dir, "seq_len": options.seq_len, "shuffle_seed": _shuffle_seed(arm, seed, options)},
             "eval": {"sets": eval_sets, "every": max(1, steps // options.eval_points), "max_sequences": options.eval_sequences},
             "optim": {
                 "micro_batch": options.micro_batch,
@@ -277,6 +278,14 @@ def train_config(arm: Arm, seed: int, options: AblationOptions, eval_sets: dict[
         },
         file=f"ablation {arm.name} seed {seed}",
     )
+
+
+def _shuffle_seed(arm: Arm, seed: int, options: AblationOptions) -> int | None:
+    """The data order of one run: drawn from the seed, or the stream's own order; the A/A
+    control always reads its mix in another order than the run it is compared with."""
+    if not options.shuffle and not arm.shuffle_offset:
+        return None
+    return 1000 * arm.shuffle_offset + seed
 
 
 def _train_one(config) -> dict:
