@@ -48,7 +48,8 @@ import xxhash
 
 from curate.dedup_engine import SURVIVOR_ORDER, URL_KEEP, UnionFind, groups_to_rejections, shared_buckets, survivor_rank
 from curate.dedup_index import BUCKET_SCHEMA, EXACT_SCHEMA, SUPERSEDED_SCHEMA, URL_SCHEMA, IndexSession, index_settings, match_earlier, read_earlier
-from curate.schema import DOCUMENT_SCHEMA, conform, reject, scores_of
+from curate.rehydrate import cluster_size_key, copies_table
+from curate.schema import DOCUMENT_SCHEMA, add_scores, conform, reject, scores_of
 from curate.stage import GlobalStage
 
 KeepPolicy = Literal["first_id", "longest", "newest", "oldest", "highest_score"]
@@ -139,10 +140,17 @@ class DedupParams:
     # Across runs, which copy survives: the earlier run's (oldest) or this run's (newest).
     # Not ``keep``: that one chooses within a run, among five policies.
     index_keep: IndexKeep = "oldest"
+    # Up-sampling by cluster size (curate/rehydrate.py): ``fineweb2`` or a step table
+    # ``{smallest cluster size: copies}``; None writes every survivor once.
+    rehydrate: str | dict[int, int] | None = None
 
     def validate(self) -> None:
         if self.minhash is not None:
             self.minhash.check()
+        if self.rehydrate is not None:
+            if self.minhash is None:
+                raise ValueError("rehydrate: needs minhash (it repeats survivors by MinHash cluster size)")
+            copies_table(self.rehydrate)
         if self.index is not None and not self.index.strip():
             raise ValueError("dedup.index: expected a folder path, got an empty string")
         if not (self.exact or self.url or self.minhash is not None):
@@ -798,4 +806,7 @@ class DedupStage(GlobalStage):
             for row in range(batch.num_rows)
             if sizes[row]
         ]
+        if self.params.rehydrate is not None:
+            survivor_sizes = [sizes[row] if sizes[row] and not rejected[row] else None for row in range(batch.num_rows)]
+            batch = add_scores(batch, {cluster_size_key(self.name): survivor_sizes})
         return reject(batch, rejected, f"{self.name}.minhash", sizes, dup_of)

@@ -46,6 +46,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from curate.recipe import Recipe
+from curate.rehydrate import Rehydration, rehydration_of
 from curate.schema import DOCUMENT_SCHEMA, RECORD_SCHEMA, TOKENS_SCHEMA, conform
 from curate.shards import TMP_MARK, remove_temporaries, shard_name, write_json_atomic
 from curate.sources import read_source, source_files
@@ -336,11 +337,12 @@ def _write_shards(
     return run
 
 
-def _write_final_shards(output: str, compression: str, row_group_size: int, tokenizer: DocumentTokenizer):
+def _write_final_shards(output: str, compression: str, row_group_size: int, tokenizer: DocumentTokenizer, rehydration: Rehydration | None = None):
     """Documents sorted by (_shard, id) -> documents/, rejected/ and tokens/ shards in one pass.
 
     The three outputs share the shard key (``pmod(xxhash64(id), n)``) and the order, so one
-    shuffle feeds all of them; kept documents are tokenized here, in the writing task.
+    shuffle feeds all of them; kept documents are tokenized here, in the writing task (and,
+    with ``rehydration``, their token rows repeated by cluster size: curate/rehydrate.py).
     """
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -358,7 +360,12 @@ def _write_final_shards(output: str, compression: str, row_group_size: int, toke
                 shards = kept.column("_shard").to_numpy()
                 body = conform(kept, DOCUMENT_SCHEMA)
                 documents.add_sorted(shards, body)
-                tokens.add_sorted(shards, tokenizer.tokenize_documents(body))
+                token_rows = tokenizer.tokenize_documents(body)
+                if rehydration is not None:
+                    token_rows, source_rows = rehydration.expand(body, token_rows)
+                    tokens.add_sorted(shards[source_rows], token_rows)
+                else:
+                    tokens.add_sorted(shards, token_rows)
             dropped = batch.filter(pc.invert(is_kept))
             if dropped.num_rows:
                 rejected.add_sorted(dropped.column("_shard").to_numpy(), conform(dropped, DOCUMENT_SCHEMA))
@@ -603,6 +610,11 @@ class CurationJob:
             funnel[position] = self._global_funnel(stage, entering)
 
         manifest = self._manifest(funnel, reader_stats, doc_infos, rej_infos, token_infos, mixture_report, started)
+        rehydration = rehydration_of(recipe.stages)
+        if rehydration is not None:
+            from curate.spark.rehydrate import rehydration_totals
+
+            manifest["rehydrate"] = rehydration_totals(spark, os.path.join(self.output, "tokens"), rehydration)
         if not self.keep_work:
             self._clear_work()
         write_json_atomic(manifest, os.path.join(self.output, "manifest.json"))
@@ -644,7 +656,7 @@ class CurationJob:
         for folder in ("documents", "rejected", "tokens"):
             os.makedirs(os.path.join(self.output, folder), exist_ok=True)
         shards = self.recipe.shards
-        writer = _write_final_shards(self.output, shards.compression, shards.row_group_size, tokenizer)
+        writer = _write_final_shards(self.output, shards.compression, shards.row_group_size, tokenizer, rehydration_of(self.recipe.stages))
         rows = self._keyed(final, ["id"]).mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
         written: dict[str, dict[int, dict]] = {"documents": {}, "rejected": {}, "tokens": {}}
         self._count_reasons([r for r in rows if r["folder"] == "rejected"])
