@@ -22,6 +22,7 @@ from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate.schema import TOKENS_SCHEMA
 
@@ -70,8 +71,8 @@ class Rehydration:
 
     def sizes(self, documents: pa.RecordBatch | pa.Table) -> np.ndarray:
         """Each document's cluster size from its scores (1 when it has none)."""
-        scores = documents.column("scores").to_pylist()
-        return np.array([int(dict(s or []).get(self.score_key, 1)) for s in scores], dtype=np.int64)
+        sizes = pc.map_lookup(documents.column("scores"), pa.scalar(self.score_key), "first")
+        return pc.fill_null(sizes, 1.0).to_numpy(zero_copy_only=False).astype(np.int64)
 
     def expand(self, documents: pa.RecordBatch, tokens: pa.RecordBatch) -> tuple[pa.RecordBatch, np.ndarray]:
         """Token rows of ``documents`` (row i of one is row i of the other) with each row

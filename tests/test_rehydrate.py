@@ -179,6 +179,18 @@ def test_spark_scores_equal_run_local(spark, corpus, tmp_path, live_docs):
     assert survivor_sizes([{**r, "scores": list((r["scores"] or {}).items())} for r in rows]) == expected
 
 
+@pytest.mark.parametrize("live_docs", [10, None], ids=["one task", "distributed"])
+def test_spark_without_any_cluster_scores_nothing(spark, corpus, tmp_path, live_docs):
+    from curate.schema import DOCUMENT_SCHEMA
+    from curate.spark.dedup import dedup_documents
+    from curate.spark.job import spark_schema
+
+    singles = corpus.filter(pa.compute.starts_with(corpus.column("id"), "single-"))
+    df = spark.createDataFrame(singles, schema=spark_schema(DOCUMENT_SCHEMA))
+    rows = [r.asDict() for r in dedup_documents(df, DedupStage(dedup_params("fineweb2")), str(tmp_path), live_docs).collect()]
+    assert len(rows) == 4 and all(r["rejected_by"] is None and not r["scores"] for r in rows)
+
+
 # --- the Spark job: tokens/, documents/ and the manifest --------------------------------------
 
 

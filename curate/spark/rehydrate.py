@@ -15,6 +15,10 @@ from pyspark.sql import functions as F
 from curate.rehydrate import Rehydration, cluster_size_key, rehydration_report
 from curate.schema import DOCUMENT_COLUMNS
 
+# The dedup stage's clusters/ (curate/spark/dedup.py); given, not inferred: a run without any
+# MinHash cluster writes the folder without rows.
+CLUSTERS_SCHEMA = "id string, cluster_id string, cluster_size long, kept boolean"
+
 
 def add_cluster_sizes(docs: DataFrame, stage, run_dir: str | None) -> DataFrame:
     """``docs`` with ``<stage>.cluster_size`` added to the scores of every cluster survivor.
@@ -28,7 +32,7 @@ def add_cluster_sizes(docs: DataFrame, stage, run_dir: str | None) -> DataFrame:
     if not os.path.isdir(folder):  # no MinHash cluster at all: nothing to repeat
         return docs
     survivors = (
-        docs.sparkSession.read.parquet(folder)
+        docs.sparkSession.read.schema(CLUSTERS_SCHEMA).parquet(folder)
         .where(F.col("kept"))
         .select("id", F.col("cluster_size").cast("double").alias("_cluster_size"))
     )
