@@ -48,8 +48,8 @@ import xxhash
 
 from curate.dedup_engine import SURVIVOR_ORDER, URL_KEEP, UnionFind, groups_to_rejections, shared_buckets, survivor_rank
 from curate.dedup_index import BUCKET_SCHEMA, EXACT_SCHEMA, SUPERSEDED_SCHEMA, URL_SCHEMA, IndexSession, index_settings, match_earlier, read_earlier
-from curate.rehydrate import cluster_size_key, copies_table
-from curate.schema import DOCUMENT_SCHEMA, add_scores, conform, reject, scores_of
+from curate.rehydrate import cluster_size_key, copies_table, set_cluster_sizes
+from curate.schema import DOCUMENT_SCHEMA, conform, reject, scores_of
 from curate.stage import GlobalStage
 
 KeepPolicy = Literal["first_id", "longest", "newest", "oldest", "highest_score"]
@@ -773,7 +773,7 @@ class DedupStage(GlobalStage):
         bands, rows = mh.band_layout()
         rows_live = np.flatnonzero(live & has_shingles(words))
         if len(rows_live) < 2:
-            return batch
+            return self._score_survivors(batch, [None] * batch.num_rows, np.zeros(batch.num_rows, dtype=bool))
         if known is not None:  # (rows, signatures) of every document with shingles
             signatures = known[1][np.searchsorted(known[0], rows_live)]
         else:
@@ -806,7 +806,12 @@ class DedupStage(GlobalStage):
             for row in range(batch.num_rows)
             if sizes[row]
         ]
-        if self.params.rehydrate is not None:
-            survivor_sizes = [sizes[row] if sizes[row] and not rejected[row] else None for row in range(batch.num_rows)]
-            batch = add_scores(batch, {cluster_size_key(self.name): survivor_sizes})
+        batch = self._score_survivors(batch, sizes, rejected)
         return reject(batch, rejected, f"{self.name}.minhash", sizes, dup_of)
+
+    def _score_survivors(self, batch: pa.RecordBatch, sizes: list, rejected: np.ndarray) -> pa.RecordBatch:
+        """With ``rehydrate``: each cluster survivor's cluster size as ``<stage>.cluster_size``."""
+        if self.params.rehydrate is None:
+            return batch
+        survivor_sizes = [sizes[row] if sizes[row] and not rejected[row] else None for row in range(batch.num_rows)]
+        return set_cluster_sizes(batch, cluster_size_key(self.name), survivor_sizes)

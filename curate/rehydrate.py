@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.schema import TOKENS_SCHEMA
+from curate.schema import SCORES_TYPE, TOKENS_SCHEMA, replace_column
 
 FINEWEB2_COPIES: dict[int, int] = {1: 1, 2: 2, 3: 3, 5: 5, 100: 8, 1000: 1}
 NAMED_TABLES: dict[str, dict[int, int]] = {"fineweb2": FINEWEB2_COPIES}
@@ -60,6 +60,17 @@ def copies_for(sizes: np.ndarray, table: Mapping[int, int]) -> np.ndarray:
 
 def cluster_size_key(stage_name: str) -> str:
     return f"{stage_name}.cluster_size"
+
+
+def set_cluster_sizes(documents: pa.RecordBatch, key: str, sizes: list) -> pa.RecordBatch:
+    """``documents`` with score ``key`` = sizes[i] where it is not None, and removed elsewhere
+    (a size an earlier run recorded must not survive a new dedup)."""
+    scores = documents.column("scores").to_pylist()
+    merged = []
+    for row, size in zip(scores, sizes):
+        kept = [(k, v) for k, v in (row or []) if k != key]
+        merged.append(kept + [(key, float(size))] if size is not None else kept)
+    return replace_column(documents, "scores", pa.array(merged, type=SCORES_TYPE))
 
 
 @dataclass(frozen=True)

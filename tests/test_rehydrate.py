@@ -179,16 +179,27 @@ def test_spark_scores_equal_run_local(spark, corpus, tmp_path, live_docs):
     assert survivor_sizes([{**r, "scores": list((r["scores"] or {}).items())} for r in rows]) == expected
 
 
+def stale_singles(corpus: pa.Table) -> pa.Table:
+    """The four pages without near-duplicates, carrying a cluster size an earlier run wrote."""
+    rows = [r for r in corpus.to_pylist() if r["id"].startswith("single-")]
+    rows = [{**r, "scores": [("q", 0.5), ("dedup.cluster_size", 50.0)]} for r in rows]
+    return pa.Table.from_batches([documents_from_pylist(rows)])
+
+
+def test_run_local_drops_a_stale_cluster_size(corpus):
+    out = DedupStage(dedup_params("fineweb2")).run_local(stale_singles(corpus)).to_pylist()
+    assert len(out) == 4 and all(r["rejected_by"] is None and r["scores"] == [("q", 0.5)] for r in out)
+
+
 @pytest.mark.parametrize("live_docs", [10, None], ids=["one task", "distributed"])
-def test_spark_without_any_cluster_scores_nothing(spark, corpus, tmp_path, live_docs):
+def test_spark_without_any_cluster_drops_a_stale_cluster_size(spark, corpus, tmp_path, live_docs):
     from curate.schema import DOCUMENT_SCHEMA
     from curate.spark.dedup import dedup_documents
     from curate.spark.job import spark_schema
 
-    singles = corpus.filter(pa.compute.starts_with(corpus.column("id"), "single-"))
-    df = spark.createDataFrame(singles, schema=spark_schema(DOCUMENT_SCHEMA))
+    df = spark.createDataFrame(stale_singles(corpus), schema=spark_schema(DOCUMENT_SCHEMA))
     rows = [r.asDict() for r in dedup_documents(df, DedupStage(dedup_params("fineweb2")), str(tmp_path), live_docs).collect()]
-    assert len(rows) == 4 and all(r["rejected_by"] is None and not r["scores"] for r in rows)
+    assert len(rows) == 4 and all(r["rejected_by"] is None and r["scores"] == {"q": 0.5} for r in rows)
 
 
 # --- the Spark job: tokens/, documents/ and the manifest --------------------------------------

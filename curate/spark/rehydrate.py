@@ -29,17 +29,16 @@ def add_cluster_sizes(docs: DataFrame, stage, run_dir: str | None) -> DataFrame:
     if not run_dir:
         raise ValueError(f"{stage.name}: rehydrate needs a run folder (it reads {stage.name}/clusters)")
     folder = os.path.join(run_dir, stage.name, "clusters")
-    if not os.path.isdir(folder):  # no MinHash cluster at all: nothing to repeat
-        return docs
-    survivors = (
-        docs.sparkSession.read.schema(CLUSTERS_SCHEMA).parquet(folder)
-        .where(F.col("kept"))
-        .select("id", F.col("cluster_size").cast("double").alias("_cluster_size"))
-    )
-    added = F.map_concat(F.col("scores"), F.create_map(F.lit(cluster_size_key(stage.name)), F.col("_cluster_size")))
+    clusters = docs.sparkSession.read.schema(CLUSTERS_SCHEMA).parquet(folder) if os.path.isdir(folder) else docs.sparkSession.createDataFrame([], CLUSTERS_SCHEMA)
+    survivors = clusters.where(F.col("kept")).select("id", F.col("cluster_size").cast("double").alias("_cluster_size"))
+    key = cluster_size_key(stage.name)
+    # A size an earlier run recorded does not survive a new dedup (and map_concat refuses a
+    # repeated key).
+    others = F.map_filter(F.col("scores"), lambda k, v: k != F.lit(key))
+    added = F.map_concat(others, F.create_map(F.lit(key), F.col("_cluster_size")))
     return (
         docs.join(survivors, "id", "left")
-        .withColumn("scores", F.when(F.col("_cluster_size").isNotNull(), added).otherwise(F.col("scores")))
+        .withColumn("scores", F.when(F.col("_cluster_size").isNotNull(), added).otherwise(others))
         .select(*DOCUMENT_COLUMNS)
     )
 
