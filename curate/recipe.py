@@ -416,7 +416,8 @@ def _validate_rehydrate(recipe: Recipe, file: str) -> None:
     """At most one dedup stage repeats survivors, and not under a mixture (both set ``repeat``)."""
     rehydrating = [i for i, s in enumerate(recipe.stages) if getattr(s.params, "rehydrate", None) is not None]
     if len(rehydrating) > 1:
-        raise RecipeError(file, f"stages[{rehydrating[1]}].rehydrate", f"only one dedup stage may rehydrate (stages[{rehydrating[0]}] already does)")
+        first, second = rehydrating[:2]
+        raise RecipeError(file, f"stages[{second}].rehydrate", f"only one dedup stage may rehydrate (stages[{first}] already does)")
     if rehydrating and recipe.mixture is not None:
         raise RecipeError(
             file,

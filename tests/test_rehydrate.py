@@ -104,7 +104,13 @@ def test_recipe_errors_name_the_key(tmp_path):
 def token_batch(ids: list[str]) -> pa.RecordBatch:
     n = len(ids)
     return pa.RecordBatch.from_pydict(
-        {"id": ids, "source": ["s"] * n, "n_tokens": [i + 1 for i in range(n)], "tokens": [[i] * (i + 1) for i in range(n)], "repeat": [0] * n},
+        {
+            "id": ids,
+            "source": ["s"] * n,
+            "n_tokens": [i + 1 for i in range(n)],
+            "tokens": [[i] * (i + 1) for i in range(n)],
+            "repeat": [0] * n,
+        },
         schema=TOKENS_SCHEMA,
     )
 
@@ -228,7 +234,8 @@ def run_job(spark, data_dir, tmp_path, rehydrate, partitions: int = 2) -> tuple[
 
 @pytest.fixture(scope="module")
 def job_runs(spark, data_dir, tmp_path_factory):
-    return {setting: run_job(spark, data_dir, tmp_path_factory.mktemp(name), setting) for name, setting in (("off", None), ("on", "fineweb2"))}
+    runs = (("off", None), ("on", "fineweb2"))
+    return {setting: run_job(spark, data_dir, tmp_path_factory.mktemp(name), setting) for name, setting in runs}
 
 
 def test_job_writes_each_survivor_copies_times_and_reports_it(job_runs):

@@ -337,7 +337,9 @@ def _write_shards(
     return run
 
 
-def _write_final_shards(output: str, compression: str, row_group_size: int, tokenizer: DocumentTokenizer, rehydration: Rehydration | None = None):
+def _write_final_shards(
+    output: str, compression: str, row_group_size: int, tokenizer: DocumentTokenizer, rehydration: Rehydration | None = None
+):
     """Documents sorted by (_shard, id) -> documents/, rejected/ and tokens/ shards in one pass.
 
     The three outputs share the shard key (``pmod(xxhash64(id), n)``) and the order, so one

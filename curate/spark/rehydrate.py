@@ -29,7 +29,8 @@ def add_cluster_sizes(docs: DataFrame, stage, run_dir: str | None) -> DataFrame:
     if not run_dir:
         raise ValueError(f"{stage.name}: rehydrate needs a run folder (it reads {stage.name}/clusters)")
     folder = os.path.join(run_dir, stage.name, "clusters")
-    clusters = docs.sparkSession.read.schema(CLUSTERS_SCHEMA).parquet(folder) if os.path.isdir(folder) else docs.sparkSession.createDataFrame([], CLUSTERS_SCHEMA)
+    session = docs.sparkSession
+    clusters = session.read.schema(CLUSTERS_SCHEMA).parquet(folder) if os.path.isdir(folder) else session.createDataFrame([], CLUSTERS_SCHEMA)
     survivors = clusters.where(F.col("kept")).select("id", F.col("cluster_size").cast("double").alias("_cluster_size"))
     key = cluster_size_key(stage.name)
     # A size an earlier run recorded does not survive a new dedup (and map_concat refuses a
@@ -52,4 +53,5 @@ def rehydration_totals(spark: SparkSession, tokens_dir: str, rehydration: Rehydr
         F.countDistinct(F.when(F.col("repeat") > 0, F.col("id"))).alias("documents"),
         F.sum("n_tokens").alias("total"),
     ).collect()[0]
-    return rehydration_report(rehydration, int(row["rows"] or 0), int(row["tokens"] or 0), int(row["documents"] or 0), int(row["total"] or 0))
+    counts = [int(row[name] or 0) for name in ("rows", "tokens", "documents", "total")]
+    return rehydration_report(rehydration, *counts)
