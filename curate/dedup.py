@@ -48,6 +48,7 @@ import xxhash
 
 from curate.dedup_engine import SURVIVOR_ORDER, URL_KEEP, UnionFind, groups_to_rejections, shared_buckets, survivor_rank
 from curate.dedup_index import BUCKET_SCHEMA, EXACT_SCHEMA, SUPERSEDED_SCHEMA, URL_SCHEMA, IndexSession, index_settings, match_earlier, read_earlier
+from curate.rehydrate import cluster_size_key, copies_table, set_cluster_sizes
 from curate.schema import DOCUMENT_SCHEMA, conform, reject, scores_of
 from curate.stage import GlobalStage
 
@@ -139,10 +140,17 @@ class DedupParams:
     # Across runs, which copy survives: the earlier run's (oldest) or this run's (newest).
     # Not ``keep``: that one chooses within a run, among five policies.
     index_keep: IndexKeep = "oldest"
+    # Up-sampling by cluster size (curate/rehydrate.py): ``fineweb2`` or a step table
+    # ``{smallest cluster size: copies}``; None writes every survivor once.
+    rehydrate: str | dict[int, int] | None = None
 
     def validate(self) -> None:
         if self.minhash is not None:
             self.minhash.check()
+        if self.rehydrate is not None:
+            if self.minhash is None:
+                raise ValueError("rehydrate: needs minhash (it repeats survivors by MinHash cluster size)")
+            copies_table(self.rehydrate)
         if self.index is not None and not self.index.strip():
             raise ValueError("dedup.index: expected a folder path, got an empty string")
         if not (self.exact or self.url or self.minhash is not None):
@@ -765,7 +773,7 @@ class DedupStage(GlobalStage):
         bands, rows = mh.band_layout()
         rows_live = np.flatnonzero(live & has_shingles(words))
         if len(rows_live) < 2:
-            return batch
+            return self._score_survivors(batch, [None] * batch.num_rows, np.zeros(batch.num_rows, dtype=bool))
         if known is not None:  # (rows, signatures) of every document with shingles
             signatures = known[1][np.searchsorted(known[0], rows_live)]
         else:
@@ -798,4 +806,12 @@ class DedupStage(GlobalStage):
             for row in range(batch.num_rows)
             if sizes[row]
         ]
+        batch = self._score_survivors(batch, sizes, rejected)
         return reject(batch, rejected, f"{self.name}.minhash", sizes, dup_of)
+
+    def _score_survivors(self, batch: pa.RecordBatch, sizes: list, rejected: np.ndarray) -> pa.RecordBatch:
+        """With ``rehydrate``: each cluster survivor's cluster size as ``<stage>.cluster_size``."""
+        if self.params.rehydrate is None:
+            return batch
+        survivor_sizes = [sizes[row] if sizes[row] and not rejected[row] else None for row in range(batch.num_rows)]
+        return set_cluster_sizes(batch, cluster_size_key(self.name), survivor_sizes)

@@ -269,6 +269,7 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
             raise RecipeError(file, "mixture.total_tokens", "expected a positive integer")
     if recipe.shards.num_shards < 1:
         raise RecipeError(file, "shards.num_shards", "expected a positive integer")
+    _validate_rehydrate(recipe, file)
     raw_kinds = sorted({s.kind for s in recipe.sources if source_reader(s.kind).yields_records})
     stage_kinds = [s.kind for s in recipe.stages]
     if raw_kinds and (not stage_kinds or stage_kinds[0] != "extract"):
@@ -292,3 +293,18 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
                 stage.check()
             except (StageError, FileNotFoundError, ValueError) as e:
                 raise RecipeError(file, f"stages[{i}]", str(e)) from None
+
+
+def _validate_rehydrate(recipe: Recipe, file: str) -> None:
+    """At most one dedup stage repeats survivors, and not under a mixture (both set ``repeat``)."""
+    rehydrating = [i for i, s in enumerate(recipe.stages) if getattr(s.params, "rehydrate", None) is not None]
+    if len(rehydrating) > 1:
+        first, second = rehydrating[:2]
+        raise RecipeError(file, f"stages[{second}].rehydrate", f"only one dedup stage may rehydrate (stages[{first}] already does)")
+    if rehydrating and recipe.mixture is not None:
+        raise RecipeError(
+            file,
+            f"stages[{rehydrating[0]}].rehydrate",
+            "cannot be combined with mixture (not supported yet): both number repeated token rows with 'repeat', "
+            "and the mixture's token budget would count the copies",
+        )

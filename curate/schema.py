@@ -66,7 +66,7 @@ TOKENS_SCHEMA = pa.schema(
         pa.field("source", pa.string(), nullable=False),
         pa.field("n_tokens", pa.int32(), nullable=False),
         pa.field("tokens", pa.list_(pa.int32()), nullable=False),
-        pa.field("repeat", pa.int32(), nullable=False),  # >0 only for up-sampled copies in a mixture
+        pa.field("repeat", pa.int32(), nullable=False),  # >0 only for up-sampled copies (mixture, dedup.rehydrate)
     ]
 )
 

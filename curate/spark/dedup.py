@@ -550,6 +550,10 @@ def _mark(docs: DataFrame, marked: DataFrame, stage: DedupStage, counters: dict,
         .withColumn("rejected_by", F.coalesce(F.col("rejected_by"), F.col("_by")))
         .select(*DOCUMENT_COLUMNS)
     )
+    if stage.params.rehydrate is not None:
+        from curate.spark.rehydrate import add_cluster_sizes
+
+        out = add_cluster_sizes(out, stage, run_dir)
     counters["spark_seconds"] = round(time.time() - started, 3)
     stage.counters.update(counters)
     if run_dir:

@@ -45,6 +45,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from curate.recipe import Recipe
+from curate.rehydrate import rehydration_of
 from curate.schema import DOCUMENT_SCHEMA, TOKENS_SCHEMA
 from curate.shards import remove_temporaries, write_json_atomic
 from curate.sources import source_files
@@ -209,6 +210,11 @@ class CurationJob:
             progress.funnel[position] = manifest.global_funnel(stage, entering, self.rejections, self.output)
         run_facts = manifest.RunFacts(recipe, self.output, self._spark_facts(), started, self.timings)
         result = manifest.build_manifest(run_facts, progress.funnel, progress.reader_stats, written)
+        rehydration = rehydration_of(recipe.stages)
+        if rehydration is not None:
+            from curate.spark.rehydrate import rehydration_totals
+
+            result["rehydrate"] = rehydration_totals(self.spark, os.path.join(self.output, "tokens"), rehydration)
         if not self.keep_work:
             self._clear_work()
         write_json_atomic(result, os.path.join(self.output, "manifest.json"))
@@ -343,7 +349,7 @@ class CurationJob:
         for folder in OUTPUT_FOLDERS:
             os.makedirs(os.path.join(self.output, folder), exist_ok=True)
         shards = self.recipe.shards
-        writer = final_shard_writer(self.output, shards.compression, shards.row_group_size, tokenizer)
+        writer = final_shard_writer(self.output, shards.compression, shards.row_group_size, tokenizer, rehydration_of(self.recipe.stages))
         rows = self._keyed(final, ["id"]).mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
         written: dict[str, dict[int, dict]] = {folder: {} for folder in OUTPUT_FOLDERS}
         self._count_reasons([r for r in rows if r["folder"] == "rejected"])

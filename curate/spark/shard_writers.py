@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.recipe import ShardSpec
+from curate.rehydrate import Rehydration
 from curate.schema import DOCUMENT_SCHEMA, TOKENS_SCHEMA, conform
 from curate.shards import TMP_MARK, shard_name, write_parquet_atomic
 from curate.stage import tally_rejections
@@ -158,11 +159,14 @@ def shard_writer(
     return run
 
 
-def final_shard_writer(output: str, compression: str, row_group_size: int, tokenizer: DocumentTokenizer):
+def final_shard_writer(
+    output: str, compression: str, row_group_size: int, tokenizer: DocumentTokenizer, rehydration: Rehydration | None = None
+):
     """Documents sorted by (_shard, id) -> documents/, rejected/ and tokens/ shards in one pass.
 
     The three outputs share the shard key (``pmod(xxhash64(id), n)``) and the order, so one
-    shuffle feeds all of them; kept documents are tokenized here, in the writing task.
+    shuffle feeds all of them; kept documents are tokenized here, in the writing task (and,
+    with ``rehydration``, their token rows repeated by cluster size: curate/rehydrate.py).
     """
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -180,7 +184,12 @@ def final_shard_writer(output: str, compression: str, row_group_size: int, token
                 shards = kept.column("_shard").to_numpy()
                 body = conform(kept, DOCUMENT_SCHEMA)
                 documents.add_sorted(shards, body)
-                tokens.add_sorted(shards, tokenizer.tokenize_documents(body))
+                token_rows = tokenizer.tokenize_documents(body)
+                if rehydration is not None:
+                    token_rows, source_rows = rehydration.expand(body, token_rows)
+                    tokens.add_sorted(shards[source_rows], token_rows)
+                else:
+                    tokens.add_sorted(shards, token_rows)
             dropped = batch.filter(pc.invert(is_kept))
             if dropped.num_rows:
                 rejected.add_sorted(dropped.column("_shard").to_numpy(), conform(dropped, DOCUMENT_SCHEMA))
