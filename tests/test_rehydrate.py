@@ -18,7 +18,7 @@ from curate.dedup import DedupParams, DedupStage, MinHashParams
 from curate.recipe import RecipeError, parse_recipe
 from curate.rehydrate import FINEWEB2_COPIES, Rehydration, copies_for, copies_table, rehydrate_table, repeat_rows
 from curate.schema import TOKENS_SCHEMA, documents_from_pylist
-from curate.tokenize import DocumentTokenizer
+from curate.tokens import DocumentTokenizer
 from test_dedup import CHAIN, chain_texts, edit
 
 TOKENIZER = str(ROOT / "models" / "tokenizer" / "tokenizer.json")
