@@ -49,8 +49,8 @@ class AblationOptions:
     model: str = "tiny"  # trainer.model.SIZES name
     tokens: int = 1_000_000  # training tokens per run, the same for every mix
     seeds: int = 3
-    seq_len: int = 256
-    micro_batch: int = 16
+    seq_len: int = 128
+    micro_batch: int = 8  # 1,024 tokens a step: at this model size more, smaller steps learn more per token
     lr: float = 3e-3
     warmup: float = 0.05  # share of the steps spent warming up; cosine to lr/10 after
     eval_points: int = 4  # evaluations per run, evenly spaced, the last at the end
