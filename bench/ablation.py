@@ -62,7 +62,8 @@ def main() -> int:
     parser.add_argument("--model")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "ablation"))
     parser.add_argument("--reuse-runs", action="store_true", help="keep curated runs from an earlier bench run (the wall time then excludes curation)")
-    parser.add_argument("--no-control", action="store_true")
+    parser.add_argument("--no-control", action="store_true", help="only the A/B ablation")
+    parser.add_argument("--only-control", action="store_true", help="only the A/A control, on the runs of an earlier A/B bench run")
     args = parser.parse_args()
     os.chdir(ROOT)  # the recipes name the shared corpus relative to the repository
     recipes, settings, options = load_ablation_file(str(SPEC))
@@ -70,15 +71,17 @@ def main() -> int:
         if getattr(args, name) is not None:
             setattr(options, name, getattr(args, name))
     runs = os.path.join(args.out, "runs")
-    if not args.reuse_runs and os.path.exists(runs):
+    if not (args.reuse_runs or args.only_control) and os.path.exists(runs):
         shutil.rmtree(runs)
     load = os.getloadavg()
     print(f"bench/ablation.py: model {options.model}, {options.tokens:,} tokens x {options.seeds} seeds, load average {load[0]:.2f} at start")
 
-    started = time.time()
-    ab = run_ablation(recipes, os.path.join(args.out, "ab"), dataclasses.replace(options, control=False), runs_dir=runs)
-    ab_seconds = time.time() - started
-    ab_table = show("filtered vs unfiltered", ab, ab_seconds)
+    ab_table, ab_seconds = None, math.nan
+    if not args.only_control:
+        started = time.time()
+        ab = run_ablation(recipes, os.path.join(args.out, "ab"), dataclasses.replace(options, control=False), runs_dir=runs)
+        ab_seconds = time.time() - started
+        ab_table = show("filtered vs unfiltered", ab, ab_seconds)
 
     aa_table = None
     if not args.no_control:
@@ -90,15 +93,17 @@ def main() -> int:
 
     import json
 
-    timings = json.loads(Path(args.out, "ab", "ablation.json").read_text())["timings"]
-    print(f"\ncuration {timings['curation_s']:.0f} s, training {timings['training_s']:.0f} s, "
-          f"median {timings['median_tokens_per_s_per_run']:,.0f} tokens/s per training run, load average {os.getloadavg()[0]:.2f} at end")
-    web = ab_table[ab_table["eval_set"] == "wcxb"].iloc[0]
-    checks = {
-        "filtered better on wcxb by >= 3 seed stds": web["delta"] > 0 and web["gap_in_seed_std"] >= 3,
-        "no set favours unfiltered by >= 2 σ": not any(ab_table["z"] <= -CONTRADICTS),
-        "curation + training <= 600 s": ab_seconds <= 600,
-    }
+    checks = {}
+    if ab_table is not None:
+        timings = json.loads(Path(args.out, "ab", "ablation.json").read_text())["timings"]
+        print(f"\ncuration {timings['curation_s']:.0f} s, training {timings['training_s']:.0f} s, "
+              f"median {timings['median_tokens_per_s_per_run']:,.0f} tokens/s per training run, load average {os.getloadavg()[0]:.2f} at end")
+        web = ab_table[ab_table["eval_set"] == "wcxb"].iloc[0]
+        checks = {
+            "filtered better on wcxb by >= 3 seed stds": web["delta"] > 0 and web["gap_in_seed_std"] >= 3,
+            "no set favours unfiltered by >= 2 σ": not any(ab_table["z"] <= -CONTRADICTS),
+            "curation + training <= 600 s": ab_seconds <= 600,
+        }
     if aa_table is not None:
         checks["A/A control under 2 σ on every set"] = all(abs(z) < CONTRADICTS or math.isnan(z) for z in aa_table["z"])
     for name, ok in checks.items():
