@@ -120,7 +120,8 @@ def write_report(out_dir: str, results, arms: list, prepared: list, options, sum
     rows = [dict(c.as_row(), kind="mixes") for c in comparisons] + [dict(c.as_row(), kind="control") for c in control_comparisons]
     pd.DataFrame(rows).to_parquet(os.path.join(out_dir, "comparisons.parquet"), index=False)
     plots = draw_plots(out_dir, results, arms, options)
-    speed = [s.get("tokens_per_s") for s in summaries if s.get("tokens_per_s")]
+    # whole runs (evaluations included): a summary's own tokens_per_s is its last logging window only
+    speed = [s["tokens"] / s["seconds"] for s in summaries if s.get("seconds")]
     timings = {**timings, "total_s": time.time() - started, "median_tokens_per_s_per_run": statistics.median(speed) if speed else None}
     text = render_markdown(arms, prepared, options, results, baselines, warnings, comparisons, verdicts, control_comparisons, control_verdict, timings, plots)
     path = os.path.join(out_dir, "report.md")
@@ -189,7 +190,7 @@ def render_markdown(arms, prepared, options, results, baselines, warnings, compa
         f"sequences per step, lr {options.lr} with {options.warmup:.0%} warm-up and cosine decay), {options.seeds} paired seeds "
         f"(seed k: the same initialisation and data order for every mix). Curation {timings['curation_s']:.0f} s, training "
         f"{timings['training_s']:.0f} s, {timings['total_s']:.0f} s in all; median {timings['median_tokens_per_s_per_run'] or 0:,.0f} "
-        "tokens/s per training run.",
+        "tokens/s per training run (evaluations included; runs in parallel each count their own).",
         "",
         "## Mixes",
         "",
