@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-from pathlib import Path
-
 import pyarrow as pa
 import pytest
 
@@ -14,16 +10,7 @@ from curate.schema import DOCUMENT_SCHEMA, RECORD_SCHEMA
 from curate.stage import run_map_stages
 from curate.warc import read_warc
 
-DATA = Path(__file__).parent / "data"
-EXPECTATIONS = json.loads((DATA / "html" / "expectations.json").read_text())
-
-
-def page(entry: dict) -> bytes:
-    return gzip.open(DATA / "html" / "pages" / entry["file"]).read()
-
-
-def normalize(text: str) -> str:
-    return " ".join(text.split())
+from extract_pages import DATA, EXPECTATIONS, normalize, page
 
 
 @pytest.fixture(scope="module")

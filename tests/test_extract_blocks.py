@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -17,21 +15,13 @@ from curate.schema import RECORD_SCHEMA
 from curate.warc import read_warc
 from process_util import fresh_python
 
-DATA = Path(__file__).parent / "data"
-EXPECTATIONS = json.loads((DATA / "html" / "expectations.json").read_text())
+from extract_pages import DATA, EXPECTATIONS, normalize, page
+
 WARCS = sorted((DATA / "warc").glob("*.warc.gz")) + sorted(p for p in (DATA / "warc" / "malformed").iterdir() if not p.name.startswith("LICENSE"))
 # Share of the development pages' snippets (140 `with` + `without` over 24 pages) the blocks extractor
 # must get right: a regression guard a few snippets below the 131/140 (93.6%) the shipped model gets,
 # not a per-page expectation.
 SNIPPET_FLOOR = 0.90
-
-
-def page(entry: dict) -> bytes:
-    return gzip.open(DATA / "html" / "pages" / entry["file"]).read()
-
-
-def normalize(text: str) -> str:
-    return " ".join(text.split())
 
 
 @pytest.fixture(scope="module")
