@@ -32,6 +32,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trainer.evalsets import DEFAULT_EVAL_SETS, EvalSetError, EvalSetSpec, PreparedEvalSet, prepare_eval_set
 
@@ -141,7 +142,7 @@ def split_at_prefix(recipes: list, k: int, runs_dir: str):
     source_name = first.sources[0].name if len(first.sources) == 1 else "shared"
     source = SourceSpec(name=source_name, kind="run", paths=[prefix.output], apply_stages=True)
     rest = [dataclasses.replace(r, sources=[source], stages=r.stages[k:]) for r in recipes]
-    return dataclasses.replace(prefix, name=prefix.name), rest
+    return prefix, rest
 
 
 def load_recipes(items: list, tokenizer: str | None) -> list:
@@ -241,7 +242,7 @@ def _check_arms(arms: list[Arm]) -> None:
         if names.count(name) > 1:
             raise AblationError(f"two inputs are both named {name!r}; give the recipes different names")
     tokenizers = {a.name: a.manifest.get("tokens", {}).get("tokenizer") for a in arms}
-    digests = {n: hashlib.sha256(open(p, "rb").read()).hexdigest() if p and os.path.exists(p) else p for n, p in tokenizers.items()}
+    digests = {n: hashlib.sha256(Path(p).read_bytes()).hexdigest() if p and os.path.exists(p) else p for n, p in tokenizers.items()}
     if len(set(digests.values())) > 1:
         listing = ", ".join(f"{n}: {p}" for n, p in tokenizers.items())
         raise AblationError(f"the runs use different tokenizers, so their losses are not comparable ({listing})")
