@@ -61,7 +61,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--model")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "ablation"))
-    parser.add_argument("--reuse-runs", action="store_true", help="keep curated runs from an earlier bench run (the wall time then excludes curation)")
+    parser.add_argument(
+        "--reuse-runs", action="store_true", help="keep curated runs from an earlier bench run (the wall time then excludes curation)"
+    )
     parser.add_argument("--no-control", action="store_true", help="only the A/B ablation")
     parser.add_argument("--only-control", action="store_true", help="only the A/A control, on the runs of an earlier A/B bench run")
     args = parser.parse_args()
@@ -74,7 +76,9 @@ def main() -> int:
     if not (args.reuse_runs or args.only_control) and os.path.exists(runs):
         shutil.rmtree(runs)
     load = os.getloadavg()
-    print(f"bench/ablation.py: model {options.model}, {options.tokens:,} tokens x {options.seeds} seeds, load average {load[0]:.2f} at start")
+    print(
+        f"bench/ablation.py: model {options.model}, {options.tokens:,} tokens x {options.seeds} seeds, load average {load[0]:.2f} at start"
+    )
 
     ab_table, ab_seconds = None, math.nan
     if not args.only_control:
@@ -96,8 +100,10 @@ def main() -> int:
     checks = {}
     if ab_table is not None:
         timings = json.loads(Path(args.out, "ab", "ablation.json").read_text())["timings"]
-        print(f"\ncuration {timings['curation_s']:.0f} s, training {timings['training_s']:.0f} s, "
-              f"median {timings['median_tokens_per_s_per_run']:,.0f} tokens/s per training run, load average {os.getloadavg()[0]:.2f} at end")
+        print(
+            f"\ncuration {timings['curation_s']:.0f} s, training {timings['training_s']:.0f} s, "
+            f"median {timings['median_tokens_per_s_per_run']:,.0f} tokens/s per training run, load average {os.getloadavg()[0]:.2f} at end"
+        )
         web = ab_table[ab_table["eval_set"] == "wcxb"].iloc[0]
         checks = {
             "filtered better on wcxb by >= 3 seed stds": web["delta"] > 0 and web["gap_in_seed_std"] >= 3,

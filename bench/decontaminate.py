@@ -44,7 +44,18 @@ BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 OUT = ROOT / "bench" / "out" / "decontaminate"
 NGRAM = 13
 
-_DETOKENIZE = [(" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."), (" , ", ", "), (" . ", ". "), (" ; ", "; "), (" : ", ": "), (" 's", "'s"), (" ( ", " ("), (" ) ", ") ")]
+_DETOKENIZE = [
+    (" @-@ ", "-"),
+    (" @,@ ", ","),
+    (" @.@ ", "."),
+    (" , ", ", "),
+    (" . ", ". "),
+    (" ; ", "; "),
+    (" : ", ": "),
+    (" 's", "'s"),
+    (" ( ", " ("),
+    (" ) ", ") "),
+]
 
 
 def emit(**figures) -> None:
@@ -126,7 +137,9 @@ def run_curate(docs: list[dict], protected: Path) -> tuple[set[str], dict, dict]
     from curate.decontaminate import DecontaminateParams, DecontaminateStage, ProtectedSet
     from curate.schema import documents_from_pylist
 
-    stage = DecontaminateStage(DecontaminateParams(sets=[ProtectedSet(name="wikitext", paths=[str(protected)])], ngram=NGRAM), name="decontaminate")
+    stage = DecontaminateStage(
+        DecontaminateParams(sets=[ProtectedSet(name="wikitext", paths=[str(protected)])], ngram=NGRAM), name="decontaminate"
+    )
     t0, c0 = time.perf_counter(), time.process_time()
     stage.setup()
     build = (time.perf_counter() - t0, time.process_time() - c0)
@@ -140,7 +153,16 @@ def run_curate(docs: list[dict], protected: Path) -> tuple[set[str], dict, dict]
                 removed.add(row["id"])
                 ngrams[row["id"]] = next((f.split("=", 1)[1] for f in row["flags"] or [] if ".ngram=" in f), row["rejected_by"])
     seconds = (time.perf_counter() - t0, time.process_time() - c0)
-    return removed, ngrams, {"index_seconds": round(build[0], 2), "seconds": round(seconds[0], 2), "cpu_seconds": round(seconds[1], 2), "protected_ngrams": stage.counters["protected_ngrams"]}
+    return (
+        removed,
+        ngrams,
+        {
+            "index_seconds": round(build[0], 2),
+            "seconds": round(seconds[0], 2),
+            "cpu_seconds": round(seconds[1], 2),
+            "protected_ngrams": stage.counters["protected_ngrams"],
+        },
+    )
 
 
 def run_plain(docs: list[dict], paragraphs: list[str]) -> tuple[set[str], dict]:
@@ -156,7 +178,11 @@ def run_plain(docs: list[dict], paragraphs: list[str]) -> tuple[set[str], dict]:
     build = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()
     removed = {d["id"] for d in docs if any(h in index for h in grams(d["text"]))}
-    return removed, {"index_seconds": round(build, 2), "seconds": round(time.perf_counter() - t0, 2), "cpu_seconds": round(time.process_time() - c0, 2)}
+    return removed, {
+        "index_seconds": round(build, 2),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "cpu_seconds": round(time.process_time() - c0, 2),
+    }
 
 
 def run_datatrove(docs_file: Path, paragraphs_file: Path) -> dict:
@@ -211,7 +237,19 @@ def datatrove_child(docs_file: str, paragraphs_file: str) -> None:
         t0, c0 = time.perf_counter(), time.process_time()
         removed = [doc.id for doc in documents if decont.filter(doc) is not True]
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(json.dumps({"datatrove": as_is, "word_tokenizer": type(tools.tokenizer).__name__, "removed": removed, "index_seconds": round(build, 2), "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "protected_ngrams": len(hashes)}))
+    print(
+        json.dumps(
+            {
+                "datatrove": as_is,
+                "word_tokenizer": type(tools.tokenizer).__name__,
+                "removed": removed,
+                "index_seconds": round(build, 2),
+                "seconds": round(seconds, 2),
+                "cpu_seconds": round(cpu, 2),
+                "protected_ngrams": len(hashes),
+            }
+        )
+    )
 
 
 def quality(removed: set[str], planted: set[str], n_docs: int) -> dict:
@@ -246,12 +284,24 @@ def main() -> None:
     emit(step="inputs", pages=len(docs), planted=len(planted), protected_paragraphs=len(paragraphs), load=os.getloadavg())
 
     removed, ngrams, timing = run_curate(docs, protected)
-    emit(step="curate", **quality(removed, planted, len(docs)), docs_per_second=round(len(docs) / timing["seconds"], 1), **timing, load=os.getloadavg())
+    emit(
+        step="curate",
+        **quality(removed, planted, len(docs)),
+        docs_per_second=round(len(docs) / timing["seconds"], 1),
+        **timing,
+        load=os.getloadavg(),
+    )
     for page in sorted(removed - planted):
         emit(step="curate clean page removed", id=page, url=next(d["url"] for d in docs if d["id"] == page), ngram=ngrams[page])
 
     plain_removed, timing = run_plain(docs, paragraphs)
-    emit(step="plain python set of hashes", **quality(plain_removed, planted, len(docs)), docs_per_second=round(len(docs) / timing["seconds"], 1), **timing, load=os.getloadavg())
+    emit(
+        step="plain python set of hashes",
+        **quality(plain_removed, planted, len(docs)),
+        docs_per_second=round(len(docs) / timing["seconds"], 1),
+        **timing,
+        load=os.getloadavg(),
+    )
 
     if args.peer:
         OUT.mkdir(parents=True, exist_ok=True)

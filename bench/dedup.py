@@ -253,13 +253,20 @@ def bench_quality(rates: list[float], max_pages: int) -> None:
             cluster = {r["id"]: r["duplicate_of"] or r["id"] for r in marked.select(["id", "duplicate_of"]).to_pylist()}
             p_known, r_known = precision_recall(pairs_of(cluster), known)
             emit(
-                bench="near_dup_quality", word_edit_rate=rate, config=label,
-                bands_rows=list(stage.params.minhash.band_layout()), num_perm=stage.params.minhash.num_perm,
-                verify=stage.params.minhash.verify, docs=len(rows), clusters=len(pages),
+                bench="near_dup_quality",
+                word_edit_rate=rate,
+                config=label,
+                bands_rows=list(stage.params.minhash.band_layout()),
+                num_perm=stage.params.minhash.num_perm,
+                verify=stage.params.minhash.verify,
+                docs=len(rows),
+                clusters=len(pages),
                 copy_jaccard_median=round(float(np.median(jaccards)), 3),
                 copy_jaccard_p10=round(float(np.percentile(jaccards, 10)), 3),
-                pair_recall=round(r_known, 4), pair_precision=round(p_known, 4),
-                **removal_figures(rows, marked), seconds=round(seconds, 2),
+                pair_recall=round(r_known, 4),
+                pair_precision=round(p_known, 4),
+                **removal_figures(rows, marked),
+                seconds=round(seconds, 2),
             )
 
 
@@ -313,7 +320,23 @@ def write_inputs(n_docs: int, folder: Path, files: int = 2) -> None:
 
 def run_curate(folder: Path, bands: int, rows: int, num_perm: int, driver_memory: str, plan: str = "auto", verify: bool = False) -> dict:
     """Runs the Spark dedup in a fresh child process, so that its memory is its own."""
-    cmd = [sys.executable, __file__, "curate-child", "--input", str(folder), "--bands", str(bands), "--rows", str(rows), "--num-perm", str(num_perm), "--driver-memory", driver_memory, "--plan", plan] + (["--verify"] if verify else [])
+    cmd = [
+        sys.executable,
+        __file__,
+        "curate-child",
+        "--input",
+        str(folder),
+        "--bands",
+        str(bands),
+        "--rows",
+        str(rows),
+        "--num-perm",
+        str(num_perm),
+        "--driver-memory",
+        driver_memory,
+        "--plan",
+        plan,
+    ] + (["--verify"] if verify else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     with PeakMemory(proc.pid) as memory:
         stdout, _ = proc.communicate()
@@ -334,7 +357,9 @@ def curate_child(folder: Path, bands: int, rows: int, num_perm: int, driver_memo
     from curate.spark.session import spark_session
 
     start = time.perf_counter()
-    spark = spark_session("bench-dedup", master="local[2]", progress=False, driver_memory=driver_memory, conf={"spark.sql.shuffle.partitions": "8"})
+    spark = spark_session(
+        "bench-dedup", master="local[2]", progress=False, driver_memory=driver_memory, conf={"spark.sql.shuffle.partitions": "8"}
+    )
     startup = time.perf_counter() - start
     run_dir = folder / "curate-run"
     stage = DedupStage(DedupParams(exact=False, url=False, minhash=MinHashParams(num_perm=num_perm, bands=bands, rows=rows, verify=verify)))
@@ -348,19 +373,37 @@ def curate_child(folder: Path, bands: int, rows: int, num_perm: int, driver_memo
     seconds = time.perf_counter() - start
     removed = spark.read.parquet(str(run_dir / "marked")).where(F.col("rejected_by").isNotNull()).count()
     spark.stop()
-    print(json.dumps({
-        "seconds": round(seconds, 1),
-        "spark_startup_s": round(startup, 1),
-        "removed": removed,
-        "clusters": stage.counters.get("minhash_clusters"),
-        "cc_rounds": stage.counters.get("minhash_cc_rounds"),
-        "decided_in_one_task": bool(stage.counters.get("decided_in_one_task")),
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 1),
+                "spark_startup_s": round(startup, 1),
+                "removed": removed,
+                "clusters": stage.counters.get("minhash_clusters"),
+                "cc_rounds": stage.counters.get("minhash_cc_rounds"),
+                "decided_in_one_task": bool(stage.counters.get("decided_in_one_task")),
+            }
+        )
+    )
 
 
 def run_datatrove(folder: Path, bands: int, rows: int, workers: int) -> dict:
     work = folder / "datatrove-run"
-    cmd = [str(BENCH_PYTHON), __file__, "datatrove-child", "--input", str(folder / "jsonl"), "--work", str(work), "--bands", str(bands), "--rows", str(rows), "--workers", str(workers)]
+    cmd = [
+        str(BENCH_PYTHON),
+        __file__,
+        "datatrove-child",
+        "--input",
+        str(folder / "jsonl"),
+        "--work",
+        str(work),
+        "--bands",
+        str(bands),
+        "--rows",
+        str(rows),
+        "--workers",
+        str(workers),
+    ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     with PeakMemory(proc.pid) as memory:
@@ -392,13 +435,30 @@ def datatrove_child(input_dir: str, work: str, bands: int, rows: int, workers: i
 
     shutil.rmtree(work, ignore_errors=True)
     tasks = len(glob.glob(os.path.join(input_dir, "*.jsonl")))
-    config = MinhashConfig(n_grams=5, num_buckets=bands, hashes_per_bucket=rows, seed=1, hash_config=HashConfig(precision=64, hash_fc="sha1"))
+    config = MinhashConfig(
+        n_grams=5, num_buckets=bands, hashes_per_bucket=rows, seed=1, hash_config=HashConfig(precision=64, hash_fc="sha1")
+    )
     logs = os.path.join(work, "logs")
     common = {"workers": workers, "skip_completed": False}
     steps = [
-        LocalPipelineExecutor([JsonlReader(input_dir), MinhashDedupSignature(output_folder=f"{work}/signatures", config=config)], tasks=tasks, logging_dir=f"{logs}/1", **common),
-        LocalPipelineExecutor([MinhashDedupBuckets(input_folder=f"{work}/signatures", output_folder=f"{work}/buckets", config=config)], tasks=bands, logging_dir=f"{logs}/2", **common),
-        LocalPipelineExecutor([MinhashDedupCluster(input_folder=f"{work}/buckets", output_folder=f"{work}/remove_ids", config=config)], tasks=1, logging_dir=f"{logs}/3", **common),
+        LocalPipelineExecutor(
+            [JsonlReader(input_dir), MinhashDedupSignature(output_folder=f"{work}/signatures", config=config)],
+            tasks=tasks,
+            logging_dir=f"{logs}/1",
+            **common,
+        ),
+        LocalPipelineExecutor(
+            [MinhashDedupBuckets(input_folder=f"{work}/signatures", output_folder=f"{work}/buckets", config=config)],
+            tasks=bands,
+            logging_dir=f"{logs}/2",
+            **common,
+        ),
+        LocalPipelineExecutor(
+            [MinhashDedupCluster(input_folder=f"{work}/buckets", output_folder=f"{work}/remove_ids", config=config)],
+            tasks=1,
+            logging_dir=f"{logs}/3",
+            **common,
+        ),
         LocalPipelineExecutor(
             [
                 JsonlReader(input_dir),
@@ -425,7 +485,17 @@ def datatrove_child(input_dir: str, work: str, bands: int, rows: int, workers: i
     print(json.dumps({"step_seconds": timings, "removed": removed}))
 
 
-def bench_scale(sizes: list[int], peer: bool, peer_max: int, bands: int, rows: int, num_perm: int, driver_memory: str, plans: list[str], verify: bool = False) -> None:
+def bench_scale(
+    sizes: list[int],
+    peer: bool,
+    peer_max: int,
+    bands: int,
+    rows: int,
+    num_perm: int,
+    driver_memory: str,
+    plans: list[str],
+    verify: bool = False,
+) -> None:
     for n in sizes:
         folder = OUT / f"scale-{n}"
         start = time.perf_counter()
@@ -433,7 +503,14 @@ def bench_scale(sizes: list[int], peer: bool, peer_max: int, bands: int, rows: i
         emit(bench="dedup_scale_input", docs=n, build_s=round(time.perf_counter() - start, 1))
         for plan in plans:
             ours = run_curate(folder, bands, rows, num_perm, driver_memory, plan, verify)
-            emit(bench="dedup_scale", tool=f"curate (Spark local[2], plan {plan})", docs=n, verify=verify, driver_memory=driver_memory, **ours)
+            emit(
+                bench="dedup_scale",
+                tool=f"curate (Spark local[2], plan {plan})",
+                docs=n,
+                verify=verify,
+                driver_memory=driver_memory,
+                **ours,
+            )
         if peer and n <= peer_max:
             theirs = run_datatrove(folder, bands, rows, workers=2)
             emit(bench="dedup_scale", tool="datatrove (2 workers)", docs=n, **theirs)
@@ -456,10 +533,15 @@ def main() -> None:
     scale.add_argument("--num-perm", type=int, default=112)
     scale.add_argument("--driver-memory", default="4g")
     scale.add_argument(
-        "--plans", nargs="+", choices=["auto", "one-task", "distributed"], default=["auto"],
+        "--plans",
+        nargs="+",
+        choices=["auto", "one-task", "distributed"],
+        default=["auto"],
         help="dedup plan(s) to run: auto = what a recipe run picks (one task up to SINGLE_TASK_MAX_DOCS live documents)",
     )
-    scale.add_argument("--verify", action="store_true", help="curate checks each LSH link against the signatures (carries them: more memory)")
+    scale.add_argument(
+        "--verify", action="store_true", help="curate checks each LSH link against the signatures (carries them: more memory)"
+    )
     ours = sub.add_parser("curate-child")
     ours.add_argument("--input", type=Path)
     ours.add_argument("--bands", type=int)

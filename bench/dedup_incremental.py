@@ -148,7 +148,14 @@ def bench_incremental(data: Path, bands: int, rows: int, num_perm: int) -> None:
     started = time.perf_counter()
     pool = distinct_pool(web_texts(data), DedupParams(minhash=minhash))
     snapshots, truth = build_snapshots(pool)
-    emit(step="inputs", pool=len(pool), snapshot_docs=[len(s) for s in snapshots], planted=len(truth), seconds=round(time.perf_counter() - started, 1), load=os.getloadavg())
+    emit(
+        step="inputs",
+        pool=len(pool),
+        snapshot_docs=[len(s) for s in snapshots],
+        planted=len(truth),
+        seconds=round(time.perf_counter() - started, 1),
+        load=os.getloadavg(),
+    )
     index = OUT / "index"
     shutil.rmtree(index, ignore_errors=True)
     seconds = []
@@ -158,7 +165,9 @@ def bench_incremental(data: Path, bands: int, rows: int, num_perm: int) -> None:
         marked = stage.run_local(table(rows_k))
         seconds.append(time.perf_counter() - t0)
         planted = {r["id"] for r in rows_k if r["id"] in truth}
-        emit(step=f"snapshot {k + 1}", docs=len(rows_k), seconds=round(seconds[-1], 2), **score(marked, truth, planted), load=os.getloadavg())
+        emit(
+            step=f"snapshot {k + 1}", docs=len(rows_k), seconds=round(seconds[-1], 2), **score(marked, truth, planted), load=os.getloadavg()
+        )
     everything = [r for s in snapshots for r in s]
     t0 = time.perf_counter()
     DedupStage(DedupParams(minhash=minhash)).run_local(table(everything))

@@ -200,8 +200,10 @@ def print_snippets(results: dict, pages: list, folder: str) -> None:
     print("| extractor | snippets right | `with` found | `without` absent | pages fully right | pages/s | speed |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in results.items():
-        print(f"| {name} | {r['all']:.1%} | {r['with']:.1%} | {r['without']:.1%} | {r['pages_all_right']} | "
-              f"{r['pages_per_s']:.1f} | {r['pages_per_s'] / base:.1f}x |")
+        print(
+            f"| {name} | {r['all']:.1%} | {r['with']:.1%} | {r['without']:.1%} | {r['pages_all_right']} | "
+            f"{r['pages_per_s']:.1f} | {r['pages_per_s'] / base:.1f}x |"
+        )
 
 
 def print_wcxb(results: dict, pages: list, data_dir: str) -> None:

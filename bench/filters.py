@@ -69,7 +69,9 @@ def build_corpus() -> list[dict]:
         if not text.strip():
             continue
         labels, probs = model.predict([text.replace("\n", " ")], k=1)
-        rows.append({"id": key, "url": url, "text": text, "language": labels[0][0].replace("__label__", ""), "language_score": float(probs[0][0])})
+        rows.append(
+            {"id": key, "url": url, "text": text, "language": labels[0][0].replace("__label__", ""), "language_score": float(probs[0][0])}
+        )
     return rows
 
 
@@ -136,7 +138,17 @@ def as_batch(rows: list[dict]):
     from curate.schema import documents_from_pylist
 
     return documents_from_pylist(
-        [{"id": f"{i}", "source": "bench", "url": r["url"], "text": r["text"], "language": r["language"], "language_score": r["language_score"]} for i, r in enumerate(rows)]
+        [
+            {
+                "id": f"{i}",
+                "source": "bench",
+                "url": r["url"],
+                "text": r["text"],
+                "language": r["language"],
+                "language_score": r["language_score"],
+            }
+            for i, r in enumerate(rows)
+        ]
     )
 
 

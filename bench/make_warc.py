@@ -134,7 +134,12 @@ def build(records: int, out_dir: str, files: int = 1, near_dup_share: float = 0.
         paths.append(path)
         with open(path, "wb") as fh:
             writer = WARCWriter(fh, gzip=True, warc_version="WARC/1.1")
-            writer.write_record(writer.create_warcinfo_record(os.path.basename(path), {"software": "curate bench/make_warc.py", "format": "WARC File Format 1.1", "isPartOf": "CC-BENCH"}))
+            writer.write_record(
+                writer.create_warcinfo_record(
+                    os.path.basename(path),
+                    {"software": "curate bench/make_warc.py", "format": "WARC File Format 1.1", "isPartOf": "CC-BENCH"},
+                )
+            )
             for _ in range(min(per_file, records - n)):
                 if originals and rng.random() < near_dup_share:
                     src_url, src_html, src_pars = originals[rng.randrange(len(originals))]
@@ -151,14 +156,26 @@ def build(records: int, out_dir: str, files: int = 1, near_dup_share: float = 0.
                     originals.append((url, html, pars))
                 date = (start + timedelta(seconds=37 * n)).strftime("%Y-%m-%dT%H:%M:%SZ")
                 body = html.encode("utf-8")
-                req = StatusAndHeaders(f"GET /article/{n} HTTP/1.1", [("Host", url.split("/")[2]), ("User-Agent", "CCBot/2.0")], is_http_request=True)
-                writer.write_record(writer.create_warc_record(url, "request", payload=io.BytesIO(b""), http_headers=req, warc_headers_dict={"WARC-Date": date}))
-                headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))], protocol="HTTP/1.1")
+                req = StatusAndHeaders(
+                    f"GET /article/{n} HTTP/1.1", [("Host", url.split("/")[2]), ("User-Agent", "CCBot/2.0")], is_http_request=True
+                )
+                writer.write_record(
+                    writer.create_warc_record(
+                        url, "request", payload=io.BytesIO(b""), http_headers=req, warc_headers_dict={"WARC-Date": date}
+                    )
+                )
+                headers = StatusAndHeaders(
+                    "200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))], protocol="HTTP/1.1"
+                )
                 # Common Crawl labels every response with the payload type it identified;
                 # readers that lack it fall back to guessing (datatrove: libmagic, which
                 # calls ~7% of these pages something other than HTML and drops them).
                 warc_headers = {"WARC-Date": date, "WARC-Identified-Payload-Type": "text/html"}
-                writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body), length=len(body), http_headers=headers, warc_headers_dict=warc_headers))
+                writer.write_record(
+                    writer.create_warc_record(
+                        url, "response", payload=io.BytesIO(body), length=len(body), http_headers=headers, warc_headers_dict=warc_headers
+                    )
+                )
                 n += 1
     truth["files"] = [os.path.abspath(p) for p in paths]
     truth["bytes"] = sum(os.path.getsize(p) for p in paths)
@@ -176,8 +193,10 @@ def main() -> None:
     parser.add_argument("--out", default="bench/out/cc-1x", help="output folder")
     args = parser.parse_args()
     truth = build(args.records, args.out, args.files, args.near_dup_share, args.seed)
-    print(f"{truth['records']} responses ({len(truth['near_duplicates'])} near-duplicates) from {truth['templates']} real templates, "
-          f"{truth['bytes'] / 1e6:.1f} MB in {len(truth['files'])} file(s) under {args.out}")
+    print(
+        f"{truth['records']} responses ({len(truth['near_duplicates'])} near-duplicates) from {truth['templates']} real templates, "
+        f"{truth['bytes'] / 1e6:.1f} MB in {len(truth['files'])} file(s) under {args.out}"
+    )
 
 
 if __name__ == "__main__":

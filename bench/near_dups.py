@@ -157,7 +157,6 @@ def write_test_data(n_pages: int = 24) -> None:
     print(f"wrote {len(chosen)} pages to {target}")
 
 
-
 WCXB_TEXTS = SHARED / "web" / "wcxb-dev-ground-truth.jsonl.gz"
 
 

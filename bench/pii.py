@@ -117,9 +117,11 @@ def print_quality(name: str, results: dict[str, dict]) -> None:
 def print_lookalikes(examples: list[dict], analyzers: dict) -> None:
     """Per analyzer: share of dotted-quad look-alikes kept (per kind), IP recall and precision."""
     kinds = sorted({la["kind"] for ex in examples for la in ex["lookalikes"]})
-    print(f"\n== look-alikes (tests/data/pii/lookalikes.jsonl): {len(examples)} texts, "
-          f"{sum(len(ex['lookalikes']) for ex in examples)} dotted quads that are not addresses, "
-          f"{sum(len(ex['spans']) for ex in examples)} real IPv4 addresses")
+    print(
+        f"\n== look-alikes (tests/data/pii/lookalikes.jsonl): {len(examples)} texts, "
+        f"{sum(len(ex['lookalikes']) for ex in examples)} dotted quads that are not addresses, "
+        f"{sum(len(ex['spans']) for ex in examples)} real IPv4 addresses"
+    )
     print(f"{'':<26}" + "".join(f"{'kept ' + k:>15}" for k in kinds) + f"{'IP recall':>12}{'precision':>12}")
     for name, analyze in analyzers.items():
         kept = Counter()
@@ -131,8 +133,11 @@ def print_lookalikes(examples: list[dict], analyzers: dict) -> None:
                 if not any(p.start < la["end"] and p.end > la["start"] for p in found):
                     kept[la["kind"]] += 1
         result = score(examples, lambda text, it=iter(predictions): next(it))
-        print(f"{name:<26}" + "".join(f"{kept[k] / totals[k]:>15.3f}" for k in kinds)
-              + f"{result['recall']['IP_ADDRESS']:>12.3f}{result['precision']:>12.3f}")
+        print(
+            f"{name:<26}"
+            + "".join(f"{kept[k] / totals[k]:>15.3f}" for k in kinds)
+            + f"{result['recall']['IP_ADDRESS']:>12.3f}{result['precision']:>12.3f}"
+        )
 
 
 def throughput(texts: list[str], makers: dict, repeat: int) -> dict[str, float]:
@@ -184,15 +189,20 @@ def main(argv: list[str] | None = None) -> int:
             stage.ensure_setup()
             stage.analyze(pages[0])  # spaCy's first call
             return stage.analyze
+
         return make
 
     plain(pages[0])
     print(f"\n== throughput: {len(pages)} extracted trafilatura-eval pages, {sum(map(len, pages)):,} chars, one core")
-    rates = throughput(pages, {
-        "presidio (whole page)": lambda: plain,
-        "curate, no pre-check": fresh_stage(precheck=False),
-        "curate, pre-check": fresh_stage(),
-    }, args.repeat)
+    rates = throughput(
+        pages,
+        {
+            "presidio (whole page)": lambda: plain,
+            "curate, no pre-check": fresh_stage(precheck=False),
+            "curate, pre-check": fresh_stage(),
+        },
+        args.repeat,
+    )
     # per-page speed-up (another fresh stage): where the time goes page by page
     per_page = fresh_stage()()
     ratios = []
@@ -204,15 +214,16 @@ def main(argv: list[str] | None = None) -> int:
         c = time.perf_counter()
         ratios.append((b - a) / max(c - b, 1e-9))
     ratios.sort()
-    print(f"per-page speed-up vs presidio: median {ratios[len(ratios) // 2]:.1f}x, "
-          f"slowest-page {ratios[0]:.1f}x")
+    print(f"per-page speed-up vs presidio: median {ratios[len(ratios) // 2]:.1f}x, slowest-page {ratios[0]:.1f}x")
     for label, rate in rates.items():
         print(f"{label:<24}{rate:>10.1f} docs/s   {rate / rates['presidio (whole page)']:>5.1f}x presidio")
     checks = build_prechecks(DEFAULT_ENTITIES)
     lines = [lines_to_analyse(t, DEFAULT_ENTITIES, checks) for t in pages]
     all_lines = sum(len(lines_to_analyse(t, DEFAULT_ENTITIES, None)) for t in pages)
-    print(f"pages with a line passed to presidio: {sum(1 for x in lines if x) / len(pages):.1%}; "
-          f"lines passed: {sum(map(len, lines))} of {all_lines}")
+    print(
+        f"pages with a line passed to presidio: {sum(1 for x in lines if x) / len(pages):.1%}; "
+        f"lines passed: {sum(map(len, lines))} of {all_lines}"
+    )
     return 0
 
 

@@ -52,8 +52,20 @@ TRAFILATURA_PAGES = Path("/work/shared/data/html/trafilatura-eval/pages")
 
 # --- sentences ---------------------------------------------------------------------------
 
-_DETOKENIZE = [(" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."), (" , ", ", "), (" . ", ". "), (" ; ", "; "),
-               (" : ", ": "), (" 's", "'s"), ("( ", "("), (" )", ")"), (" n't", "n't"), (' " ', ' "')]
+_DETOKENIZE = [
+    (" @-@ ", "-"),
+    (" @,@ ", ","),
+    (" @.@ ", "."),
+    (" , ", ", "),
+    (" . ", ". "),
+    (" ; ", "; "),
+    (" : ", ": "),
+    (" 's", "'s"),
+    ("( ", "("),
+    (" )", ")"),
+    (" n't", "n't"),
+    (' " ', ' "'),
+]
 
 
 def wikitext_sentences(limit: int, seed: int) -> list[str]:
@@ -119,7 +131,7 @@ def make_phone(rng: random.Random) -> str:
     if style == "idd00":
         return "00 " + intl[1:]
     if style == "tel":
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.RFC3966)[len("tel:"):]
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.RFC3966)[len("tel:") :]
     if style == "national":
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
     nsn = str(number.national_number)
@@ -145,7 +157,7 @@ def make_ipv6(rng: random.Random) -> str:
         return ":".join(g.zfill(4) for g in groups)
     if style in ("compressed", "upper"):
         cut = rng.randint(2, 5)
-        text = ":".join(groups[:cut]) + "::" + ":".join(groups[cut + 2:])
+        text = ":".join(groups[:cut]) + "::" + ":".join(groups[cut + 2 :])
         return text.upper() if style == "upper" else text
     if style == "loopback":
         return "::1"
@@ -187,14 +199,23 @@ def make_card(rng: random.Random) -> str:
     sep = rng.choice(["", " ", " ", "-"])
     parts, pos = [], 0
     for g in groups:
-        parts.append(digits[pos:pos + g])
+        parts.append(digits[pos : pos + g])
         pos += g
     return sep.join(parts)
 
 
 IBAN_FORMATS = {  # BBAN layout: D digit, A letter
-    "DE": "D" * 18, "GB": "AAAA" + "D" * 14, "NL": "AAAA" + "D" * 10, "ES": "D" * 20, "BE": "D" * 12,
-    "AT": "D" * 16, "CH": "D" * 17, "PL": "D" * 24, "FR": "D" * 23, "IT": "A" + "D" * 22, "SE": "D" * 20,
+    "DE": "D" * 18,
+    "GB": "AAAA" + "D" * 14,
+    "NL": "AAAA" + "D" * 10,
+    "ES": "D" * 20,
+    "BE": "D" * 12,
+    "AT": "D" * 16,
+    "CH": "D" * 17,
+    "PL": "D" * 24,
+    "FR": "D" * 23,
+    "IT": "A" + "D" * 22,
+    "SE": "D" * 20,
 }
 
 
@@ -206,7 +227,7 @@ def make_iban(rng: random.Random) -> str:
     check = 98 - int(numeric) % 97
     iban = f"{country}{check:02d}{bban}"
     if rng.random() < 0.5:
-        return " ".join(iban[i:i + 4] for i in range(0, len(iban), 4))
+        return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
     return iban
 
 
@@ -225,8 +246,23 @@ def make_ssn(rng: random.Random) -> tuple[str, str]:
     return f"{area:03d}{group:02d}{serial:04d}", rng.choice(["SSN: ", "SSN ", "social security number "])
 
 
-DOMAINS = ["gmail.com", "example.org", "uni-heidelberg.de", "mail.co.uk", "cs.stanford.edu", "orange.fr", "posteo.net",
-           "company.io", "health.gov.au", "web.de", "outlook.com", "dept.univ.ac.jp", "my-firm.com.br", "yahoo.co.in", "proton.me"]
+DOMAINS = [
+    "gmail.com",
+    "example.org",
+    "uni-heidelberg.de",
+    "mail.co.uk",
+    "cs.stanford.edu",
+    "orange.fr",
+    "posteo.net",
+    "company.io",
+    "health.gov.au",
+    "web.de",
+    "outlook.com",
+    "dept.univ.ac.jp",
+    "my-firm.com.br",
+    "yahoo.co.in",
+    "proton.me",
+]
 
 
 def make_email(rng: random.Random, words: list[str]) -> str:
@@ -258,36 +294,65 @@ def make_decoy(rng: random.Random) -> tuple[str, str]:
     kind = rng.choice(["date", "isbn", "version", "price", "year", "order", "time", "coordinates", "population", "range"])
     y, m, d = rng.randint(1950, 2025), rng.randint(1, 12), rng.randint(1, 28)
     if kind == "date":
-        value = rng.choice([f"{y}-{m:02d}-{d:02d}", f"{d:02d}/{m:02d}/{y}", f"{d:02d}.{m:02d}.{y}",
-                            f"{m}/{d}/{y}", f"{y}-{m:02d}-{d:02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z",
-                            f"{y}{m:02d}{d:02d}"])
+        value = rng.choice(
+            [
+                f"{y}-{m:02d}-{d:02d}",
+                f"{d:02d}/{m:02d}/{y}",
+                f"{d:02d}.{m:02d}.{y}",
+                f"{m}/{d}/{y}",
+                f"{y}-{m:02d}-{d:02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z",
+                f"{y}{m:02d}{d:02d}",
+            ]
+        )
     elif kind == "isbn":
         body = "978" + "".join(rng.choice(string.digits) for _ in range(9))
         check = (10 - sum(int(c) * (1 if i % 2 == 0 else 3) for i, c in enumerate(body)) % 10) % 10
         isbn = body + str(check)
-        value = rng.choice([f"ISBN {isbn[:3]}-{isbn[3]}-{isbn[4:7]}-{isbn[7:12]}-{isbn[12]}", f"ISBN-13: {isbn}",
-                            f"ISBN {isbn[:3]}-{isbn[3:5]}-{isbn[5:9]}-{isbn[9:12]}-{isbn[12]}"])
+        value = rng.choice(
+            [
+                f"ISBN {isbn[:3]}-{isbn[3]}-{isbn[4:7]}-{isbn[7:12]}-{isbn[12]}",
+                f"ISBN-13: {isbn}",
+                f"ISBN {isbn[:3]}-{isbn[3:5]}-{isbn[5:9]}-{isbn[9:12]}-{isbn[12]}",
+            ]
+        )
     elif kind == "version":
-        value = rng.choice([f"version {rng.randint(1, 12)}.{rng.randint(0, 30)}.{rng.randint(0, 400)}",
-                            f"v{rng.randint(0, 5)}.{rng.randint(0, 9)}.{rng.randint(0, 999)}",
-                            f"build {rng.randint(6, 10)}.0.{rng.randint(10000, 22999)}.{rng.randint(100, 3999)}",
-                            f"release {rng.randint(1, 4)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}-rc{rng.randint(1, 5)}"])
+        value = rng.choice(
+            [
+                f"version {rng.randint(1, 12)}.{rng.randint(0, 30)}.{rng.randint(0, 400)}",
+                f"v{rng.randint(0, 5)}.{rng.randint(0, 9)}.{rng.randint(0, 999)}",
+                f"build {rng.randint(6, 10)}.0.{rng.randint(10000, 22999)}.{rng.randint(100, 3999)}",
+                f"release {rng.randint(1, 4)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}-rc{rng.randint(1, 5)}",
+            ]
+        )
     elif kind == "price":
-        value = rng.choice([f"${rng.randint(1, 9)},{rng.randint(100, 999)}.{rng.randint(0, 99):02d}",
-                            f"€{rng.randint(1, 999)}.{rng.randint(0, 99):02d}", f"£{rng.randint(1, 99)},{rng.randint(100, 999)}",
-                            f"USD {rng.randint(1, 99)},{rng.randint(100, 999)},{rng.randint(100, 999)}"])
+        value = rng.choice(
+            [
+                f"${rng.randint(1, 9)},{rng.randint(100, 999)}.{rng.randint(0, 99):02d}",
+                f"€{rng.randint(1, 999)}.{rng.randint(0, 99):02d}",
+                f"£{rng.randint(1, 99)},{rng.randint(100, 999)}",
+                f"USD {rng.randint(1, 99)},{rng.randint(100, 999)},{rng.randint(100, 999)}",
+            ]
+        )
     elif kind == "year":
         value = rng.choice([str(y), f"{y}–{y + rng.randint(1, 9)}", f"{y}/{(y + 1) % 100:02d}"])
     elif kind == "order":
-        value = rng.choice([f"Order #{rng.randint(100, 999)}-{rng.randint(1000000, 9999999)}-{rng.randint(1000000, 9999999)}",
-                            f"Invoice no. {y}-{rng.randint(0, 999999):06d}",
-                            f"order number {rng.randint(10 ** 9, 10 ** 10 - 1)}",
-                            f"ticket {rng.randint(100000, 999999)}",
-                            f"tracking number 1Z{rng.randint(100, 999)}AA1{rng.randint(10 ** 9, 10 ** 10 - 1)}",
-                            f"ref. {rng.randint(10, 99)}/{rng.randint(1000, 9999)}/{y}"])
+        value = rng.choice(
+            [
+                f"Order #{rng.randint(100, 999)}-{rng.randint(1000000, 9999999)}-{rng.randint(1000000, 9999999)}",
+                f"Invoice no. {y}-{rng.randint(0, 999999):06d}",
+                f"order number {rng.randint(10**9, 10**10 - 1)}",
+                f"ticket {rng.randint(100000, 999999)}",
+                f"tracking number 1Z{rng.randint(100, 999)}AA1{rng.randint(10**9, 10**10 - 1)}",
+                f"ref. {rng.randint(10, 99)}/{rng.randint(1000, 9999)}/{y}",
+            ]
+        )
     elif kind == "time":
-        value = rng.choice([f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}",
-                            f"{rng.randint(1, 12)}:{rng.randint(0, 59):02d} pm"])
+        value = rng.choice(
+            [
+                f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}",
+                f"{rng.randint(1, 12)}:{rng.randint(0, 59):02d} pm",
+            ]
+        )
     elif kind == "coordinates":
         value = f"{rng.uniform(-80, 80):.4f}, {rng.uniform(-170, 170):.4f}"
     elif kind == "population":
@@ -364,17 +429,41 @@ def build(seed: int, per_type: int, sentences: list[str]) -> list[dict]:
 
 LOOKALIKES = DATA_DIR / "lookalikes.jsonl"
 LOOKALIKE_TEMPLATES = {
-    "version": ["Download version {v} of the tool.", "Firmware {v} fixes the boot loop.", "We upgraded to {v} last week.",
-                "Release notes for build {v}:", "The driver (v{v}) is signed.", "The {v} release adds a dark mode.",
-                "Kernel {v} was released on Tuesday.", "Python {v} ships today.", "Chrome {v} is rolling out."],
+    "version": [
+        "Download version {v} of the tool.",
+        "Firmware {v} fixes the boot loop.",
+        "We upgraded to {v} last week.",
+        "Release notes for build {v}:",
+        "The driver (v{v}) is signed.",
+        "The {v} release adds a dark mode.",
+        "Kernel {v} was released on Tuesday.",
+        "Python {v} ships today.",
+        "Chrome {v} is rolling out.",
+    ],
     "oid": ["OID {v} names the arc.", "the object identifier {v} is registered", "Use urn:oid:{v} here.", "(arc {v})"],
-    "section": ["See section {v} of the standard.", "as required by clause {v}, the", "§ {v} applies.", "Figure {v} shows the loop.",
-                "Step {v}: remove the cover.", "Table {v} lists the results.", "under paragraph {v} of the contract"],
+    "section": [
+        "See section {v} of the standard.",
+        "as required by clause {v}, the",
+        "§ {v} applies.",
+        "Figure {v} shows the loop.",
+        "Step {v}: remove the cover.",
+        "Table {v} lists the results.",
+        "under paragraph {v} of the contract",
+    ],
 }
 # Real addresses, some next to words the rules listen for ("build server", "update server").
-ADDRESS_TEMPLATES = ["Requests came from {v}.", "IP: {v}", "the server at {v} answered", "Logged in from {v}",
-                     "the build server at {v} is down", "Set the gateway to {v}.", "ping {v}", "update server: {v}",
-                     "Our DNS resolver is {v}, the backup", "traffic to {v} was blocked"]
+ADDRESS_TEMPLATES = [
+    "Requests came from {v}.",
+    "IP: {v}",
+    "the server at {v} answered",
+    "Logged in from {v}",
+    "the build server at {v} is down",
+    "Set the gateway to {v}.",
+    "ping {v}",
+    "update server: {v}",
+    "Our DNS resolver is {v}, the backup",
+    "traffic to {v} was blocked",
+]
 FOUR_ARC_OIDS = ["1.3.6.1", "2.5.4.3", "2.5.4.6", "2.5.4.10", "2.5.4.11", "2.5.29.17", "2.5.29.19", "2.5.29.37", "1.3.6.2", "2.16.840.1"]
 
 

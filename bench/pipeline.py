@@ -177,7 +177,13 @@ def peer_one(input_dir: str, out: str, tokenizer: str, lid: str) -> None:
     from datatrove.pipeline.dedup import MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
     from datatrove.pipeline.dedup.minhash import MinhashConfig
     from datatrove.pipeline.extractors import Trafilatura
-    from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter, LanguageFilter
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+        LanguageFilter,
+    )
     from datatrove.pipeline.formatters import PIIFormatter
     from datatrove.pipeline.readers import JsonlReader, WarcReader
     from datatrove.pipeline.tokens import DocumentTokenizer
@@ -228,8 +234,15 @@ def peer_one(input_dir: str, out: str, tokenizer: str, lid: str) -> None:
         ],
     )
     # the bucket step splits work by bucket: one task per bucket, still run by one worker
-    run("minhash_buckets", [MinhashDedupBuckets(input_folder=f"{out}/minhash/signatures", output_folder=f"{out}/minhash/buckets", config=config)], tasks=config.num_buckets)
-    run("minhash_cluster", [MinhashDedupCluster(input_folder=f"{out}/minhash/buckets", output_folder=f"{out}/minhash/remove_ids", config=config)])
+    run(
+        "minhash_buckets",
+        [MinhashDedupBuckets(input_folder=f"{out}/minhash/signatures", output_folder=f"{out}/minhash/buckets", config=config)],
+        tasks=config.num_buckets,
+    )
+    run(
+        "minhash_cluster",
+        [MinhashDedupCluster(input_folder=f"{out}/minhash/buckets", output_folder=f"{out}/minhash/remove_ids", config=config)],
+    )
     run(
         "dedup_pii_tokenize",
         [
@@ -237,7 +250,9 @@ def peer_one(input_dir: str, out: str, tokenizer: str, lid: str) -> None:
             MinhashDedupFilter(input_folder=f"{out}/minhash/remove_ids", exclusion_writer=removed("minhash")),
             PIIFormatter(),
             JsonlWriter(f"{out}/kept"),
-            DocumentTokenizer(output_folder=f"{out}/tokens", tokenizer_name_or_path=tokenizer, eos_token="<|endoftext|>", shuffle_documents=False),
+            DocumentTokenizer(
+                output_folder=f"{out}/tokens", tokenizer_name_or_path=tokenizer, eos_token="<|endoftext|>", shuffle_documents=False
+            ),
         ],
     )
     print(json.dumps({"steps_s": timings, "job_s": sum(timings.values())}))
@@ -276,7 +291,12 @@ def agreement(ours: dict[str, str], peer: dict[str, str]) -> dict:
         if not reached:
             continue
         agree = sum((ours[u] == step) == (peer[u] == step) for u in reached)
-        result["steps"][step] = {"reached_both": len(reached), "agree": agree / len(reached), "removed_ours": sum(ours[u] == step for u in reached), "removed_peer": sum(peer[u] == step for u in reached)}
+        result["steps"][step] = {
+            "reached_both": len(reached),
+            "agree": agree / len(reached),
+            "removed_ours": sum(ours[u] == step for u in reached),
+            "removed_peer": sum(peer[u] == step for u in reached),
+        }
     return result
 
 
@@ -291,7 +311,10 @@ def profile_ours(input_dir: str, limit: int) -> None:
 
     from curate.stage import Counters
 
-    overrides = {"sources": [{"name": "cc", "kind": "warc", "paths": [os.path.join(input_dir, "*.warc.gz")]}], "tokenizer": {"path": tokenizer_file()}}
+    overrides = {
+        "sources": [{"name": "cc", "kind": "warc", "paths": [os.path.join(input_dir, "*.warc.gz")]}],
+        "tokenizer": {"path": tokenizer_file()},
+    }
     recipe = load_recipe(RECIPE, overrides=overrides)
     stages = [s for s in recipe.build_stages(run_dir=os.path.join(ROOT, "bench", "out", "profile")) if not s.is_global]
     for s in stages:
@@ -329,7 +352,10 @@ def main() -> None:
     parser.add_argument("--out", default="bench/out/pipeline")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="run every configuration N times in ABBA order (ours, peer, peer, ours, ...); ratios from the medians"
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every configuration N times in ABBA order (ours, peer, peer, ours, ...); ratios from the medians",
     )
     parser.add_argument("--no-ours", action="store_true")
     parser.add_argument("--profile", action="store_true", help="cProfile our map stages (no Spark)")
@@ -362,7 +388,9 @@ def main() -> None:
         if "error" in warm:
             print(f"warm-up failed:\n{warm['error']}")
         else:
-            print(f"per-machine caches: JVM class archive {warm['archive'] or 'off'} ({warm['archive_s']:.1f} s), numba kernels ({warm['numba_s']:.1f} s)")
+            print(
+                f"per-machine caches: JVM class archive {warm['archive'] or 'off'} ({warm['archive_s']:.1f} s), numba kernels ({warm['numba_s']:.1f} s)"
+            )
     # This box's speed drifts by 10-25% over minutes: each repeat reverses the order of the
     # previous one (ours, peer | peer, ours | ...) so a steady drift weighs on both sides alike.
     sequence = ([] if args.no_ours else [("ours", c) for c in cores_list]) + ([] if args.no_peer else [("peer", 1)])
@@ -403,7 +431,9 @@ def main() -> None:
         agree = agreement(ours, theirs)
         print(f"\nagreement kept/removed over {agree['documents']:,} documents: {agree['kept_or_removed']:.1%}")
         for step, s in agree["steps"].items():
-            print(f"  {step:<18} reached both {s['reached_both']:>6,}  agree {s['agree']:.1%}  removed ours {s['removed_ours']:,} / datatrove {s['removed_peer']:,}")
+            print(
+                f"  {step:<18} reached both {s['reached_both']:>6,}  agree {s['agree']:.1%}  removed ours {s['removed_ours']:,} / datatrove {s['removed_peer']:,}"
+            )
         print("ours:      " + json.dumps(Counter(ours.values()).most_common()))
         print("datatrove: " + json.dumps(Counter(theirs.values()).most_common()))
 

@@ -27,7 +27,7 @@ OUT = ROOT / "bench" / "out" / "rehydrate"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipe", default=str(ROOT / "pipelines" / "recipes" / "web_filtered.yaml"))
-    parser.add_argument("--table", default="fineweb2", help="fineweb2 or a JSON mapping, e.g. '{\"1\": 1, \"2\": 2}'")
+    parser.add_argument("--table", default="fineweb2", help='fineweb2 or a JSON mapping, e.g. \'{"1": 1, "2": 2}\'')
     args = parser.parse_args()
     import pyarrow.parquet as pq
 
@@ -48,11 +48,19 @@ def main() -> None:
     key = f"{dedup[0].get('name', 'dedup')}.cluster_size"
     scores = pq.read_table(os.path.join(manifest["output"], "documents"), columns=["scores"]).column("scores").to_pylist()
     sizes = collections.Counter(int(dict(s or []).get(key, 1)) for s in scores)
-    print(json.dumps({
-        "recipe": os.path.basename(args.recipe), "documents_out": manifest["summary"]["documents_out"],
-        "survivors_by_cluster_size": dict(sorted(sizes.items())), "rehydrate": manifest["rehydrate"],
-        "wall_s": round(seconds, 1), "timings": manifest.get("timings"), "load": os.getloadavg(),
-    }))
+    print(
+        json.dumps(
+            {
+                "recipe": os.path.basename(args.recipe),
+                "documents_out": manifest["summary"]["documents_out"],
+                "survivors_by_cluster_size": dict(sorted(sizes.items())),
+                "rehydrate": manifest["rehydrate"],
+                "wall_s": round(seconds, 1),
+                "timings": manifest.get("timings"),
+                "load": os.getloadavg(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -136,7 +136,13 @@ def run_once(recipe: str, output: str, cores: int) -> dict:
         raise RuntimeError(f"curate run failed:\n{stderr[-3000:]}")
     with open(os.path.join(output, "manifest.json")) as fh:
         manifest = json.load(fh)
-    return {"wall_s": wall, "job_s": manifest["summary"]["seconds"], "documents_in": manifest["summary"]["documents_in"], "timings": manifest["timings"], **sampler.peak}
+    return {
+        "wall_s": wall,
+        "job_s": manifest["summary"]["seconds"],
+        "documents_in": manifest["summary"]["documents_in"],
+        "timings": manifest["timings"],
+        **sampler.peak,
+    }
 
 
 def main() -> None:
@@ -166,7 +172,9 @@ def main() -> None:
         rows.append(result)
         print(json.dumps(result), flush=True)
     print(f"\n{args.kind}, local[{args.cores}]")
-    print(f"{'input':>6}{'records':>9}{'wall s':>9}{'ms/rec':>8}{'ms/rec (job)':>14}{'driver py MB':>14}{'driver JVM MB':>15}{'worker max MB':>15}{'workers sum MB':>16}")
+    print(
+        f"{'input':>6}{'records':>9}{'wall s':>9}{'ms/rec':>8}{'ms/rec (job)':>14}{'driver py MB':>14}{'driver JVM MB':>15}{'worker max MB':>15}{'workers sum MB':>16}"
+    )
     for r in rows:
         print(
             f"{str(r['factor']) + 'x':>6}{r['records']:>9,}{r['wall_s']:>9.1f}{r['ms_per_record']:>8.2f}{1000 * r['job_s'] / r['records']:>14.2f}"

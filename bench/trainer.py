@@ -120,12 +120,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu (no GPU on this machine), load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu (no GPU on this machine), load average {os.getloadavg()[0]:.2f}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         data = {vocab: make_shards(tmp, vocab) for vocab in sorted({256 if size == "floor" else 4096 for size in args.sizes})}
         for vocab, (run, _) in data.items():
-            print(f"shards: {TokenStream(run).total_tokens:,} WikiText-2 test tokens (BPE {vocab}), micro-batch {args.micro_batch} x {args.seq_len}")
-        print(f"{'model':<6} {'params':>10} {'bare tok/s':>11} {'ours tok/s':>11} {'overhead':>9} {'paired':>7} {'us/step':>8} {'ours incl. start-up':>20}  per repeat")
+            print(
+                f"shards: {TokenStream(run).total_tokens:,} WikiText-2 test tokens (BPE {vocab}), micro-batch {args.micro_batch} x {args.seq_len}"
+            )
+        print(
+            f"{'model':<6} {'params':>10} {'bare tok/s':>11} {'ours tok/s':>11} {'overhead':>9} {'paired':>7} {'us/step':>8} {'ours incl. start-up':>20}  per repeat"
+        )
         for size in args.sizes:
             bare, ours, whole = [], [], []
             for r in range(args.repeats):

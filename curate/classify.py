@@ -228,7 +228,11 @@ class ClassifyStage(Stage):
                 prepared[spec.normalization] = [normalize_text(t, spec.normalization) for t in texts]
             lines = prepared[spec.normalization]
             model = self._models[spec.name]
-            score = np.concatenate([label_probabilities(model, lines[i : i + size], spec.label) for i in range(0, n, size)]) if n else np.zeros(0)
+            score = (
+                np.concatenate([label_probabilities(model, lines[i : i + size], spec.label) for i in range(0, n, size)])
+                if n
+                else np.zeros(0)
+            )
             scores[f"{self.name}.{spec.name}"] = score
             failing = score < spec.threshold if spec.keep == "above" else score > spec.threshold
             for i in np.flatnonzero(failing & ~mask):
@@ -296,7 +300,9 @@ def read_examples(path: str, text_field: str, label_field: str) -> list[tuple[st
             raise ValueError(f"{path}: record {number}: expected an object")
         text, label = row.get(text_field), row.get(label_field)
         if not isinstance(label, str) or isinstance(label, bool):
-            raise ValueError(f"{path}: record {number}: field {label_field!r}: expected a string label, got {label!r} ({type(label).__name__})")
+            raise ValueError(
+                f"{path}: record {number}: field {label_field!r}: expected a string label, got {label!r} ({type(label).__name__})"
+            )
         if not label.strip() or any(ch.isspace() for ch in label):
             raise ValueError(f"{path}: record {number}: field {label_field!r}: a label must be one word without spaces, got {label!r}")
         if text is not None and not isinstance(text, str):
@@ -375,8 +381,18 @@ def train_fasttext(examples: list[tuple[str, str]], output: str, config: Trainin
                 fh.write(f"{LABEL_PREFIX}{label} {normalize_text(text, config.normalization)}\n")
         # One thread: fastText's Hogwild updates make multi-threaded training non-reproducible.
         options = dict(
-            epoch=config.epoch, lr=config.lr, wordNgrams=config.word_ngrams, dim=config.dim, minCount=config.min_count,
-            bucket=config.bucket, minn=config.minn, maxn=config.maxn, loss=config.loss, thread=1, seed=config.seed, verbose=0,
+            epoch=config.epoch,
+            lr=config.lr,
+            wordNgrams=config.word_ngrams,
+            dim=config.dim,
+            minCount=config.min_count,
+            bucket=config.bucket,
+            minn=config.minn,
+            maxn=config.maxn,
+            loss=config.loss,
+            thread=1,
+            seed=config.seed,
+            verbose=0,
         )
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             error = pool.apply(_train_in_child, (train_file, output, options, config.quantize, config.cutoff))
@@ -401,7 +417,18 @@ def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def write_model_card(path: str, *, name: str, model_path: str, data: str, config: TrainingConfig, n_train: int, label_counts: dict[str, int], evaluations: dict[str, dict], notes: str = "") -> None:
+def write_model_card(
+    path: str,
+    *,
+    name: str,
+    model_path: str,
+    data: str,
+    config: TrainingConfig,
+    n_train: int,
+    label_counts: dict[str, int],
+    evaluations: dict[str, dict],
+    notes: str = "",
+) -> None:
     size = os.path.getsize(model_path)
     parts = [
         f"# Model card: {name}",
@@ -412,7 +439,9 @@ def write_model_card(path: str, *, name: str, model_path: str, data: str, config
         "",
         data,
         "",
-        f"Training examples: {n_train}. Examples per label (all data): " + ", ".join(f"`{k}` {v}" for k, v in sorted(label_counts.items())) + ".",
+        f"Training examples: {n_train}. Examples per label (all data): "
+        + ", ".join(f"`{k}` {v}" for k, v in sorted(label_counts.items()))
+        + ".",
         "",
         "## Hyper-parameters",
         "",
@@ -437,7 +466,9 @@ def default_card_path(output: str) -> str:
 
 def train_main(argv: list[str]) -> int:
     """``curate train-classifier``: train a fastText model from Parquet/JSONL with a held-out split."""
-    parser = argparse.ArgumentParser(prog="curate train-classifier", description="Train a fastText classifier from Parquet/JSONL (text + label) and write a model card.")
+    parser = argparse.ArgumentParser(
+        prog="curate train-classifier", description="Train a fastText classifier from Parquet/JSONL (text + label) and write a model card."
+    )
     parser.add_argument("--input", required=True, nargs="+", help="Parquet or JSONL files")
     parser.add_argument("--label-field", required=True)
     parser.add_argument("--text-field", default="text")
@@ -457,7 +488,18 @@ def train_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not 0.0 <= args.held_out < 1.0:
         parser.error("--held-out must be in [0, 1)")
-    config = TrainingConfig(epoch=args.epoch, lr=args.lr, word_ngrams=args.word_ngrams, dim=args.dim, min_count=args.min_count, bucket=args.bucket, quantize=not args.no_quantize, held_out=args.held_out, seed=args.seed, normalization=args.normalization)
+    config = TrainingConfig(
+        epoch=args.epoch,
+        lr=args.lr,
+        word_ngrams=args.word_ngrams,
+        dim=args.dim,
+        min_count=args.min_count,
+        bucket=args.bucket,
+        quantize=not args.no_quantize,
+        held_out=args.held_out,
+        seed=args.seed,
+        normalization=args.normalization,
+    )
     try:
         examples = [ex for path in args.input for ex in read_examples(path, args.text_field, args.label_field)]
     except (OSError, ValueError) as e:
@@ -479,8 +521,23 @@ def train_main(argv: list[str]) -> int:
     seconds = time.perf_counter() - start
     metrics = evaluate(model, held, config.normalization)
     card = args.card or default_card_path(args.output)
-    data = "Trained with `curate train-classifier` from: " + ", ".join(f"`{p}`" for p in args.input) + f" (text field `{args.text_field}`, label field `{args.label_field}`)."
-    write_model_card(card, name=os.path.basename(args.output), model_path=args.output, data=data, config=config, n_train=len(train), label_counts=label_counts, evaluations={f"Held-out metrics ({len(held)} examples, {config.held_out:.0%} of each label)": metrics})
-    print(f"trained {args.output} on {len(train)} examples in {seconds:.1f} s; held-out accuracy {metrics.get('accuracy', {}).get('value', math.nan):.3f}; card: {card}")
+    data = (
+        "Trained with `curate train-classifier` from: "
+        + ", ".join(f"`{p}`" for p in args.input)
+        + f" (text field `{args.text_field}`, label field `{args.label_field}`)."
+    )
+    write_model_card(
+        card,
+        name=os.path.basename(args.output),
+        model_path=args.output,
+        data=data,
+        config=config,
+        n_train=len(train),
+        label_counts=label_counts,
+        evaluations={f"Held-out metrics ({len(held)} examples, {config.held_out:.0%} of each label)": metrics},
+    )
+    print(
+        f"trained {args.output} on {len(train)} examples in {seconds:.1f} s; held-out accuracy {metrics.get('accuracy', {}).get('value', math.nan):.3f}; card: {card}"
+    )
     print(format_metrics(metrics))
     return 0

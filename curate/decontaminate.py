@@ -131,8 +131,16 @@ class ProtectedIndex:
         doc_index, hashes = MinHasher(ngram=ngram).word_hashes64(words)
         starts = np.arange(len(doc_index), dtype=np.int64) - _first_shingles(words, ngram)
         order = np.argsort(hashes, kind="stable")
-        return cls(ngram, [s.name for s in sets], hashes[order], doc_index[order], starts[order],
-                   np.asarray(owners_set, dtype=np.int32), words, urls)
+        return cls(
+            ngram,
+            [s.name for s in sets],
+            hashes[order],
+            doc_index[order],
+            starts[order],
+            np.asarray(owners_set, dtype=np.int32),
+            words,
+            urls,
+        )
 
     @property
     def size(self) -> int:

@@ -47,7 +47,16 @@ import pyarrow.compute as pc
 import xxhash
 
 from curate.dedup_engine import SURVIVOR_ORDER, URL_KEEP, UnionFind, groups_to_rejections, shared_buckets, survivor_rank
-from curate.dedup_index import BUCKET_SCHEMA, EXACT_SCHEMA, SUPERSEDED_SCHEMA, URL_SCHEMA, IndexSession, index_settings, match_earlier, read_earlier
+from curate.dedup_index import (
+    BUCKET_SCHEMA,
+    EXACT_SCHEMA,
+    SUPERSEDED_SCHEMA,
+    URL_SCHEMA,
+    IndexSession,
+    index_settings,
+    match_earlier,
+    read_earlier,
+)
 from curate.rehydrate import cluster_size_key, copies_table, set_cluster_sizes
 from curate.schema import DOCUMENT_SCHEMA, conform, reject, scores_of
 from curate.stage import GlobalStage
@@ -116,8 +125,7 @@ class MinHashParams:
                 raise ValueError(f"minhash.bands x rows: expected positive integers, got {self.bands} x {self.rows}")
             if self.bands * self.rows > self.num_perm:
                 raise ValueError(
-                    f"minhash.bands x rows = {self.bands} x {self.rows} = {self.bands * self.rows} "
-                    f"exceeds num_perm = {self.num_perm}"
+                    f"minhash.bands x rows = {self.bands} x {self.rows} = {self.bands * self.rows} exceeds num_perm = {self.num_perm}"
                 )
 
     def band_layout(self) -> tuple[int, int]:
@@ -216,9 +224,32 @@ def exact_keys(texts: pa.Array | pa.ChunkedArray) -> list[bytes | None]:
 # Query parameters that identify a visit, a campaign or a click, never the content.
 _TRACKING_PARAMS = frozenset(
     {
-        "fbclid", "gclid", "dclid", "gclsrc", "msclkid", "yclid", "twclid", "igshid", "mc_cid", "mc_eid",
-        "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "ref_src", "ref_url", "spm", "scid", "si",
-        "oly_anon_id", "oly_enc_id", "vero_id", "wickedid", "s_cid", "cmpid",
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gclsrc",
+        "msclkid",
+        "yclid",
+        "twclid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "_ga",
+        "_gl",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+        "ref_src",
+        "ref_url",
+        "spm",
+        "scid",
+        "si",
+        "oly_anon_id",
+        "oly_enc_id",
+        "vero_id",
+        "wickedid",
+        "s_cid",
+        "cmpid",
     }
 )
 _TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_")
@@ -281,6 +312,7 @@ def optimal_bands(
     best, best_error = (0, 0), float("inf")
     for bands in range(1, num_perm + 1):
         for rows in range(1, num_perm // bands + 1):
+
             def collide(s, b=bands, r=rows):
                 return 1.0 - (1.0 - s ** float(r)) ** float(b)
 
@@ -349,9 +381,7 @@ class MinHasher:
     permuted hashes into the per-document minima.
     """
 
-    def __init__(
-        self, num_perm: int = 128, seed: int = 1, ngram: int = 5, scheme: Scheme = "affine32", shingle_hash: ShingleHash = "sha1"
-    ):
+    def __init__(self, num_perm: int = 128, seed: int = 1, ngram: int = 5, scheme: Scheme = "affine32", shingle_hash: ShingleHash = "sha1"):
         if scheme not in ("affine32", "legacy"):
             raise ValueError(f"unknown MinHash scheme {scheme!r}; expected 'affine32' or 'legacy'")
         if shingle_hash not in ("sha1", "words"):
@@ -590,7 +620,15 @@ def survivor_columns(table: pa.Table | pa.RecordBatch, keep: KeepPolicy, score_k
 
 
 def _entry_table(schema: pa.Schema, keys: list, ids: list, snapshot: int, dates: list) -> pa.Table:
-    return pa.table([pa.array(keys, schema.field(0).type), pa.array(ids, pa.string()), pa.array([snapshot] * len(ids), pa.int32()), pa.array(dates, pa.string())], schema=schema)
+    return pa.table(
+        [
+            pa.array(keys, schema.field(0).type),
+            pa.array(ids, pa.string()),
+            pa.array([snapshot] * len(ids), pa.int32()),
+            pa.array(dates, pa.string()),
+        ],
+        schema=schema,
+    )
 
 
 # --- the stage -------------------------------------------------------------------------------
@@ -802,9 +840,7 @@ class DedupStage(GlobalStage):
         self.counters["minhash_clusters"] += len({k for k, s in zip(keys, sizes) if s})
         dup_of = [ids[k] if k is not None else None for k in kept_row]
         self.last_clusters = [
-            (ids[row], ids[rows_live[keys[row]]], sizes[row], not rejected[row])
-            for row in range(batch.num_rows)
-            if sizes[row]
+            (ids[row], ids[rows_live[keys[row]]], sizes[row], not rejected[row]) for row in range(batch.num_rows) if sizes[row]
         ]
         batch = self._score_survivors(batch, sizes, rejected)
         return reject(batch, rejected, f"{self.name}.minhash", sizes, dup_of)

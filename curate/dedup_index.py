@@ -46,7 +46,11 @@ import pyarrow.parquet as pq
 INDEX_FORMAT = 1
 LOCK_NAME = "LOCK"
 
-ENTRY_FIELDS = [pa.field("id", pa.string(), nullable=False), pa.field("snapshot", pa.int32(), nullable=False), pa.field("warc_date", pa.string())]
+ENTRY_FIELDS = [
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("snapshot", pa.int32(), nullable=False),
+    pa.field("warc_date", pa.string()),
+]
 EXACT_SCHEMA = pa.schema([pa.field("key", pa.binary(), nullable=False), *ENTRY_FIELDS])
 URL_SCHEMA = pa.schema([pa.field("key", pa.string(), nullable=False), *ENTRY_FIELDS])
 BUCKET_SCHEMA = pa.schema([pa.field("bucket", pa.int64(), nullable=False), *ENTRY_FIELDS])
@@ -68,7 +72,15 @@ def index_settings(params) -> dict:
     minhash = None
     if mh is not None:
         bands, rows = mh.band_layout()
-        minhash = {"ngram": mh.ngram, "num_perm": mh.num_perm, "seed": mh.seed, "scheme": mh.scheme, "shingle_hash": mh.shingle_hash, "bands": bands, "rows": rows}
+        minhash = {
+            "ngram": mh.ngram,
+            "num_perm": mh.num_perm,
+            "seed": mh.seed,
+            "scheme": mh.scheme,
+            "shingle_hash": mh.shingle_hash,
+            "bands": bands,
+            "rows": rows,
+        }
     return {"format": INDEX_FORMAT, "index_keep": params.index_keep, "minhash": minhash}
 
 
@@ -87,7 +99,12 @@ def _differences(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
 
 
 def _holder_info(holder: str) -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "holder": holder}
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "holder": holder,
+    }
 
 
 def _is_stale(info: dict) -> bool:
@@ -329,7 +346,9 @@ def _best_earlier(keys: list, snapshots: list, ids: list, index_keep: str) -> di
 
 
 def _lookup(table: pa.Table, key_column: str, index_keep: str) -> dict:
-    return _best_earlier(table.column(key_column).to_pylist(), table.column("snapshot").to_pylist(), table.column("id").to_pylist(), index_keep)
+    return _best_earlier(
+        table.column(key_column).to_pylist(), table.column("snapshot").to_pylist(), table.column("id").to_pylist(), index_keep
+    )
 
 
 def match_earlier(

@@ -90,9 +90,7 @@ def plan_mixture(available: Mapping[str, tuple[int, int]], spec: MixtureSpec) ->
     empty = [s for s in shares if available.get(s, (0, 0))[0] <= 0]
     if empty:
         known = ", ".join(f"{s} ({t} tokens)" for s, (t, _) in sorted(available.items())) or "none"
-        raise MixtureError(
-            f"mixture: source {empty[0]!r} has no kept documents to sample from (sources with tokens: {known})"
-        )
+        raise MixtureError(f"mixture: source {empty[0]!r} has no kept documents to sample from (sources with tokens: {known})")
 
     if spec.total_tokens is None:
         # The biggest mix that needs no repetition: the scarcest source (relative to its
@@ -138,9 +136,7 @@ def sampling_keys(ids: list[str] | pa.Array, seed: int) -> np.ndarray:
     if isinstance(ids, (pa.Array, pa.ChunkedArray)):
         ids = ids.to_pylist()
     prefix = f"{seed}\x1f"
-    unsigned = np.fromiter(
-        (xxhash.xxh64_intdigest((prefix + i).encode("utf-8")) for i in ids), dtype=np.uint64, count=len(ids)
-    )
+    unsigned = np.fromiter((xxhash.xxh64_intdigest((prefix + i).encode("utf-8")) for i in ids), dtype=np.uint64, count=len(ids))
     return unsigned.view(np.int64)
 
 
@@ -191,10 +187,7 @@ def _achieved_from_table(table: pa.Table) -> dict[str, tuple[int, int, int]]:
     if not table.num_rows:
         return {}
     grouped = table.group_by("source").aggregate([("n_tokens", "sum"), ("n_tokens", "count"), ("repeat", "max")])
-    return {
-        row["source"]: (int(row["n_tokens_sum"]), int(row["n_tokens_count"]), int(row["repeat_max"]))
-        for row in grouped.to_pylist()
-    }
+    return {row["source"]: (int(row["n_tokens_sum"]), int(row["n_tokens_count"]), int(row["repeat_max"])) for row in grouped.to_pylist()}
 
 
 def mixture_report(plan: MixturePlan, achieved: Mapping[str, tuple[int, int, int]], seed: int, spec: MixtureSpec) -> dict:

@@ -254,7 +254,7 @@ _VERSION_LIKE = regex.compile(r"^[1-9]\.[0-9]")
 
 
 def is_chained(text: str, start: int, end: int) -> bool:
-    return bool(_CHAINED_BEFORE.search(text[max(0, start - 2):start]) or _CHAINED_AFTER.match(text[end:end + 2]))
+    return bool(_CHAINED_BEFORE.search(text[max(0, start - 2) : start]) or _CHAINED_AFTER.match(text[end : end + 2]))
 
 
 _LEADING_PARENS = regex.compile(r"^\([0-9]+\)\s?")
@@ -365,8 +365,8 @@ def _ip_recognizer(language: str):
             results = super().analyze(text, entities, nlp_artifacts, regex_flags)
             kept = []
             for r in results:
-                before, after = text[max(0, r.start - 2):r.start], text[r.end:r.end + 2]
-                if ":" not in text[r.start:r.end] and (regex.search(r"(?:[0-9]\.|\+)$", before) or regex.match(r"\.[0-9]", after)):
+                before, after = text[max(0, r.start - 2) : r.start], text[r.end : r.end + 2]
+                if ":" not in text[r.start : r.end] and (regex.search(r"(?:[0-9]\.|\+)$", before) or regex.match(r"\.[0-9]", after)):
                     continue
                 kept.append(r)
             return kept
@@ -487,8 +487,9 @@ def build_analyzer(params: PiiParams):
     ner = sorted(NER_ENTITIES.intersection(params.entities))
     if ner and not engine.has_entity_recognizer():
         # otherwise every name and place would pass through unscrubbed, silently
-        raise StageError(f"spaCy model {params.spacy_model!r} has no component that finds entities "
-                         f"(ner, entity_ruler, ...), needed for {', '.join(ner)}")
+        raise StageError(
+            f"spaCy model {params.spacy_model!r} has no component that finds entities (ner, entity_ruler, ...), needed for {', '.join(ner)}"
+        )
     registry = RecognizerRegistry(
         recognizers=build_recognizers(
             params.entities, params.language, params.phone_regions, narrow_phones=params.precheck and speedups.enabled()
@@ -543,7 +544,9 @@ class PiiStage(Stage):
             return
         salt = os.environ.get(self.params.salt_env, "")
         if not salt:
-            raise StageError(f"operator 'hash' needs a salt: set the environment variable {self.params.salt_env} (it is never read from the recipe)")
+            raise StageError(
+                f"operator 'hash' needs a salt: set the environment variable {self.params.salt_env} (it is never read from the recipe)"
+            )
         self.salt = salt
 
     def warm_up(self) -> None:

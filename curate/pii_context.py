@@ -30,9 +30,9 @@ class ContextRule:
         if entity_type not in self.entities:
             return False
         # Slices, not pos/endpos: "^" and "$" would not match at pos/endpos.
-        if self.before is not None and self.before.search(text[max(0, start - self.window):start]):
+        if self.before is not None and self.before.search(text[max(0, start - self.window) : start]):
             return True
-        return self.after is not None and self.after.search(text[end:end + self.window]) is not None
+        return self.after is not None and self.after.search(text[end : end + self.window]) is not None
 
 
 def _compile(source: str, where: str) -> regex.Pattern:
@@ -62,13 +62,15 @@ def parse_rules(data: object, origin: str, known_entities: list[str]) -> list[Co
         window = item.get("window", DEFAULT_WINDOW)
         if not isinstance(window, int) or window < 1:
             raise ValueError(f"{where}.window: expected a positive integer, got {window!r}")
-        rules.append(ContextRule(
-            name=str(item.get("name") or f"{origin} rule {i}"),
-            entities=frozenset(entities),
-            before=_compile(item["before"], f"{where}.before") if item.get("before") else None,
-            after=_compile(item["after"], f"{where}.after") if item.get("after") else None,
-            window=window,
-        ))
+        rules.append(
+            ContextRule(
+                name=str(item.get("name") or f"{origin} rule {i}"),
+                entities=frozenset(entities),
+                before=_compile(item["before"], f"{where}.before") if item.get("before") else None,
+                after=_compile(item["after"], f"{where}.after") if item.get("after") else None,
+                window=window,
+            )
+        )
     return rules
 
 

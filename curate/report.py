@@ -159,13 +159,17 @@ def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def hbar_chart(chart_id: str, title: str, rows: Sequence[tuple[str, Sequence[tuple[float, str, str]]]], unit: str = "", label_width: int = 210) -> str:
+def hbar_chart(
+    chart_id: str, title: str, rows: Sequence[tuple[str, Sequence[tuple[float, str, str]]]], unit: str = "", label_width: int = 210
+) -> str:
     """Horizontal (stacked) bars: rows of (label, [(value, colour, hover text), ...])."""
     bar_h, gap, width = 20, 6, 820
     plot_w = width - label_width - 110
     total_max = max((sum(v for v, _, _ in segs) for _, segs in rows), default=0) or 1
     height = len(rows) * (bar_h + gap) + 10
-    parts = [f'<svg class="chart" id="{_esc(chart_id)}" role="img" aria-label="{_esc(title)}" viewBox="0 0 {width} {height}" width="{width}" height="{height}">']
+    parts = [
+        f'<svg class="chart" id="{_esc(chart_id)}" role="img" aria-label="{_esc(title)}" viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
+    ]
     for i, (label, segments) in enumerate(rows):
         y = 5 + i * (bar_h + gap)
         parts.append(f'<text x="{label_width - 8}" y="{y + bar_h * 0.72:.1f}" text-anchor="end" class="lbl">{_esc(label)}</text>')
@@ -173,7 +177,9 @@ def hbar_chart(chart_id: str, title: str, rows: Sequence[tuple[str, Sequence[tup
         for value, colour, hover in segments:
             w = plot_w * value / total_max
             if w > 0:
-                parts.append(f'<rect x="{x:.2f}" y="{y}" width="{max(w, 0.5):.2f}" height="{bar_h}" fill="{colour}" data-value="{_esc(value)}"><title>{_esc(hover)}</title></rect>')
+                parts.append(
+                    f'<rect x="{x:.2f}" y="{y}" width="{max(w, 0.5):.2f}" height="{bar_h}" fill="{colour}" data-value="{_esc(value)}"><title>{_esc(hover)}</title></rect>'
+                )
             x += w
         total = sum(v for v, _, _ in segments)
         parts.append(f'<text x="{x + 6:.2f}" y="{y + bar_h * 0.72:.1f}" class="val">{_esc(_fmt(total))}{_esc(unit)}</text>')
@@ -186,7 +192,9 @@ def histogram_chart(chart_id: str, title: str, values: Sequence[float], unit: st
     width, height, left, bottom = 820, 240, 60, 40
     plot_w, plot_h = width - left - 20, height - bottom - 20
     positive = [v for v in values if v > 0]
-    parts = [f'<svg class="chart" id="{_esc(chart_id)}" role="img" aria-label="{_esc(title)}" viewBox="0 0 {width} {height}" width="{width}" height="{height}">']
+    parts = [
+        f'<svg class="chart" id="{_esc(chart_id)}" role="img" aria-label="{_esc(title)}" viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
+    ]
     if not positive:
         parts.append(f'<text x="{left}" y="40" class="lbl">no documents</text></svg>')
         return "".join(parts)
@@ -245,17 +253,28 @@ def _funnel_section(manifest: dict) -> str:
     table_rows = []
     for entry in funnel:
         kept = entry["docs_out"]
+
         def share(n: int, docs_in: int = entry["docs_in"]) -> float:
             return round(n / docs_in * 100, 2) if docs_in else 0.0
 
-        table_rows.append((entry["stage"], entry["docs_in"] - kept, max(entry["chars_in"] - entry["chars_out"], 0), share(entry["docs_in"] - kept)))
+        table_rows.append(
+            (entry["stage"], entry["docs_in"] - kept, max(entry["chars_in"] - entry["chars_out"], 0), share(entry["docs_in"] - kept))
+        )
         segments = [(kept, KEPT_COLOR, f"{entry['stage']}: {kept:,} kept")]
         for j, (reason, n) in enumerate(sorted(entry.get("rejected", {}).items(), key=lambda kv: -kv[1])):
             segments.append((n, PALETTE[1 + j % (len(PALETTE) - 1)], f"{reason}: {n:,} removed"))
             table_rows.append((f"↳ {reason}", n, entry.get("rejected_chars", {}).get(reason, 0), share(n)))
         doc_rows.append((entry["stage"], segments))
         if entry["chars_in"] or entry["chars_out"]:
-            char_rows.append((entry["stage"], [(entry["chars_out"], KEPT_COLOR, f"{entry['chars_out']:,} characters kept"), (max(entry["chars_in"] - entry["chars_out"], 0), "#e15759", "characters removed")]))
+            char_rows.append(
+                (
+                    entry["stage"],
+                    [
+                        (entry["chars_out"], KEPT_COLOR, f"{entry['chars_out']:,} characters kept"),
+                        (max(entry["chars_in"] - entry["chars_out"], 0), "#e15759", "characters removed"),
+                    ],
+                )
+            )
     doc_rows.append(("output", [(int(summary.get("documents_out", 0)), "#59a14f", "documents written")]))
 
     token_rows = []
@@ -263,7 +282,9 @@ def _funnel_section(manifest: dict) -> str:
         for entry in funnel:
             if entry["chars_out"]:
                 est = round(entry["chars_out"] * tokens_per_char)
-                token_rows.append((entry["stage"], [(est, "#76b7b2", f"≈{est:,} tokens after {entry['stage']} (estimated from characters)")]))
+                token_rows.append(
+                    (entry["stage"], [(est, "#76b7b2", f"≈{est:,} tokens after {entry['stage']} (estimated from characters)")])
+                )
     token_rows.append(("tokens written", [(tokens_total, "#59a14f", f"{tokens_total:,} tokens in the shards")]))
 
     parts = [
@@ -276,11 +297,16 @@ def _funnel_section(manifest: dict) -> str:
     parts += [
         "<h3>Tokens</h3>",
         "<p>Only the final shards are tokenized; tokens after earlier stages are estimated from their characters at the run's "
-        f"measured {tokens_per_char:.3f} tokens per character.</p>" if tokens_per_char else "",
+        f"measured {tokens_per_char:.3f} tokens per character.</p>"
+        if tokens_per_char
+        else "",
         hbar_chart("funnel-tokens", "tokens", token_rows),
     ]
     if table_rows:
-        parts += ["<h3>Removed per stage and rule</h3>", _table(["stage / rule", "documents", "characters", "% of stage input"], table_rows)]
+        parts += [
+            "<h3>Removed per stage and rule</h3>",
+            _table(["stage / rule", "documents", "characters", "% of stage input"], table_rows),
+        ]
     return "".join(parts)
 
 
@@ -291,7 +317,15 @@ def _languages_section(langs: dict[str, Counter]) -> str:
         return ""
     rows = []
     for lang, _ in total.most_common(TOP_LANGUAGES):
-        rows.append((lang, [(kept[lang], KEPT_COLOR, f"{lang}: {kept[lang]:,} kept"), (rejected[lang], "#e15759", f"{lang}: {rejected[lang]:,} removed")]))
+        rows.append(
+            (
+                lang,
+                [
+                    (kept[lang], KEPT_COLOR, f"{lang}: {kept[lang]:,} kept"),
+                    (rejected[lang], "#e15759", f"{lang}: {rejected[lang]:,} removed"),
+                ],
+            )
+        )
     return "<h2>Languages</h2><p>Language of every document (blue: kept, red: removed).</p>" + hbar_chart("languages", "languages", rows)
 
 
@@ -337,7 +371,10 @@ def _dedup_section(sizes: Counter, manifest: dict) -> str:
         if counters:
             parts.append(_table(["counter", "value"], sorted(counters.items())))
     if sizes:
-        rows = [(f"size {size}", [(n, PALETTE[(size - 1) % len(PALETTE)] if size > 1 else "#999", f"{n:,} clusters of {size} documents")]) for size, n in sorted(sizes.items())[:30]]
+        rows = [
+            (f"size {size}", [(n, PALETTE[(size - 1) % len(PALETTE)] if size > 1 else "#999", f"{n:,} clusters of {size} documents")])
+            for size, n in sorted(sizes.items())[:30]
+        ]
         parts.append("<p>Clusters of near-duplicate documents by size (one document of each is kept).</p>")
         parts.append(hbar_chart("dedup-clusters", "dedup cluster sizes", rows, " clusters"))
     return "".join(parts)
@@ -363,7 +400,9 @@ def _throughput_section(manifest: dict) -> str:
         seconds = float(e.get("seconds", 0.0))
         rows.append((e["stage"], [(round(seconds, 3), PALETTE[i % len(PALETTE)], f"{e['stage']}: {seconds:,.2f} task-seconds")]))
         rate = e["docs_in"] / seconds if seconds > 0 else 0.0
-        table.append((e["stage"], e["docs_in"], round(seconds, 2), round(rate, 1), round(e["chars_in"] / seconds / 1e6, 2) if seconds > 0 else 0.0))
+        table.append(
+            (e["stage"], e["docs_in"], round(seconds, 2), round(rate, 1), round(e["chars_in"] / seconds / 1e6, 2) if seconds > 0 else 0.0)
+        )
     parts = ["<h2>Throughput</h2>"]
     if rows:
         parts.append("<p>Time spent in each stage, summed over all tasks (core-seconds), and documents per core-second.</p>")
@@ -387,13 +426,24 @@ def _summary_section(manifest: dict) -> str:
         ("wall seconds", s.get("seconds", 0.0)),
     ]
     cards = "".join(f'<div class="card"><div class="big">{_fmt(v)}</div><div class="muted">{_esc(k)}</div></div>' for k, v in items)
-    meta = f"<p class=\"muted\">recipe hash {_esc(str(manifest.get('recipe_hash', ''))[:12])} · created {_esc(manifest.get('created', ''))} · Spark {_esc(spark.get('version', ''))} on {_esc(spark.get('master', ''))}</p>"
+    meta = f'<p class="muted">recipe hash {_esc(str(manifest.get("recipe_hash", ""))[:12])} · created {_esc(manifest.get("created", ""))} · Spark {_esc(spark.get("version", ""))} on {_esc(spark.get("master", ""))}</p>'
     problems = manifest.get("inputs", {}).get("problems", [])
     prob = ""
     if problems:
-        prob = f"<details><summary>{len(problems):,} input problems (first 20)</summary><ul>" + "".join(f"<li><code>{_esc(p)}</code></li>" for p in problems[:20]) + "</ul></details>"
+        prob = (
+            f"<details><summary>{len(problems):,} input problems (first 20)</summary><ul>"
+            + "".join(f"<li><code>{_esc(p)}</code></li>" for p in problems[:20])
+            + "</ul></details>"
+        )
     sources = manifest.get("sources", {})
-    src = _table(["source", "files", "documents", "removed", "tokens"], [(k, v.get("files", 0), v.get("documents", 0), v.get("rejected", 0), v.get("tokens", 0)) for k, v in sources.items()]) if sources else ""
+    src = (
+        _table(
+            ["source", "files", "documents", "removed", "tokens"],
+            [(k, v.get("files", 0), v.get("documents", 0), v.get("rejected", 0), v.get("tokens", 0)) for k, v in sources.items()],
+        )
+        if sources
+        else ""
+    )
     return f'<div class="cards">{cards}</div>{meta}{src}{prob}'
 
 
@@ -444,11 +494,11 @@ def build_report(run_dir: str, manifest: dict) -> str:
             _dedup_section(sizes, manifest),
             _pii_section(manifest),
             _throughput_section(manifest),
-            f'<h2>Recipe</h2><details><summary>as run</summary><pre>{_esc(json.dumps(manifest.get("recipe", {}), indent=2))}</pre></details>',
+            f"<h2>Recipe</h2><details><summary>as run</summary><pre>{_esc(json.dumps(manifest.get('recipe', {}), indent=2))}</pre></details>",
         ]
     )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_esc(title)}</title><style>{STYLE}</style></head>"
-        f"<body>{body}<div id=\"hover\"></div><script>{SCRIPT}</script></body></html>\n"
+        f'<body>{body}<div id="hover"></div><script>{SCRIPT}</script></body></html>\n'
     )

@@ -84,11 +84,15 @@ def format_funnel(funnel: list[dict]) -> str:
         rejected_chars = entry.get("rejected_chars", {})
         for reason, count in sorted(entry["rejected"].items(), key=lambda kv: -kv[1]):
             chars = rejected_chars.get(reason, 0)
-            lines.append(f"  {reason:<38} {'':>9} {'':>9} {count:>8,} {_percent(count, docs_in):>6} {'':>13} {chars:>13,} {_percent(chars, chars_in):>6}")
+            lines.append(
+                f"  {reason:<38} {'':>9} {'':>9} {count:>8,} {_percent(count, docs_in):>6} {'':>13} {chars:>13,} {_percent(chars, chars_in):>6}"
+            )
     if funnel:
         first, last = funnel[0], funnel[-1]
         lines.append("-" * len(header))
-        lines.append(f"{'kept':<40} {first['docs_in']:>9,} {last['docs_out']:>9,} {first['docs_in'] - last['docs_out']:>8,} {_percent(first['docs_in'] - last['docs_out'], first['docs_in']):>6} {first['chars_in']:>13,} {last['chars_out']:>13,} {_percent(first['chars_in'] - last['chars_out'], first['chars_in']):>6}")
+        lines.append(
+            f"{'kept':<40} {first['docs_in']:>9,} {last['docs_out']:>9,} {first['docs_in'] - last['docs_out']:>8,} {_percent(first['docs_in'] - last['docs_out'], first['docs_in']):>6} {first['chars_in']:>13,} {last['chars_out']:>13,} {_percent(first['chars_in'] - last['chars_out'], first['chars_in']):>6}"
+        )
     return "\n".join(lines)
 
 

@@ -93,9 +93,7 @@ def write_sharded(
             tokens = 0
         if tokens is not None:
             meta["curate.tokens"] = str(tokens)
-        info = write_parquet_atomic(
-            part, os.path.join(folder, shard_name(prefix, shard)), compression, row_group_size, metadata=meta
-        )
+        info = write_parquet_atomic(part, os.path.join(folder, shard_name(prefix, shard)), compression, row_group_size, metadata=meta)
         info["shard"] = shard
         if tokens is not None:
             info["tokens"] = tokens

@@ -380,7 +380,12 @@ def _record_start_after(layer: _Layer, offset: int, counters: Counters | None = 
 
 
 def _iterate_responses(
-    layer: _Layer, source: str, warc_file: str, counters: Counters, problems: list[str] | None, skip_records: int = 0,
+    layer: _Layer,
+    source: str,
+    warc_file: str,
+    counters: Counters,
+    problems: list[str] | None,
+    skip_records: int = 0,
     start: int | None = 0,
 ) -> Iterator[dict]:
     """Rows of the kept responses; the first ``skip_records`` records are passed over unseen."""
@@ -404,7 +409,10 @@ def _iterate_responses(
                         stopped = iterator.offset
                         if _record_start_after(layer, stopped) is not None:
                             counters["warc.errors:stopped_early"] += 1
-                            note_problem(problems, f"{layer.path}: offset {stopped}{layer.offset_note}: unreadable record (reading stopped before the end of the file)")
+                            note_problem(
+                                problems,
+                                f"{layer.path}: offset {stopped}{layer.offset_note}: unreadable record (reading stopped before the end of the file)",
+                            )
                             failed_at = stopped
                         break
                     # After next() the previous record is consumed and iterator.offset is where
@@ -416,12 +424,19 @@ def _iterate_responses(
                     row = _quietly(lambda: _record_to_row(record, record_start, source, warc_file, counters), notices)
                 except Exception as exc:  # anything warcio or zlib raises on bad bytes
                     reason = _error_reason(exc)
-                    if layer.kind == "gzip_members" and reason in ("incomplete_record", "invalid_record") and _decompresses_as_one_stream(layer.path):
+                    if (
+                        layer.kind == "gzip_members"
+                        and reason in ("incomplete_record", "invalid_record")
+                        and _decompresses_as_one_stream(layer.path)
+                    ):
                         # Members cut in the wrong places (a record split over two members):
                         # the concatenated stream is a valid WARC, so read that instead,
                         # from the record that was split.
                         counters["warc.misaligned_gzip_files"] += 1
-                        note_problem(problems, f"{layer.path}: gzip members do not align with records (offset {iterator.offset}); reading it decompressed")
+                        note_problem(
+                            problems,
+                            f"{layer.path}: gzip members do not align with records (offset {iterator.offset}); reading it decompressed",
+                        )
                         stream = _Layer(layer.path, "gzip_stream")
                         resume = records_seen - 1 if reason == "incomplete_record" else records_seen
                         yield from _iterate_responses(stream, source, warc_file, counters, problems, skip_records=resume)
@@ -430,7 +445,9 @@ def _iterate_responses(
                         # A valid WARC in one gzip stream: re-read it from the start through a
                         # streaming decompressor, skipping what was already emitted.
                         counters["warc.single_gzip_stream_files"] += 1
-                        note_problem(problems, f"{layer.path}: compressed as one gzip stream, not one member per record; reading it decompressed")
+                        note_problem(
+                            problems, f"{layer.path}: compressed as one gzip stream, not one member per record; reading it decompressed"
+                        )
                         # The record being parsed when warcio noticed was not emitted: skip only
                         # the ones before it.
                         stream = _Layer(layer.path, "gzip_stream")
@@ -440,7 +457,9 @@ def _iterate_responses(
                     # broken one starts (or the start of the one it failed to finish).
                     failed_at = record_start if reason in ("incomplete_record", "no_content_length") else max(record_start, iterator.offset)
                     counters[f"warc.errors:{reason}"] += 1
-                    note_problem(problems, f"{layer.path}: offset {failed_at}{layer.offset_note}: unreadable record ({reason}: {_first_line(exc)})")
+                    note_problem(
+                        problems, f"{layer.path}: offset {failed_at}{layer.offset_note}: unreadable record ({reason}: {_first_line(exc)})"
+                    )
                     break
                 finally:
                     for notice in notices:
@@ -448,7 +467,10 @@ def _iterate_responses(
                         # (warcio's other notices, e.g. spaces in a target URI, go through logging.)
                         if "not followed by newline" in notice and found:
                             counters["warc.warnings:bad_content_length"] += 1
-                            note_problem(problems, f"{layer.path}: offset {found.group(1)}{layer.offset_note}: record not followed by a blank line (wrong Content-Length?)")
+                            note_problem(
+                                problems,
+                                f"{layer.path}: offset {found.group(1)}{layer.offset_note}: record not followed by a blank line (wrong Content-Length?)",
+                            )
 
                 if row is not None:
                     yield row

@@ -76,10 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.model:
         scores = label_probabilities(load_model(path), [normalize_text(r["text"]) for r in rows], "toxic")
         flagged = scores >= args.threshold
-        print(f"\n== {os.path.relpath(path, ROOT)}: flagged at >= {args.threshold}: {flagged.mean():.1%} of all pages "
-              f"({int(flagged.sum())}), {flagged[english].mean():.1%} of English pages ({int(flagged[english].sum())}); "
-              f">= 0.5: {(scores >= 0.5).mean():.1%} of all, {(scores[english] >= 0.5).mean():.1%} of English; "
-              f"median score (English) {np.median(scores[english]):.3f}")
+        print(
+            f"\n== {os.path.relpath(path, ROOT)}: flagged at >= {args.threshold}: {flagged.mean():.1%} of all pages "
+            f"({int(flagged.sum())}), {flagged[english].mean():.1%} of English pages ({int(flagged[english].sum())}); "
+            f">= 0.5: {(scores >= 0.5).mean():.1%} of all, {(scores[english] >= 0.5).mean():.1%} of English; "
+            f"median score (English) {np.median(scores[english]):.3f}"
+        )
         order = list(np.argsort(-scores))
         print(f"-- the {args.examples} highest-scoring pages (all languages; those >= {args.threshold} are flagged)")
         for i in order[: args.examples]:

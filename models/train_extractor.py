@@ -263,8 +263,11 @@ def main() -> None:
         if args.features_cache:
             with open(args.features_cache, "wb") as handle:
                 pickle.dump((train, held_out), handle)
-    print(f"pages: {len(train)} training ({sum(r['page_type'] != 'distilled' for r in train)} WCXB), {len(held_out)} held out; "
-          f"blocks: {sum(len(r['texts']) for r in train)} training; {time.time() - start:.0f} s", flush=True)
+    print(
+        f"pages: {len(train)} training ({sum(r['page_type'] != 'distilled' for r in train)} WCXB), {len(held_out)} held out; "
+        f"blocks: {sum(len(r['texts']) for r in train)} training; {time.time() - start:.0f} s",
+        flush=True,
+    )
     contexts = out_of_fold_context(train, args.seed)
     labels = np.concatenate([r["labels"] for r in train])
     weights = np.concatenate([block_weights(r) for r in train])
@@ -286,7 +289,9 @@ def main() -> None:
     temporary = args.out + ".partial.npz"
     np.savez_compressed(temporary, meta=np.array(json.dumps(meta)), **arrays)
     os.replace(temporary, args.out)
-    print(f"threshold {threshold}; training WCXB pages (out-of-fold stage 1): mean word-F1 {mean_f1(train_records, train_probs, threshold):.4f}")
+    print(
+        f"threshold {threshold}; training WCXB pages (out-of-fold stage 1): mean word-F1 {mean_f1(train_records, train_probs, threshold):.4f}"
+    )
     for kind, (count, f1) in per_type(train_records, train_probs, threshold).items():
         print(f"  train {kind}: {count} pages, {f1:.4f}")
     final = load_model(args.out)

@@ -32,7 +32,9 @@ from curate.classify import TrainingConfig, evaluate, train_fasttext, write_mode
 DATA = HERE / "data" / "classifiers"
 OUTPUT = HERE / "quality.bin"
 CARD = HERE / "MODEL_CARD_quality.md"
-CONFIG = TrainingConfig(epoch=10, lr=0.3, word_ngrams=2, dim=32, min_count=1, bucket=100_000, quantize=True, cutoff=30_000, held_out=0.2, seed=0)
+CONFIG = TrainingConfig(
+    epoch=10, lr=0.3, word_ngrams=2, dim=32, min_count=1, bucket=100_000, quantize=True, cutoff=30_000, held_out=0.2, seed=0
+)
 MIN_WORDS = 40
 MAX_WORDS = 200
 

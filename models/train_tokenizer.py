@@ -111,7 +111,11 @@ def train(vocab_size: int = VOCAB_SIZE, out: Path = OUT) -> dict:
     path.write_text(json.dumps(spec, ensure_ascii=False, indent=None, sort_keys=False), encoding="utf-8")
     tokenizer = Tokenizer.from_file(str(path))
     assert [tokenizer.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1]
-    stats = {"vocab_size": tokenizer.get_vocab_size(), "train_documents": len(documents), "train_bytes": sum(len(d.encode()) for d in documents)}
+    stats = {
+        "vocab_size": tokenizer.get_vocab_size(),
+        "train_documents": len(documents),
+        "train_bytes": sum(len(d.encode()) for d in documents),
+    }
     for name in HELDOUT_FILES:
         held = read_documents(DATA / name)
         n_bytes = sum(len(d.encode("utf-8")) for d in held)
@@ -127,7 +131,9 @@ def main() -> None:
     p.add_argument("--shared", type=Path, default=Path("/work/shared/data"))
     t = sub.add_parser("train", help="train from models/data/ into models/tokenizer/tokenizer.json")
     t.add_argument("--vocab-size", type=int, default=VOCAB_SIZE)
-    t.add_argument("--out", type=Path, default=OUT, help="folder for tokenizer.json (the 4,096-entry ablation tokenizer: models/tokenizer-4k)")
+    t.add_argument(
+        "--out", type=Path, default=OUT, help="folder for tokenizer.json (the 4,096-entry ablation tokenizer: models/tokenizer-4k)"
+    )
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.shared)

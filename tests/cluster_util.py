@@ -81,7 +81,9 @@ def tokenizer_path(workdir: Path) -> str:
     return str(path)
 
 
-def write_smoke_recipe(path: Path, inputs: str, tokenizer: str, output: str, shards: int = 2, stages: str = "[]", master: str = "local[2]") -> Path:
+def write_smoke_recipe(
+    path: Path, inputs: str, tokenizer: str, output: str, shards: int = 2, stages: str = "[]", master: str = "local[2]"
+) -> Path:
     """A recipe that needs no model but the tokenizer: JSONL in, tokenized shards out."""
     stages_block = f"stages: {stages}\n" if stages != "[]" else ""
     path.write_text(
@@ -177,7 +179,15 @@ class StandaloneCluster:
         try:
             self._daemon(
                 "master",
-                ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.ui_port)],
+                [
+                    "org.apache.spark.deploy.master.Master",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--webui-port",
+                    str(self.ui_port),
+                ],
             )
             for w in range(self.workers):
                 work = self.workdir / f"worker-{w}"
@@ -186,11 +196,16 @@ class StandaloneCluster:
                     f"worker-{w}",
                     [
                         "org.apache.spark.deploy.worker.Worker",
-                        "--host", "127.0.0.1",
-                        "--cores", str(self.cores),
-                        "--memory", self.memory,
-                        "--webui-port", str(free_port()),
-                        "--work-dir", str(work),
+                        "--host",
+                        "127.0.0.1",
+                        "--cores",
+                        str(self.cores),
+                        "--memory",
+                        self.memory,
+                        "--webui-port",
+                        str(free_port()),
+                        "--work-dir",
+                        str(work),
                         self.url,
                     ],
                 )
@@ -244,20 +259,30 @@ class StandaloneCluster:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def submit(self, recipe: Path, output: Path, py_files: Path, extra_args: list[str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    def submit(
+        self, recipe: Path, output: Path, py_files: Path, extra_args: list[str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess:
         """``spark-submit --master spark://... --py-files curate.zip pipelines/run_recipe.py RECIPE``."""
         cmd = [
             os.path.join(spark_home(), "bin", "spark-submit"),
-            "--master", self.url,
-            "--py-files", str(py_files),
-            "--executor-memory", self.memory,
-            "--total-executor-cores", str(self.workers * self.cores),
-            "--conf", f"spark.pyspark.python={PYTHON}",
-            "--conf", f"spark.pyspark.driver.python={PYTHON}",
-            "--conf", "spark.ui.enabled=false",
+            "--master",
+            self.url,
+            "--py-files",
+            str(py_files),
+            "--executor-memory",
+            self.memory,
+            "--total-executor-cores",
+            str(self.workers * self.cores),
+            "--conf",
+            f"spark.pyspark.python={PYTHON}",
+            "--conf",
+            f"spark.pyspark.driver.python={PYTHON}",
+            "--conf",
+            "spark.ui.enabled=false",
             str(ROOT / "pipelines" / "run_recipe.py"),
             str(recipe),
-            "--output", str(output),
+            "--output",
+            str(output),
             *(extra_args or []),
         ]
         return subprocess.run(cmd, env=self.env(), cwd=str(ROOT), capture_output=True, text=True, timeout=timeout)

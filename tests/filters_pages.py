@@ -25,7 +25,9 @@ def pages_batch(rows: list[dict] | None = None) -> pa.RecordBatch:
 
 def texts_batch(texts: list[str | None], language: str | None = "en", urls: list[str | None] | None = None) -> pa.RecordBatch:
     urls = urls or [None] * len(texts)
-    return documents_from_pylist([{"id": str(i), "source": "test", "url": u, "text": t, "language": language} for i, (t, u) in enumerate(zip(texts, urls))])
+    return documents_from_pylist(
+        [{"id": str(i), "source": "test", "url": u, "text": t, "language": language} for i, (t, u) in enumerate(zip(texts, urls))]
+    )
 
 
 def outcomes(stage, batch: pa.RecordBatch) -> dict[str, tuple[str | None, float | None]]:
@@ -34,6 +36,8 @@ def outcomes(stage, batch: pa.RecordBatch) -> dict[str, tuple[str | None, float 
     out = stage(batch)
     assert out.num_rows == batch.num_rows
     result = {}
-    for doc_id, reason, value in zip(out.column("id").to_pylist(), out.column("rejected_by").to_pylist(), out.column("rejected_value").to_pylist()):
+    for doc_id, reason, value in zip(
+        out.column("id").to_pylist(), out.column("rejected_by").to_pylist(), out.column("rejected_value").to_pylist()
+    ):
         result[doc_id] = (reason.split(".", 1)[1] if reason else None, value)
     return result

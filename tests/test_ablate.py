@@ -32,16 +32,21 @@ def leaked_pages(tmp_path_factory, data_dir) -> Path:
 
 def test_ablation_of_the_shipped_recipes(tmp_path, spark, wikitext_bpe, leaked_pages, monkeypatch):
     monkeypatch.chdir(ROOT)  # the recipes name their inputs relative to the repository
-    options = AblationOptions(model="tiny", tokens=4096, seeds=2, seq_len=32, micro_batch=8, eval_points=2, eval_sequences=16, jobs=1, threads=1,
-                              control=True)
+    options = AblationOptions(
+        model="tiny", tokens=4096, seeds=2, seq_len=32, micro_batch=8, eval_points=2, eval_sequences=16, jobs=1, threads=1, control=True
+    )
     options.eval_sets.append(EvalSetSpec("leak", str(leaked_pages), about="two pages of the training WARC"))
-    summary = run_ablation(RECIPES, str(tmp_path / "report"), options, runs_dir=str(tmp_path / "runs"), tokenizer=str(wikitext_bpe), spark=spark)
+    summary = run_ablation(
+        RECIPES, str(tmp_path / "report"), options, runs_dir=str(tmp_path / "runs"), tokenizer=str(wikitext_bpe), spark=spark
+    )
     assert summary["arms"] == ["filtered", "unfiltered", "filtered~control"]
 
     # the shared stages (extract, the eval sets' decontamination, langid) ran once
     shared = [p.name for p in (tmp_path / "runs").iterdir() if p.name.startswith("shared-")]
     assert shared == [p for p in shared if p.startswith("shared-extract+decontaminate+langid-")] and len(shared) == 1
-    manifests = {name: json.loads((tmp_path / "runs" / name / "manifest.json").read_text()) for name in ("filtered", "unfiltered", shared[0])}
+    manifests = {
+        name: json.loads((tmp_path / "runs" / name / "manifest.json").read_text()) for name in ("filtered", "unfiltered", shared[0])
+    }
     heldout = next(e for e in manifests[shared[0]]["funnel"] if e["stage"] == "heldout")
     assert heldout["rejected"] == {"heldout.leak": 2}
     # each mix ran its own stages on the shared documents: the filters saw them and removed some
@@ -76,10 +81,15 @@ def test_ablation_of_the_shipped_recipes(tmp_path, spark, wikitext_bpe, leaked_p
 def test_repeated_data_and_unchecked_runs_are_warned_about():
     from trainer.report import mix_warnings
 
-    results = pd.DataFrame({"recipe": ["a", "b"], "seed": [0, 0], "step": [1, 1], "tokens": [1, 1], "train_loss": [5.0, 5.0], "eval_x": [4.0, 4.0]})
+    results = pd.DataFrame(
+        {"recipe": ["a", "b"], "seed": [0, 0], "step": [1, 1], "tokens": [1, 1], "train_loss": [5.0, 5.0], "eval_x": [4.0, 4.0]}
+    )
     arms = [Arm("a", "/r/a", {"tokens": {"total": 1000}}), Arm("b", "/r/b", {"tokens": {"total": 100_000}}, checked=False)]
     warnings = mix_warnings(arms, AblationOptions(), {"a": {"x": 3.0}, "b": {"x": 6.0}}, results, tokens_trained=4096)
-    assert warnings["a"] == ["a repeats its data: 4.10 epochs over its 1,000 tokens", "a ends no better than a unigram guess on x (4.000 >= 3.000)"]
+    assert warnings["a"] == [
+        "a repeats its data: 4.10 epochs over its 1,000 tokens",
+        "a ends no better than a unigram guess on x (4.000 >= 3.000)",
+    ]
     assert warnings["b"] == ["b was not checked for overlap with the eval sets"]
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from curate.blocks import PageTooDeep, DENSE_FEATURES, HASH_BUCKETS, attribute_tokens, block_features, hashed, page_blocks, parse_html
 
 PAGE = (
-    '<html><head><title>T</title><style>p{}</style></head><body>'
+    "<html><head><title>T</title><style>p{}</style></head><body>"
     '<div class="mainContent" id="post-body"><h1>Title</h1>'
     '<p>Hello <a href="x">link</a> world.<br>line two<!-- note --> end</p>tail text<script>var x;</script> after'
     '<ul><li><a href="/">Home</a></li><li>About</li></ul></div></body></html>'
@@ -83,9 +83,37 @@ def test_deep_nesting_and_unclosed_tags():
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.sampled_from(["<div>", "</div>", "<p>", "</p>", "<a href=x>", "</a>", "<li>", "<br>", "<script>", "</script>",
-                                 "<!--", "-->", "<td>", "<", ">", "&amp;", "&#0;", "text ", "Ünïcödé ", "中文 ", "\x00", "\ud800"]),
-                max_size=60))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "<div>",
+                "</div>",
+                "<p>",
+                "</p>",
+                "<a href=x>",
+                "</a>",
+                "<li>",
+                "<br>",
+                "<script>",
+                "</script>",
+                "<!--",
+                "-->",
+                "<td>",
+                "<",
+                ">",
+                "&amp;",
+                "&#0;",
+                "text ",
+                "Ünïcödé ",
+                "中文 ",
+                "\x00",
+                "\ud800",
+            ]
+        ),
+        max_size=60,
+    )
+)
 def test_any_tag_soup_gives_blocks_of_text(parts):
     page = page_blocks("".join(parts))
     dense, tokens = block_features(page)

@@ -48,7 +48,15 @@ def test_shipped_models_are_small():
 def test_quality_model_prefers_encyclopedic_prose_to_web_boilerplate():
     wiki = ["\n".join(wiki_paragraphs()[i : i + 2]) for i in range(100, 120, 2)]
     pages = {r["id"]: r["text"] for r in load_pages()}
-    web = [pages[k] for k in ("lecker.de.schneewittchen.html.gz", "economictimes.indiatimes.com.slideshow.html.gz", "dolma-sample-0000.warc.gz:https://dwadden.github.io/", "uk.trustpilot.com.reviews.html.gz")]
+    web = [
+        pages[k]
+        for k in (
+            "lecker.de.schneewittchen.html.gz",
+            "economictimes.indiatimes.com.slideshow.html.gz",
+            "dolma-sample-0000.warc.gz:https://dwadden.github.io/",
+            "uk.trustpilot.com.reviews.html.gz",
+        )
+    ]
     stage = stage_with(QUALITY)
     out = stage(texts_batch(wiki + web))
     scores = np.array(scores_of(out, "classify.quality"))
@@ -140,7 +148,12 @@ def test_train_classifier_cli_writes_model_and_card(tmp_path, capsys):
     data = tmp_path / "tweets.jsonl"
     write_jsonl(data, rows)
     output = tmp_path / "models" / "offense.bin"
-    assert train_main(["--input", str(data), "--label-field", "label", "--output", str(output), "--epoch", "5", "--bucket", "20000", "--dim", "16"]) == 0
+    assert (
+        train_main(
+            ["--input", str(data), "--label-field", "label", "--output", str(output), "--epoch", "5", "--bucket", "20000", "--dim", "16"]
+        )
+        == 0
+    )
     card = (tmp_path / "models" / "MODEL_CARD_offense.md").read_text(encoding="utf-8")
     assert "Held-out metrics (132 examples, 10% of each label)" in card
     assert "| offensive |" in card and "| clean |" in card and "| epoch | 5 |" in card

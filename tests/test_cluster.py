@@ -60,7 +60,9 @@ def check_same_as_local(cluster: StandaloneCluster, curate_zip: Path, recipe: Pa
 
 def test_smoke_recipe_on_cluster_equals_local(cluster, curate_zip, tmp_path):
     inputs = write_jsonl_corpus(tmp_path / "in", files=4, per_file=60)
-    recipe = write_smoke_recipe(tmp_path / "smoke.yaml", str(tmp_path / "in" / "*.jsonl"), tokenizer_path(tmp_path), str(tmp_path / "unused"), shards=3)
+    recipe = write_smoke_recipe(
+        tmp_path / "smoke.yaml", str(tmp_path / "in" / "*.jsonl"), tokenizer_path(tmp_path), str(tmp_path / "unused"), shards=3
+    )
     manifest = check_same_as_local(cluster, curate_zip, recipe, tmp_path)
     assert manifest["summary"]["documents_in"] == 240 == manifest["summary"]["documents_out"]
     assert manifest["inputs"]["files"] == len(inputs)

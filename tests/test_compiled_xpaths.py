@@ -156,7 +156,10 @@ def test_positions_and_unions_the_compiler_must_follow():
     # [1] after a step is per parent: the first matching child of each parent
     assert check(".//p[@class='x'][1]", page) == ["/html/body/div/p[1]", "/html/body/div/section/p[1]", "/html/body/main[1]/p"]
     assert check(".//*[self::p or self::section][@class='x'][1]", page) == [
-        "/html/body/div/p[1]", "/html/body/div/section/p[1]", "/html/body/main[1]/p"]
+        "/html/body/div/p[1]",
+        "/html/body/div/section/p[1]",
+        "/html/body/main[1]/p",
+    ]
     # (path)[1] is the first in document order
     assert check("(.//p[@class='x'])[1]", page) == ["/html/body/div/p[1]"]
     assert check("(.//main)[1]", page) == ["/html/body/main[1]"]
@@ -213,8 +216,18 @@ def test_invalid_characters_are_removed_exactly_as_trafilatura_does():
 
 
 def test_outside_the_subset_is_refused():
-    for xpath in [".//div[2]", "(.//div)[2]", ".//div[1][@id]", "(.//div)[1]/p", ".//a|", "//div",
-                  ".//div[position() > 1]", ".//div[@x:y]", ".//div[count(p) = 2]", ".//div[re:test(@id, '(')]"]:
+    for xpath in [
+        ".//div[2]",
+        "(.//div)[2]",
+        ".//div[1][@id]",
+        "(.//div)[1]/p",
+        ".//a|",
+        "//div",
+        ".//div[position() > 1]",
+        ".//div[@x:y]",
+        ".//div[count(p) = 2]",
+        ".//div[re:test(@id, '(')]",
+    ]:
         with pytest.raises(compiled_xpaths.Unsupported):
             compiled_xpaths.CompiledSelection(None, xpath)
 
@@ -242,9 +255,7 @@ _attributes = st.lists(st.tuples(st.sampled_from(_ATTRIBUTES), _values), max_siz
 
 def _element(children):
     return st.builds(
-        lambda tag, attributes, kids: f"<{tag}"
-        + "".join(f' {k}="{v}"' for k, v in attributes)
-        + ">t" + "".join(kids) + f"</{tag}>",
+        lambda tag, attributes, kids: f"<{tag}" + "".join(f' {k}="{v}"' for k, v in attributes) + ">t" + "".join(kids) + f"</{tag}>",
         st.sampled_from(_TAGS),
         _attributes,
         st.lists(children, max_size=3),

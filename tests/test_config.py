@@ -74,6 +74,8 @@ def test_a_recipe_override_keeps_the_sections_other_keys(tmp_path):
 
 def test_a_trainer_override_merges_the_same_way(tmp_path):
     path = tmp_path / "train.yaml"
-    path.write_text(yaml.safe_dump({"out_dir": str(tmp_path / "out"), "data": {"train": "x"}, "optim": {"lr": 0.01, "warmup_steps": 3, "max_steps": 5}}))
+    path.write_text(
+        yaml.safe_dump({"out_dir": str(tmp_path / "out"), "data": {"train": "x"}, "optim": {"lr": 0.01, "warmup_steps": 3, "max_steps": 5}})
+    )
     config = load_config(str(path), overrides={"optim": {"lr": 0.02}})
     assert (config.optim.lr, config.optim.warmup_steps, config.optim.max_steps) == (0.02, 3, 5)

@@ -266,7 +266,12 @@ def test_empty_and_one_word_documents():
 
 def test_url_rule_keeps_newest_copy():
     rows = [
-        {"id": "a", "text": "first version of the page", "url": "https://www.example.com/news/?utm_source=feed", "warc_date": "2024-01-01T00:00:00Z"},
+        {
+            "id": "a",
+            "text": "first version of the page",
+            "url": "https://www.example.com/news/?utm_source=feed",
+            "warc_date": "2024-01-01T00:00:00Z",
+        },
         {"id": "b", "text": "second version, rewritten", "url": "http://example.com/news", "warc_date": "2024-03-01T00:00:00Z"},
         {"id": "c", "text": "an undated copy", "url": "https://example.com/news#comments", "warc_date": None},
         {"id": "d", "text": "another page entirely", "url": "https://example.com/other", "warc_date": "2024-05-01T00:00:00Z"},

@@ -37,7 +37,12 @@ def snapshots(pages) -> list[list[dict]]:
     two = [
         {"id": "s2-exact", "text": pages[0]["text"].upper(), "url": "https://two.org/copy", "warc_date": "2024-02-01"},
         {"id": "s2-near", "text": edit(pages[1]["text"], seed=7, every=200), "url": "https://two.org/near", "warc_date": "2024-02-01"},
-        {"id": "s2-url", "text": "the page at this address today says something else", "url": "http://www.one.org/2/?utm_source=x", "warc_date": "2024-02-01"},
+        {
+            "id": "s2-url",
+            "text": "the page at this address today says something else",
+            "url": "http://www.one.org/2/?utm_source=x",
+            "warc_date": "2024-02-01",
+        },
         *({"id": f"s2-{i}", "text": pages[i]["text"], "url": f"https://two.org/{i}", "warc_date": "2024-02-01"} for i in range(6, 9)),
     ]
     three = [
@@ -108,7 +113,9 @@ def test_index_is_partitioned_by_band_and_readable_by_duckdb(tmp_path, pages):
     run(tmp_path, one)
     bands, _ = MinHashParams().band_layout()
     glob = str(tmp_path / "parts" / "*" / "minhash" / "*" / "*.parquet")
-    counts = duckdb.sql(f"SELECT band, count(*) FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY band ORDER BY band").fetchall()
+    counts = duckdb.sql(
+        f"SELECT band, count(*) FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY band ORDER BY band"
+    ).fetchall()
     assert counts == [(band, 6) for band in range(bands)]
     ids = duckdb.sql(f"SELECT id FROM read_parquet('{tmp_path}/parts/*/exact/*.parquet') ORDER BY id").fetchall()
     assert [i for (i,) in ids] == [f"s1-{i}" for i in range(6)]
@@ -134,7 +141,11 @@ def test_keep_newest_keeps_the_new_copy_and_lists_what_it_supersedes(tmp_path, p
     stage = DedupStage(DedupParams(index=str(tmp_path), index_keep="newest"))
     second = outcome(stage.run_local(table(two)))
     assert all(v == (None, None, None) for v in second.values())
-    assert sorted(stage.last_superseded) == [("s1-0", 1, "s2-exact", "exact"), ("s1-1", 1, "s2-near", "minhash"), ("s1-2", 1, "s2-url", "url")]
+    assert sorted(stage.last_superseded) == [
+        ("s1-0", 1, "s2-exact", "exact"),
+        ("s1-1", 1, "s2-near", "minhash"),
+        ("s1-2", 1, "s2-url", "url"),
+    ]
     # A third copy supersedes the newest earlier one (snapshot 2), not the original.
     stage = DedupStage(DedupParams(index=str(tmp_path), index_keep="newest"))
     stage.run_local(table([{"id": "s3-again", "text": pages[0]["text"], "url": "https://three.org/x"}]))

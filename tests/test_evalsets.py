@@ -48,7 +48,10 @@ def test_the_sample_depends_on_the_documents_not_their_order(wikitext):
     assert 70 <= len(chosen) <= 130  # a quarter, give or take the hash
     # a larger fraction keeps every document of a smaller one: the sample only grows
     assert set(chosen) <= set(select_documents(EvalSetSpec("s", wikitext, fraction=0.5), documents))
-    assert select_documents(EvalSetSpec("s", wikitext, max_documents=7), documents) == select_documents(EvalSetSpec("s", wikitext), documents)[:7]
+    assert (
+        select_documents(EvalSetSpec("s", wikitext, max_documents=7), documents)
+        == select_documents(EvalSetSpec("s", wikitext), documents)[:7]
+    )
 
 
 def test_kinds_are_guessed_and_bad_sets_named(tmp_path, data_dir, wikitext):

@@ -42,7 +42,9 @@ def test_fast_mode_finds_main_text():
 
 
 def test_soft_hyphens_removed_and_empty_pages_give_none():
-    assert html_to_text("<html><body><article><p>" + "Ver\u00adant\u00adwor\u00adtung tragen wir alle. " * 10 + "</p></article></body></html>").startswith("Verantwortung tragen")
+    assert html_to_text(
+        "<html><body><article><p>" + "Ver\u00adant\u00adwor\u00adtung tragen wir alle. " * 10 + "</p></article></body></html>"
+    ).startswith("Verantwortung tragen")
     assert html_to_text("") is None
     assert html_to_text("<html><body></body></html>") is None
     assert html_to_text_fast("   ") is None

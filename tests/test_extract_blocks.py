@@ -17,7 +17,9 @@ from process_util import fresh_python
 
 from extract_pages import DATA, EXPECTATIONS, normalize, page
 
-WARCS = sorted((DATA / "warc").glob("*.warc.gz")) + sorted(p for p in (DATA / "warc" / "malformed").iterdir() if not p.name.startswith("LICENSE"))
+WARCS = sorted((DATA / "warc").glob("*.warc.gz")) + sorted(
+    p for p in (DATA / "warc" / "malformed").iterdir() if not p.name.startswith("LICENSE")
+)
 # Share of the development pages' snippets (140 `with` + `without` over 24 pages) the blocks extractor
 # must get right: a regression guard a few snippets below the 131/140 (93.6%) the shipped model gets,
 # not a per-page expectation.
@@ -90,7 +92,9 @@ def test_pages_without_main_text_are_rejected_with_a_reason():
 @pytest.mark.xfail(strict=True, reason="known gap (model card): on a page of nothing but links the model keeps the links")
 def test_a_page_of_nothing_but_menu_links_is_rejected():
     menu = "<html><body><nav><ul>" + "".join(f'<li><a href="/{i}">Section {i}</a></li>' for i in range(30)) + "</ul></nav></body></html>"
-    out = ExtractStage(ExtractParams(extractor="blocks", min_chars=200))(records([{"id": "a", "source": "s", "url": "http://a/", "html": menu}]))
+    out = ExtractStage(ExtractParams(extractor="blocks", min_chars=200))(
+        records([{"id": "a", "source": "s", "url": "http://a/", "html": menu}])
+    )
     assert out.column("rejected_by").to_pylist()[0] in ("extract.no_text", "extract.too_short")
 
 

@@ -114,7 +114,9 @@ def assert_clean_folders(run_dir: Path) -> None:
 
 def test_killed_python_worker_is_retried_and_output_is_identical(recipe, clean_run, tmp_path):
     output = tmp_path / "run"
-    proc = subprocess.Popen(curate_command(recipe, output), cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        curate_command(recipe, output), cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     watcher = ShardWatcher(output)
     watcher.start()
     killed = None
@@ -142,7 +144,9 @@ def test_killed_python_worker_is_retried_and_output_is_identical(recipe, clean_r
 
 def test_killed_driver_then_resume_reuses_finished_segments(recipe, clean_run, tmp_path):
     output = tmp_path / "run"
-    proc = subprocess.Popen(curate_command(recipe, output), cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        curate_command(recipe, output), cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     success = output / "_work" / "seg0" / "_SUCCESS"
     try:
         deadline = time.time() + 600

@@ -58,4 +58,10 @@ def test_sentence_terminals_cover_scripts_beyond_latin():
 
 def test_defaults_are_the_published_values():
     p = FineWebParams()
-    assert (p.min_line_punct_ratio, p.max_short_line_ratio, p.short_line_length, p.max_char_dup_ratio, p.max_newline_word_ratio) == (0.12, 0.67, 30, 0.01, 0.3)
+    assert (p.min_line_punct_ratio, p.max_short_line_ratio, p.short_line_length, p.max_char_dup_ratio, p.max_newline_word_ratio) == (
+        0.12,
+        0.67,
+        30,
+        0.01,
+        0.3,
+    )

@@ -109,7 +109,16 @@ def test_duplicated_ngrams_skip_over_a_repeat_like_massivetext():
     # 5 words, so only one 5-gram (10 characters: "alphabravocharliedeltaecho") is counted.
     words = "alpha bravo charlie delta echo foxtrot".split()
     text = " ".join(words + words)
-    stage = GopherRepetitionStage(GopherRepetitionParams(max_dup_para_frac=None, max_dup_line_frac=None, max_dup_para_char_frac=None, max_dup_line_char_frac=None, max_top_ngram_char_frac={}, max_dup_ngram_char_frac={5: 0.0}))
+    stage = GopherRepetitionStage(
+        GopherRepetitionParams(
+            max_dup_para_frac=None,
+            max_dup_line_frac=None,
+            max_dup_para_char_frac=None,
+            max_dup_line_char_frac=None,
+            max_top_ngram_char_frac={},
+            max_dup_ngram_char_frac={5: 0.0},
+        )
+    )
     rule, value = outcomes(stage, texts_batch([text]))["0"]
     assert rule == "dup_5_gram"
     assert value == pytest.approx(len("alphabravocharliedeltaecho") / len(text))
@@ -135,7 +144,13 @@ def test_stop_words_are_case_sensitive_like_the_reference():
 def test_defaults_are_the_published_values():
     q = GopherQualityParams()
     assert (q.min_doc_words, q.max_doc_words, q.min_avg_word_length, q.max_avg_word_length) == (50, 100_000, 3, 10)
-    assert (q.max_symbol_word_ratio, q.max_bullet_lines_ratio, q.max_ellipsis_lines_ratio, q.min_alpha_words_ratio, q.min_stop_words) == (0.1, 0.9, 0.3, 0.8, 2)
+    assert (q.max_symbol_word_ratio, q.max_bullet_lines_ratio, q.max_ellipsis_lines_ratio, q.min_alpha_words_ratio, q.min_stop_words) == (
+        0.1,
+        0.9,
+        0.3,
+        0.8,
+        2,
+    )
     assert q.stop_words == ["the", "be", "to", "of", "and", "that", "have", "with"]
     r = GopherRepetitionParams()
     assert (r.max_dup_line_frac, r.max_dup_para_frac, r.max_dup_line_char_frac, r.max_dup_para_char_frac) == (0.3, 0.3, 0.2, 0.2)

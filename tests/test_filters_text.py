@@ -35,7 +35,20 @@ texts = st.one_of(
 
 def test_split_words_on_real_text():
     assert split_words("It's l'homme, don't U.S. policy -- 1,000.50 well-known... #tag") == [
-        "It", "'s", "l'homme", ",", "don", "'t", "U.S.", "policy", "--", "1,000.50", "well-known", "...", "#", "tag",
+        "It",
+        "'s",
+        "l'homme",
+        ",",
+        "don",
+        "'t",
+        "U.S.",
+        "policy",
+        "--",
+        "1,000.50",
+        "well-known",
+        "...",
+        "#",
+        "tag",
     ]
 
 

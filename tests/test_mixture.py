@@ -144,14 +144,19 @@ def test_plan_and_selection_properties(sizes, weights, scale, seed):
         part = mixed.filter(pc.equal(mixed.column("source"), name))
         pairs = list(zip(part.column("id").to_pylist(), part.column("repeat").to_pylist()))
         assert len(pairs) == len(set(pairs))  # no document twice within one pass
-    assert plan_mixture({k: (v, 1) for k, v in available.items()}, MixtureSpec(weights=spec_weights, total_tokens=budget)).total_tokens == budget
+    assert (
+        plan_mixture({k: (v, 1) for k, v in available.items()}, MixtureSpec(weights=spec_weights, total_tokens=budget)).total_tokens
+        == budget
+    )
 
 
 def test_spark_mixture_equals_local(token_table, spark):
     from curate.spark.job import spark_schema
     from curate.spark.mixture import apply_mixture
 
-    spec = MixtureSpec(weights={"history": 0.2, "science": 0.3, "sport": 0.5}, total_tokens=sum(_totals(token_table).values()), upsample=True)
+    spec = MixtureSpec(
+        weights={"history": 0.2, "science": 0.3, "sport": 0.5}, total_tokens=sum(_totals(token_table).values()), upsample=True
+    )
     local, local_report = mix_table(token_table, spec, seed=5)
     df = spark.createDataFrame(token_table.to_pandas(), schema=spark_schema(TOKENS_SCHEMA)).repartition(3)
     mixed, report = apply_mixture(df, spec, seed=5)

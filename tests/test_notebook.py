@@ -26,8 +26,18 @@ def test_compare_mixes_notebook_executes(tmp_path, data_dir, wikitext_bpe):
     shards_from_texts([p for p in paragraphs if len(p) >= 600], str(wikitext_bpe), str(tmp_path / "long"), source="wiki")
     (tmp_path / "heldout.txt").write_text("\n".join(heldout))
 
-    options = AblationOptions(model="tiny", tokens=4096, seeds=2, seq_len=32, micro_batch=8, eval_points=4, eval_sequences=16, jobs=1, threads=1,
-                              eval_sets=[EvalSetSpec("heldout", str(tmp_path / "heldout.txt"), kind="wikitext")])
+    options = AblationOptions(
+        model="tiny",
+        tokens=4096,
+        seeds=2,
+        seq_len=32,
+        micro_batch=8,
+        eval_points=4,
+        eval_sequences=16,
+        jobs=1,
+        threads=1,
+        eval_sets=[EvalSetSpec("heldout", str(tmp_path / "heldout.txt"), kind="wikitext")],
+    )
     report = tmp_path / "report"
     summary = run_ablation([str(tmp_path / "short"), str(tmp_path / "long")], str(report), options)
     results = pd.read_parquet(report / "results.parquet")

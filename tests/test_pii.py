@@ -189,15 +189,23 @@ def test_decoys_survive_scrubbing(stage, labelled):
     for ex, text in zip(sample, out):
         for decoy in ex["decoys"]:
             total += 1
-            kept += ex["text"][decoy["start"]:decoy["end"]] in text
+            kept += ex["text"][decoy["start"] : decoy["end"]] in text
     assert total > 400
     assert kept / total >= 0.99
 
 
 @pytest.mark.parametrize(
     "digits, plausible",
-    [("4111111111111111", True), ("378282246310005", True), ("5555555555554444", True), ("2221000000000009", True),
-     ("30569309025904", True), ("4111111111111112", False), ("9111111111111119", False), ("1234567812345670", False)],
+    [
+        ("4111111111111111", True),
+        ("378282246310005", True),
+        ("5555555555554444", True),
+        ("2221000000000009", True),
+        ("30569309025904", True),
+        ("4111111111111112", False),
+        ("9111111111111119", False),
+        ("1234567812345670", False),
+    ],
 )
 def test_card_numbers_need_luhn_and_an_issuer(digits, plausible):
     assert card_number_is_plausible(digits) is plausible
@@ -229,8 +237,10 @@ def test_phone_gate_changes_nothing_on_number_dense_pages(number_pages):
     found = [key(with_check.analyze(t)) for t in number_pages]
     assert found == [key(without.analyze(t)) for t in number_pages]
     # the one phone number and the one e-mail address those pages hold, found either way
-    assert [(t[s:e], kind) for t, f in zip(number_pages, found) for s, e, kind, _ in f] == \
-        [("service@iwr.de", "EMAIL_ADDRESS"), ("0201-2402-0", "PHONE_NUMBER")]
+    assert [(t[s:e], kind) for t, f in zip(number_pages, found) for s, e, kind, _ in f] == [
+        ("service@iwr.de", "EMAIL_ADDRESS"),
+        ("0201-2402-0", "PHONE_NUMBER"),
+    ]
     # ... while libphonenumber saw under a twentieth of the characters it sees without the gate
     chars_in_stretches = sum(e - s for t in number_pages for s, e in phone_stretches(t))
     assert chars_in_stretches * 20 < sum(map(len, number_pages))
@@ -251,26 +261,85 @@ def test_a_matcher_per_stretch_finds_what_one_matcher_per_line_finds(pages, numb
             cuts = [m.start() for m in hard.finditer(line)]
             pieces = []
             for start, end in zip([0] + cuts, cuts + [len(line) - 1]):
-                piece = line[start:end + 1]
+                piece = line[start : end + 1]
                 pieces += [(start + m.start, start + m.end, m.raw_string) for m in phonenumbers.PhoneNumberMatcher(piece, region)]
             assert sorted(set(pieces)) == whole, line
 
 
 # pieces of numbers as people write them, with the characters that change what the matcher
 # accepts around them (letters, currency, "%", extensions, other scripts' digits)
-_NUMBER_PIECES = st.lists(st.sampled_from(
-    ["+", "00", "0", "1", "7", "9", "12", "345", "6789", "030", "212", "555", "0143", "44", "20", "7946", "0958", "89",
-     "636648", "0011", "011", " ", " ", "-", ".", "/", "(", ")", " x ", " ext. ", "#", "A", "k", "tel ", "\u2013", "1911",
-     "2020", ":45", "%", "$", "\n", ", ", "\u00a0", "12345678901", "\uff10\uff13", "\u0663\u0664", "[", "~", ";ext=", "int",
-     "\u20ac", "\u017f", "\u00e9", "+1 ", "+49 30 ", "(0)"]), max_size=16).map("".join)
+_NUMBER_PIECES = st.lists(
+    st.sampled_from(
+        [
+            "+",
+            "00",
+            "0",
+            "1",
+            "7",
+            "9",
+            "12",
+            "345",
+            "6789",
+            "030",
+            "212",
+            "555",
+            "0143",
+            "44",
+            "20",
+            "7946",
+            "0958",
+            "89",
+            "636648",
+            "0011",
+            "011",
+            " ",
+            " ",
+            "-",
+            ".",
+            "/",
+            "(",
+            ")",
+            " x ",
+            " ext. ",
+            "#",
+            "A",
+            "k",
+            "tel ",
+            "\u2013",
+            "1911",
+            "2020",
+            ":45",
+            "%",
+            "$",
+            "\n",
+            ", ",
+            "\u00a0",
+            "12345678901",
+            "\uff10\uff13",
+            "\u0663\u0664",
+            "[",
+            "~",
+            ";ext=",
+            "int",
+            "\u20ac",
+            "\u017f",
+            "\u00e9",
+            "+1 ",
+            "+49 30 ",
+            "(0)",
+        ]
+    ),
+    max_size=16,
+).map("".join)
 
 
 @settings(max_examples=1000, deadline=None)
 @given(text=_NUMBER_PIECES)
 def test_narrowed_phone_recognizer_equals_whole_line_matching(analyzer_at_zero, narrowed_at_zero, text):
     key = lambda results: sorted((r.start, r.end, r.score) for r in results)  # noqa: E731
-    assert key(narrowed_at_zero.analyze(text, language="en", entities=["PHONE_NUMBER"])) == \
-        key(analyzer_at_zero.analyze(text, language="en", entities=["PHONE_NUMBER"]))
+    assert key(narrowed_at_zero.analyze(text, language="en", entities=["PHONE_NUMBER"])) == key(
+        analyzer_at_zero.analyze(text, language="en", entities=["PHONE_NUMBER"])
+    )
 
 
 _TRICKY = st.text(alphabet="0123456789 -.:/+()@xX_abcdefABCDEFZ\u00a0\uff0d\u2010\n", max_size=60)
@@ -299,13 +368,14 @@ def test_precheck_never_misses_what_a_recognizer_finds(analyzer_at_zero, text):
 
 
 def test_lines_to_analyse_keeps_offsets_and_entities():
-    text = ("nothing here\nmail a@b.de\n\ncall +44 20 7946 0958 now\nS. 101 – 102 32, 12-15 199 111 X, 98 x 78 1909 4A\n"
-            "ssn 536-22-8145")
+    text = "nothing here\nmail a@b.de\n\ncall +44 20 7946 0958 now\nS. 101 – 102 32, 12-15 199 111 X, 98 x 78 1909 4A\nssn 536-22-8145"
     lines = lines_to_analyse(text, DEFAULT_ENTITIES, build_prechecks(DEFAULT_ENTITIES))
     # the page ranges and table cells on the fourth line cannot be a phone number we keep
-    assert [(text[s:e], ents) for s, e, ents in lines] == [("mail a@b.de", ["EMAIL_ADDRESS"]),
-                                                            ("call +44 20 7946 0958 now", ["PHONE_NUMBER"]),
-                                                            ("ssn 536-22-8145", ["PHONE_NUMBER", "US_SSN"])]
+    assert [(text[s:e], ents) for s, e, ents in lines] == [
+        ("mail a@b.de", ["EMAIL_ADDRESS"]),
+        ("call +44 20 7946 0958 now", ["PHONE_NUMBER"]),
+        ("ssn 536-22-8145", ["PHONE_NUMBER", "US_SSN"]),
+    ]
 
 
 # --- replacement -------------------------------------------------------------------------------------
@@ -355,7 +425,7 @@ def test_offsets_stay_right_with_multibyte_text(tmp_path):
     assert out.column("text").to_pylist() == [prefix + "mail: <EMAIL_ADDRESS>, tel <PHONE_NUMBER>.\n🎉 second line 🎉 ssn <US_SSN>"]
     (spans_file,) = (tmp_path / "pii_spans").iterdir()
     spans = pq.read_table(spans_file).to_pylist()
-    assert [text[s["start"]:s["end"]] for s in spans] == ["zoë@bücher.de", "+49 30 901820", "536-22-8145"]
+    assert [text[s["start"] : s["end"]] for s in spans] == ["zoë@bücher.de", "+49 30 901820", "536-22-8145"]
     assert [s["entity_type"] for s in spans] == ["EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN"]
     assert set(spans[0]) == {"id", "start", "end", "entity_type", "score"}  # never the value
 
@@ -374,8 +444,12 @@ def test_overlapping_detections_become_one_replacement():
 def test_resolve_overlaps_prefers_score_then_length():
     from presidio_analyzer import RecognizerResult
 
-    results = [RecognizerResult("PHONE_NUMBER", 0, 10, 0.4), RecognizerResult("US_SSN", 2, 13, 0.85),
-               RecognizerResult("IP_ADDRESS", 20, 27, 0.6), RecognizerResult("URL", 20, 30, 0.6)]
+    results = [
+        RecognizerResult("PHONE_NUMBER", 0, 10, 0.4),
+        RecognizerResult("US_SSN", 2, 13, 0.85),
+        RecognizerResult("IP_ADDRESS", 20, 27, 0.6),
+        RecognizerResult("URL", 20, 30, 0.6),
+    ]
     kept = resolve_overlaps(results)
     assert [(r.entity_type, r.start, r.end) for r in kept] == [("US_SSN", 2, 13), ("URL", 20, 30)]
 
@@ -416,10 +490,17 @@ def test_span_files_are_named_by_batch_so_a_retry_overwrites(tmp_path):
 
 NER_ENTITIES = ["PERSON", "LOCATION", "EMAIL_ADDRESS"]
 RULER_PATTERNS = [
-    ("PERSON", "Parker"), ("PERSON", "Clinton"), ("PERSON", "Amos"),
-    ("GPE", "Florida"), ("GPE", "Macclesfield"), ("GPE", "Cheshire"), ("LOC", "South Texas"),
+    ("PERSON", "Parker"),
+    ("PERSON", "Clinton"),
+    ("PERSON", "Amos"),
+    ("GPE", "Florida"),
+    ("GPE", "Macclesfield"),
+    ("GPE", "Cheshire"),
+    ("LOC", "South Texas"),
     # mapped by presidio to ORGANIZATION, which the stage is not asked for
-    ("ORG", "Manchester United"), ("ORG", "Crewe Alexandra"), ("ORG", "Air Rhodesia"),
+    ("ORG", "Manchester United"),
+    ("ORG", "Crewe Alexandra"),
+    ("ORG", "Air Rhodesia"),
     # a label presidio's mapping does not know
     ("FAC", "Salisbury Airport"),
 ]
@@ -471,16 +552,16 @@ def ner_texts(pii_data, labelled):
 
 NER_EXPECTED = {
     "mail_and_names": "The first purpose-built steam battleship was the 90-gun Napoléon in 1850. (e-mail: <EMAIL_ADDRESS>) "
-                      "tracking number 1Z653AA17287703643 published tracking number 1Z301AA11027294460 Although <PERSON> was "
-                      "not blamed by the government, popular opinion held him responsible, and <PERSON> was lauded for his "
-                      "personal bravery .",
+    "tracking number 1Z653AA17287703643 published tracking number 1Z301AA11027294460 Although <PERSON> was "
+    "not blamed by the government, popular opinion held him responsible, and <PERSON> was lauded for his "
+    "personal bravery .",
     "places_name_orgs_mail": "Born in <LOCATION>, <LOCATION>, <PERSON> began his career with Crewe Alexandra's youth academy, "
-                             "but joined Manchester United at the age of 11. Contact <EMAIL_ADDRESS> for details. as of 18:47:06",
+    "but joined Manchester United at the age of 11. Contact <EMAIL_ADDRESS> for details. as of 18:47:06",
     "gpe_and_loc": "Unusually, the storm hit <LOCATION> less than 24 hours before another major hurricane bearing "
-                   "125-mile-per-hour (201 km / h) winds struck <LOCATION>; never have two major cyclones hit the United "
-                   "States in such close succession .",
+    "125-mile-per-hour (201 km / h) winds struck <LOCATION>; never have two major cyclones hit the United "
+    "States in such close succession .",
     "names_only": "Admiral <PERSON> and General <PERSON> engaged in a war of words after the battle, each seeking to cast "
-                  "the blame on the other for the expedition's failures.",
+    "the blame on the other for the expedition's failures.",
     "fac_and_org": None,  # unchanged
     "nothing": None,
 }
@@ -500,8 +581,12 @@ def test_a_spacy_pipeline_folder_replaces_names_and_places(ner_stage, ner_texts,
     assert out.column("rejected_by").to_pylist() == [None] * 6
     delta = {k: v - before.get(k, 0) for k, v in ner_stage.counters.items()}
     assert {k: v for k, v in delta.items() if v} == {
-        "replaced:PERSON": 5, "replaced:LOCATION": 4, "replaced:EMAIL_ADDRESS": 2,
-        "docs_scrubbed": 4, "docs_analyzed": 6, "lines_analyzed": 6,
+        "replaced:PERSON": 5,
+        "replaced:LOCATION": 4,
+        "replaced:EMAIL_ADDRESS": 2,
+        "docs_scrubbed": 4,
+        "docs_analyzed": 6,
+        "lines_analyzed": 6,
     }
     # FAC is not in presidio's label mapping: dropped quietly, not one warning per line
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
@@ -510,8 +595,11 @@ def test_a_spacy_pipeline_folder_replaces_names_and_places(ner_stage, ner_texts,
 def test_the_analyzer_maps_spacy_labels_to_presidio_entities(ner_stage, ner_texts):
     text = ner_texts["places_name_orgs_mail"]
     found = ner_stage._analyzer.analyze(text, language="en", entities=["PERSON", "LOCATION"])
-    assert sorted((text[r.start:r.end], r.entity_type, r.score) for r in found) == [
-        ("Amos", "PERSON", 0.85), ("Cheshire", "LOCATION", 0.85), ("Macclesfield", "LOCATION", 0.85)]
+    assert sorted((text[r.start : r.end], r.entity_type, r.score) for r in found) == [
+        ("Amos", "PERSON", 0.85),
+        ("Cheshire", "LOCATION", 0.85),
+        ("Macclesfield", "LOCATION", 0.85),
+    ]
 
 
 def test_the_precheck_analyses_every_line_when_names_are_wanted(ner_folder, ner_texts):
@@ -566,7 +654,9 @@ def test_a_folder_that_is_not_a_spacy_pipeline_fails_at_load_naming_it(tmp_path)
     folder = tmp_path / "not_a_pipeline"
     folder.mkdir()
     (folder / "weights.bin").write_bytes(b"\x00" * 64)
-    with pytest.raises(RecipeError, match=r"recipe.yaml: stages\[0\]: spaCy model folder '.*/not_a_pipeline' is not a loadable spaCy pipeline"):
+    with pytest.raises(
+        RecipeError, match=r"recipe.yaml: stages\[0\]: spaCy model folder '.*/not_a_pipeline' is not a loadable spaCy pipeline"
+    ):
         load_recipe(str(write_recipe(tmp_path, str(folder))))
 
 
@@ -629,7 +719,7 @@ def test_a_recipe_adds_context_rules_from_a_file(tmp_path):
     assert [r.entity_type for r in extended.analyze(text)] == []
     rules.write_text("rules:\n  - name: browser\n    entities: [IP_ADDRESS, PHONE_NUMBER]\n    before: '\\bchrome\\s*$'\n")
     only_file = PiiStage(PiiParams(context_rules=[str(rules)], shipped_context_rules=False))
-    assert [text[r.start:r.end] for r in only_file.analyze(text)] == ["1.2.3.4"]
+    assert [text[r.start : r.end] for r in only_file.analyze(text)] == ["1.2.3.4"]
 
 
 @pytest.mark.parametrize(

@@ -21,23 +21,29 @@ def write(tmp_path: Path, body: str) -> Path:
 
 
 def base(extra: str = "", sources: str | None = None, stages: str = "") -> str:
-    sources = sources or f"""
+    sources = (
+        sources
+        or f"""
     sources:
       - name: web
         kind: warc
         paths: ["{WARCS}/*.warc.gz"]
     """
-    stages = stages or """
+    )
+    stages = (
+        stages
+        or """
     stages:
       - stage: extract
     """
+    )
     return f"""
     name: t
     output: /tmp/curate-test-out
     tokenizer:
       path: {TOKENIZER}
-    {textwrap.dedent(sources).strip().replace(chr(10), chr(10) + '    ')}
-    {textwrap.dedent(stages).strip().replace(chr(10), chr(10) + '    ')}
+    {textwrap.dedent(sources).strip().replace(chr(10), chr(10) + "    ")}
+    {textwrap.dedent(stages).strip().replace(chr(10), chr(10) + "    ")}
     {extra}
     """
 
@@ -72,11 +78,16 @@ def test_unknown_top_level_key(tmp_path):
 
 
 def test_unknown_stage_key_names_its_path(tmp_path):
-    e = error_of(tmp_path, base(stages="""
+    e = error_of(
+        tmp_path,
+        base(
+            stages="""
     stages:
       - stage: extract
         extractorr: fast
-    """))
+    """
+        ),
+    )
     assert e.path == "stages[0].extractorr"
     assert "unknown key" in str(e)
 
@@ -89,32 +100,47 @@ def test_wrong_type_names_key_and_expectation(tmp_path):
 
 
 def test_wrong_literal_lists_choices(tmp_path):
-    e = error_of(tmp_path, base(stages="""
+    e = error_of(
+        tmp_path,
+        base(
+            stages="""
     stages:
       - stage: extract
         extractor: magic
-    """))
+    """
+        ),
+    )
     assert e.path == "stages[0].extractor"
     assert "'trafilatura'" in e.message and "'fast'" in e.message
 
 
 def test_unknown_stage(tmp_path):
-    e = error_of(tmp_path, base(stages="""
+    e = error_of(
+        tmp_path,
+        base(
+            stages="""
     stages:
       - stage: extract
       - stage: dedupe
-    """))
+    """
+        ),
+    )
     assert e.path == "stages[1].stage"
     assert "unknown stage 'dedupe'" in e.message and "dedup" in e.message
 
 
 def test_missing_input_files(tmp_path):
-    e = error_of(tmp_path, base(sources="""
+    e = error_of(
+        tmp_path,
+        base(
+            sources="""
     sources:
       - name: web
         kind: warc
         paths: ["/nonexistent/*.warc.gz"]
-    """))
+    """
+        ),
+    )
     assert e.path == "sources[0].paths"
     assert "no file matches" in e.message
 
@@ -127,13 +153,18 @@ def test_missing_tokenizer_file(tmp_path):
 
 @pytest.mark.parametrize("weight", ["0", "-1", "0.0"])
 def test_weight_must_be_positive(tmp_path, weight):
-    e = error_of(tmp_path, base(sources=f"""
+    e = error_of(
+        tmp_path,
+        base(
+            sources=f"""
     sources:
       - name: web
         kind: warc
         paths: ["{WARCS}/*.warc.gz"]
         weight: {weight}
-    """))
+    """
+        ),
+    )
     assert e.path == "sources[0].weight"
     assert "expected a positive number" in e.message
 
@@ -158,20 +189,30 @@ def test_missing_required_key(tmp_path):
 
 
 def test_extract_must_come_first_for_warc(tmp_path):
-    e = error_of(tmp_path, base(stages="""
+    e = error_of(
+        tmp_path,
+        base(
+            stages="""
     stages:
       - stage: langid
-    """))
+    """
+        ),
+    )
     assert e.path == "stages" and "extract" in e.message
 
 
 def test_duplicate_stage_names(tmp_path):
-    e = error_of(tmp_path, base(stages="""
+    e = error_of(
+        tmp_path,
+        base(
+            stages="""
     stages:
       - stage: extract
       - stage: langid
       - stage: langid
-    """))
+    """
+        ),
+    )
     assert e.path == "stages[2].name" and "used twice" in e.message
 
 
@@ -224,11 +265,16 @@ def test_shipped_recipes_are_valid(path):
 
 
 def test_unknown_source_kind_lists_the_readers(tmp_path):
-    e = error_of(tmp_path, base(sources=f"""
+    e = error_of(
+        tmp_path,
+        base(
+            sources=f"""
     sources:
       - name: web
         kind: tsv
         paths: ["{WARCS}/*.warc.gz"]
-    """))
+    """
+        ),
+    )
     assert e.path == "sources[0].kind"
     assert e.message == "unknown source kind 'tsv'; expected one of: warc, parquet, jsonl, run"

@@ -64,7 +64,13 @@ def run_dir(tmp_path_factory) -> tuple[Path, dict]:
     paragraphs[first_short] = "<script>alert('x')</script> & " + paragraphs[first_short]
     kept, rejected, clusters = [], [], []
     for i, text in enumerate(paragraphs):
-        doc = {"id": f"d{i:04d}", "source": "wiki", "url": f"https://en.wikipedia.example/{i}", "text": text, "language": "en" if i % 10 else "fr"}
+        doc = {
+            "id": f"d{i:04d}",
+            "source": "wiki",
+            "url": f"https://en.wikipedia.example/{i}",
+            "text": text,
+            "language": "en" if i % 10 else "fr",
+        }
         if len(text) < SHORT:
             rejected.append({**doc, "rejected_by": "length.too_short", "rejected_value": float(len(text))})
         elif i % 5 == 0 and i > 0:
@@ -82,9 +88,20 @@ def run_dir(tmp_path_factory) -> tuple[Path, dict]:
         (root / folder).mkdir()
         half = len(docs) // 2
         for n, part in enumerate((docs[:half], docs[half:])):
-            pq.write_table(pa.Table.from_batches([documents_from_pylist(part)], schema=DOCUMENT_SCHEMA), root / folder / f"part-{n:05d}.parquet")
+            pq.write_table(
+                pa.Table.from_batches([documents_from_pylist(part)], schema=DOCUMENT_SCHEMA), root / folder / f"part-{n:05d}.parquet"
+            )
     (root / "tokens").mkdir()
-    token_rows = [{"id": d["id"], "source": "wiki", "n_tokens": len(d["text"].split()) + 1, "tokens": list(range(len(d["text"].split()) + 1)), "repeat": 0} for d in kept]
+    token_rows = [
+        {
+            "id": d["id"],
+            "source": "wiki",
+            "n_tokens": len(d["text"].split()) + 1,
+            "tokens": list(range(len(d["text"].split()) + 1)),
+            "repeat": 0,
+        }
+        for d in kept
+    ]
     pq.write_table(pa.Table.from_pylist(token_rows, schema=TOKENS_SCHEMA), root / "tokens" / "shard-00000.parquet")
     (root / "toy_dedup" / "clusters").mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(cluster_rows), root / "toy_dedup" / "clusters" / "part-0.parquet")
@@ -96,14 +113,51 @@ def run_dir(tmp_path_factory) -> tuple[Path, dict]:
     manifest = {
         "name": "report-test",
         "recipe_hash": "ab" * 32,
-        "summary": {"documents_in": len(paragraphs), "documents_out": len(kept), "documents_rejected": len(rejected), "tokens": sum(r["n_tokens"] for r in token_rows), "token_shards": 1, "seconds": 12.5},
+        "summary": {
+            "documents_in": len(paragraphs),
+            "documents_out": len(kept),
+            "documents_rejected": len(rejected),
+            "tokens": sum(r["n_tokens"] for r in token_rows),
+            "token_shards": 1,
+            "seconds": 12.5,
+        },
         "funnel": [
-            {"stage": "length", "kind": "toy", "docs_in": len(paragraphs), "docs_out": len(after_len), "chars_in": chars(kept) + chars(rejected), "chars_out": chars(after_len),
-             "rejected": {"length.too_short": n_short}, "rejected_chars": {}, "counters": {}, "seconds": 0.4},
-            {"stage": "toy_dedup", "kind": "dedup", "docs_in": len(after_len), "docs_out": len(kept), "chars_in": chars(after_len), "chars_out": chars(kept),
-             "rejected": {"toy_dedup.minhash": n_dup}, "rejected_chars": {}, "counters": {"clusters": len(clusters)}, "seconds": 2.0},
-            {"stage": "pii", "kind": "pii", "docs_in": len(kept), "docs_out": len(kept), "chars_in": chars(kept), "chars_out": chars(kept),
-             "rejected": {}, "rejected_chars": {}, "counters": {"replaced:EMAIL_ADDRESS": 4, "replaced:PHONE_NUMBER": 2, "documents_scrubbed": 5}, "seconds": 1.0},
+            {
+                "stage": "length",
+                "kind": "toy",
+                "docs_in": len(paragraphs),
+                "docs_out": len(after_len),
+                "chars_in": chars(kept) + chars(rejected),
+                "chars_out": chars(after_len),
+                "rejected": {"length.too_short": n_short},
+                "rejected_chars": {},
+                "counters": {},
+                "seconds": 0.4,
+            },
+            {
+                "stage": "toy_dedup",
+                "kind": "dedup",
+                "docs_in": len(after_len),
+                "docs_out": len(kept),
+                "chars_in": chars(after_len),
+                "chars_out": chars(kept),
+                "rejected": {"toy_dedup.minhash": n_dup},
+                "rejected_chars": {},
+                "counters": {"clusters": len(clusters)},
+                "seconds": 2.0,
+            },
+            {
+                "stage": "pii",
+                "kind": "pii",
+                "docs_in": len(kept),
+                "docs_out": len(kept),
+                "chars_in": chars(kept),
+                "chars_out": chars(kept),
+                "rejected": {},
+                "rejected_chars": {},
+                "counters": {"replaced:EMAIL_ADDRESS": 4, "replaced:PHONE_NUMBER": 2, "documents_scrubbed": 5},
+                "seconds": 1.0,
+            },
         ],
         "sources": {"wiki": {"files": 2, "documents": len(kept), "rejected": len(rejected), "tokens": 1}},
         "tokens": {"total": sum(r["n_tokens"] for r in token_rows)},
@@ -139,7 +193,17 @@ def test_dedup_cluster_sizes_count_clusters_not_rows(run_dir):
 def test_report_sections_and_escaping(run_dir):
     root, built = run_dir
     page = build_report(str(root), built["manifest"])
-    for chart in ("funnel-docs", "funnel-chars", "funnel-tokens", "languages", "hist-chars", "hist-tokens", "dedup-clusters", "pii", "throughput"):
+    for chart in (
+        "funnel-docs",
+        "funnel-chars",
+        "funnel-tokens",
+        "languages",
+        "hist-chars",
+        "hist-tokens",
+        "dedup-clusters",
+        "pii",
+        "throughput",
+    ):
         assert f'id="{chart}"' in page, chart
     assert "&lt;script&gt;alert(" in page
     assert "<script>alert" not in page

@@ -45,7 +45,13 @@ def test_funnel_adds_up(run_dir):
         assert entry["docs_in"] - entry["docs_out"] == sum(entry["rejected"].values())
         assert set(entry["rejected"]) == set(entry["rejected_chars"])
     # the repetition stage removed the four repetitive pages of the test set
-    assert funnel[0]["rejected"] == {"gopher_repetition.dup_5_gram": 1, "gopher_repetition.dup_6_gram": 1, "gopher_repetition.dup_line_char_frac": 1, "gopher_repetition.dup_line_frac": 1, "gopher_repetition.top_4_gram": 1}
+    assert funnel[0]["rejected"] == {
+        "gopher_repetition.dup_5_gram": 1,
+        "gopher_repetition.dup_6_gram": 1,
+        "gopher_repetition.dup_line_char_frac": 1,
+        "gopher_repetition.dup_line_frac": 1,
+        "gopher_repetition.top_4_gram": 1,
+    }
     assert funnel[2]["counters"]["documents_edited"] >= 1
 
 

@@ -72,7 +72,9 @@ def test_one_pass_writer_equals_three_separate_writes(tmp_path, documents, token
     separate = tmp_path / "separate"
     expected = []
     expected += run_writer(shard_writer(str(separate / "documents"), "part", DOCUMENT_SCHEMA, "zstd", 4, None), kept, 1000)
-    expected += run_writer(shard_writer(str(separate / "rejected"), "part", DOCUMENT_SCHEMA, "zstd", 4, None, count_reasons=True), rejected, 1000)
+    expected += run_writer(
+        shard_writer(str(separate / "rejected"), "part", DOCUMENT_SCHEMA, "zstd", 4, None, count_reasons=True), rejected, 1000
+    )
     expected += run_writer(shard_writer(str(separate / "tokens"), "shard", TOKENS_SCHEMA, "zstd", 4, "n_tokens"), tokens, 1000)
 
     one_pass = tmp_path / "one"

@@ -15,7 +15,6 @@ from curate.sources import read_source, source_files
 from curate.stage import Counters
 
 
-
 @pytest.fixture(scope="module")
 def paragraphs(data_dir):
     path = data_dir / "text" / "wikitext-2-test.txt"

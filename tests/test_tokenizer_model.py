@@ -67,5 +67,11 @@ def test_bytes_per_token_on_held_out_text(tokenizer):
 
 
 def test_wikitext_artefacts_are_undone():
-    lines = [" = Title = ", " ", " The well @-@ known 1 @,@ 000 km ( 620 mi ) road , it 's \" here \" <unk> . ", " = = Part = = ", " Next ; "]
+    lines = [
+        " = Title = ",
+        " ",
+        ' The well @-@ known 1 @,@ 000 km ( 620 mi ) road , it \'s " here " <unk> . ',
+        " = = Part = = ",
+        " Next ; ",
+    ]
     assert detokenize_wikitext(lines) == ['Title\nThe well-known 1,000 km (620 mi) road, it\'s "here".\nPart\nNext;']

@@ -113,7 +113,9 @@ def test_truncated_record_keeps_what_is_readable():
     rows, counters, problems = read(WARC / "malformed" / "example-trunc.warc")
     assert len(rows) == 1 and rows[0]["url"] == "http://example.com/"
     assert counters["warc.warnings:bad_content_length"] == 1
-    assert problems == [f"{WARC / 'malformed' / 'example-trunc.warc'}: offset 2560: record not followed by a blank line (wrong Content-Length?)"]
+    assert problems == [
+        f"{WARC / 'malformed' / 'example-trunc.warc'}: offset 2560: record not followed by a blank line (wrong Content-Length?)"
+    ]
 
 
 def test_space_in_target_uri_is_a_warning_not_a_failure():
@@ -213,7 +215,7 @@ def test_uncompressed_file_truncated(tmp_path, sample):
     assert len(rows) == 9 and counters["warc.errors:incomplete_record"] == 1
 
 
-@settings(max_examples=int(os.environ.get('CURATE_FUZZ_EXAMPLES', '25')), deadline=None)
+@settings(max_examples=int(os.environ.get("CURATE_FUZZ_EXAMPLES", "25")), deadline=None)
 @given(cut=st.integers(min_value=1, max_value=213_000), junk=st.binary(min_size=0, max_size=300))
 def test_any_damage_never_raises(tmp_path_factory, cut, junk):
     data = (WARC / "dolma-sample-0000.warc.gz").read_bytes()
@@ -244,6 +246,11 @@ def test_charset_rules_in_order():
 
 
 def test_detection_of_undeclared_legacy_charset():
-    text = "<html><body><p>" + "\u042d\u0442\u043e \u0442\u0435\u043a\u0441\u0442 \u043d\u0430 \u0440\u0443\u0441\u0441\u043a\u043e\u043c \u044f\u0437\u044b\u043a\u0435. " * 20 + "</p></body></html>"
+    text = (
+        "<html><body><p>"
+        + "\u042d\u0442\u043e \u0442\u0435\u043a\u0441\u0442 \u043d\u0430 \u0440\u0443\u0441\u0441\u043a\u043e\u043c \u044f\u0437\u044b\u043a\u0435. "
+        * 20
+        + "</p></body></html>"
+    )
     html, how = decode_html(text.encode("cp1251"), "text/html")
     assert how.startswith("detected:") and html == text

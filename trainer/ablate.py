@@ -159,8 +159,13 @@ def load_recipes(items: list, tokenizer: str | None) -> list:
 
 
 def prepare_arms(
-    inputs: list, runs_dir: str | None = None, tokenizer: str | None = None, master: str | None = None, spark=None,
-    protected: list[PreparedEvalSet] | None = None, share: bool = True,
+    inputs: list,
+    runs_dir: str | None = None,
+    tokenizer: str | None = None,
+    master: str | None = None,
+    spark=None,
+    protected: list[PreparedEvalSet] | None = None,
+    share: bool = True,
 ) -> list[Arm]:
     """Recipe files (or Recipe objects) are run (reusing finished runs of the same recipe);
     folders with a ``manifest.json`` are used as they are."""
@@ -226,7 +231,9 @@ def contamination(run_dir: str, protected: list[PreparedEvalSet]) -> dict[str, i
 
     if not protected:
         return {}
-    stage = DecontaminateStage(DecontaminateParams(sets=[ProtectedSet(p.spec.name, [p.protected], kind="jsonl") for p in protected]), name="heldout")
+    stage = DecontaminateStage(
+        DecontaminateParams(sets=[ProtectedSet(p.spec.name, [p.protected], kind="jsonl") for p in protected]), name="heldout"
+    )
     source = SourceSpec(name="run", kind="run", paths=[run_dir])
     for path in source_files(source):
         for batch in read_source(source, path):
@@ -324,8 +331,13 @@ def plan_parallelism(options: AblationOptions, runs: int) -> tuple[int, int]:
 
 
 def run_ablation(
-    inputs: list, out_dir: str, options: AblationOptions, runs_dir: str | None = None, tokenizer: str | None = None,
-    master: str | None = None, spark=None,
+    inputs: list,
+    out_dir: str,
+    options: AblationOptions,
+    runs_dir: str | None = None,
+    tokenizer: str | None = None,
+    master: str | None = None,
+    spark=None,
 ) -> dict:
     """Build/reuse the runs, train every (mix, seed), compare, write the report. Returns a summary."""
     from trainer.report import collect_results, write_report
@@ -345,8 +357,14 @@ def run_ablation(
     eval_shards = {p.spec.name: p.shards for p in prepared}
     runs = [(arm, seed) for arm in arms for seed in range(options.seeds)]
     jobs, threads = plan_parallelism(options, len(runs))
-    configs = [train_config(arm, seed, options, eval_shards, os.path.join(out_dir, "train", arm.name, f"seed{seed}"), threads) for arm, seed in runs]
-    print(f"ablate: training {len(runs)} runs ({len(arms)} mixes x {options.seeds} seeds), {jobs} at a time, {threads} thread(s) each", file=sys.stderr)
+    configs = [
+        train_config(arm, seed, options, eval_shards, os.path.join(out_dir, "train", arm.name, f"seed{seed}"), threads)
+        for arm, seed in runs
+    ]
+    print(
+        f"ablate: training {len(runs)} runs ({len(arms)} mixes x {options.seeds} seeds), {jobs} at a time, {threads} thread(s) each",
+        file=sys.stderr,
+    )
     summaries = train_all(configs, jobs)
     timings = {"curation_s": curated - started, "training_s": time.time() - curated}
     results = collect_results(out_dir, arms, options.seeds)
@@ -407,7 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             kind = type(default) if default is not None else int
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=f"(default: {default})")
-    parser.add_argument("--eval", action="append", default=[], metavar="NAME=PATH", help="add a held-out set (WARC, text, JSONL, run or token shards)")
+    parser.add_argument(
+        "--eval", action="append", default=[], metavar="NAME=PATH", help="add a held-out set (WARC, text, JSONL, run or token shards)"
+    )
     parser.add_argument("--no-default-evals", action="store_true", help="only the --eval sets")
     parser.add_argument("--out", help="report folder (default: reports/ablate)")
     parser.add_argument("--runs-dir", help="build the runs here (default: each recipe's output)")
@@ -444,7 +464,11 @@ def main(argv: list[str]) -> int:
     try:
         options.validate()
         summary = run_ablation(
-            inputs, out, options, runs_dir=args.runs_dir or settings.get("runs_dir"), tokenizer=args.tokenizer or settings.get("tokenizer"),
+            inputs,
+            out,
+            options,
+            runs_dir=args.runs_dir or settings.get("runs_dir"),
+            tokenizer=args.tokenizer or settings.get("tokenizer"),
             master=args.master or settings.get("master"),
         )
     except (AblationError, RecipeError, EvalSetError, ValueError) as e:

@@ -121,7 +121,9 @@ def verdict(comparisons: list[Comparison], warnings: list[str]) -> Verdict:
         return Verdict("sets disagree", None, f"The eval sets disagree about {a} vs {b} ({detail}): no winner at this budget")
     decisive = [c for c in comparisons if c.better]
     if not decisive:
-        return Verdict("no difference", None, f"No difference detectable between {a} and {b} at this budget (every set under {DECISIVE:.0f} σ)")
+        return Verdict(
+            "no difference", None, f"No difference detectable between {a} and {b} at this budget (every set under {DECISIVE:.0f} σ)"
+        )
     winner = decisive[0].better
     loser = b if winner == a else a
     sets = ", ".join(f"{c.eval_set} by Δ {abs(c.delta):.4f} ({abs(c.z):.1f} σ)" for c in decisive)

@@ -199,7 +199,9 @@ class SequenceDataset(IterableDataset):
             yield self.micro_batch(step)
 
 
-def make_loader(stream: TokenStream, layout: Layout, start_micro_step: int, num_workers: int = 0, shuffle_seed: int | None = None) -> Iterator:
+def make_loader(
+    stream: TokenStream, layout: Layout, start_micro_step: int, num_workers: int = 0, shuffle_seed: int | None = None
+) -> Iterator:
     dataset = SequenceDataset(stream, layout, start_micro_step, shuffle_seed)
     if num_workers == 0:
         return iter(dataset)
@@ -218,7 +220,12 @@ def eval_batches(stream: TokenStream, seq_len: int, batch_size: int, max_sequenc
 
 
 def write_token_shards(
-    rows: list[dict] | pa.Table, folder: str, num_shards: int = 1, row_group_size: int = 256, tokenizer: str | None = None, eos_token: str | None = None
+    rows: list[dict] | pa.Table,
+    folder: str,
+    num_shards: int = 1,
+    row_group_size: int = 256,
+    tokenizer: str | None = None,
+    eos_token: str | None = None,
 ) -> dict:
     """Write token rows (``TOKENS_SCHEMA``) as ``folder/tokens/shard-*.parquet`` + a manifest.
 
@@ -230,7 +237,15 @@ def write_token_shards(
     from curate.shards import write_sharded
 
     table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=TOKENS_SCHEMA)
-    infos = write_sharded(table, os.path.join(folder, "tokens"), "shard", range(num_shards), num_shards, row_group_size=row_group_size, token_column="n_tokens")
+    infos = write_sharded(
+        table,
+        os.path.join(folder, "tokens"),
+        "shard",
+        range(num_shards),
+        num_shards,
+        row_group_size=row_group_size,
+        token_column="n_tokens",
+    )
     manifest = {
         "name": os.path.basename(os.path.normpath(folder)),
         "output": os.path.abspath(folder),

@@ -65,11 +65,16 @@ class EvalSetSpec:
 # The default references of `curate ablate` (all shipped in trainer/evaldata/).
 DEFAULT_EVAL_SETS = [
     EvalSetSpec(
-        "wiki", os.path.join(EVALDATA, "wikitext-2-test.txt.gz"), kind="wikitext", detokenize=True,
+        "wiki",
+        os.path.join(EVALDATA, "wikitext-2-test.txt.gz"),
+        kind="wikitext",
+        detokenize=True,
         about="Wikipedia Good/Featured articles (WikiText-2 test) as plain prose: well-edited encyclopedic English",
     ),
     EvalSetSpec(
-        "web", os.path.join(EVALDATA, "web-heldout.warc.gz"), kind="warc",
+        "web",
+        os.path.join(EVALDATA, "web-heldout.warc.gz"),
+        kind="warc",
         about="main text of 44 real academic home pages and blogs (a sample WARC no shipped recipe reads): everyday web prose",
     ),
 ]

@@ -30,7 +30,13 @@ def collect_results(out_dir: str, arms: list, seeds: int):
                     if "loss" in record:
                         last_loss = record["loss"]
                     if "eval" in record:
-                        row = {"recipe": arm.name, "seed": seed, "step": record["step"], "tokens": record["tokens"], "train_loss": last_loss}
+                        row = {
+                            "recipe": arm.name,
+                            "seed": seed,
+                            "step": record["step"],
+                            "tokens": record["tokens"],
+                            "train_loss": last_loss,
+                        }
                         row.update({f"eval_{k}": v for k, v in record["eval"].items()})
                         rows.append(row)
     return pd.DataFrame(rows)
@@ -68,7 +74,9 @@ def mix_warnings(arms: list, options, baselines: dict[str, dict[str, float]], re
             losses = final_losses(results, column).get(arm.name, {})
             baseline = baselines.get(arm.name, {}).get(column[5:])
             if losses and baseline is not None and statistics.fmean(losses.values()) >= baseline:
-                notes.append(f"{arm.name} ends no better than a unigram guess on {column[5:]} ({statistics.fmean(losses.values()):.3f} >= {baseline:.3f})")
+                notes.append(
+                    f"{arm.name} ends no better than a unigram guess on {column[5:]} ({statistics.fmean(losses.values()):.3f} >= {baseline:.3f})"
+                )
         if not arm.checked:
             notes.append(f"{arm.name} was not checked for overlap with the eval sets")
         warnings[arm.name] = notes
@@ -123,7 +131,9 @@ def write_report(out_dir: str, results, arms: list, prepared: list, options, sum
     # whole runs (evaluations included): a summary's own tokens_per_s is its last logging window only
     speed = [s["tokens"] / s["seconds"] for s in summaries if s.get("seconds")]
     timings = {**timings, "total_s": time.time() - started, "median_tokens_per_s_per_run": statistics.median(speed) if speed else None}
-    text = render_markdown(arms, prepared, options, results, baselines, warnings, comparisons, verdicts, control_comparisons, control_verdict, timings, plots)
+    text = render_markdown(
+        arms, prepared, options, results, baselines, warnings, comparisons, verdicts, control_comparisons, control_verdict, timings, plots
+    )
     path = os.path.join(out_dir, "report.md")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -139,9 +149,12 @@ def write_report(out_dir: str, results, arms: list, prepared: list, options, sum
     with open(os.path.join(out_dir, "ablation.json"), "w") as fh:
         json.dump(record, fh, indent=2)
     return {
-        "report": path, "results": os.path.join(out_dir, "results.parquet"), "comparisons": os.path.join(out_dir, "comparisons.parquet"),
+        "report": path,
+        "results": os.path.join(out_dir, "results.parquet"),
+        "comparisons": os.path.join(out_dir, "comparisons.parquet"),
         "verdicts": [v.text for v in verdicts] + ([f"A/A control: {control_verdict.text}"] if control_verdict else []),
-        "verdict_status": [v.status for v in verdicts], "control_status": control_verdict.status if control_verdict else None,
+        "verdict_status": [v.status for v in verdicts],
+        "control_status": control_verdict.status if control_verdict else None,
     }
 
 
@@ -175,7 +188,9 @@ def _cell(mean: float, std: float) -> str:
     return f"{mean:.4f} ± {std:.4f}" if math.isfinite(std) else f"{mean:.4f} (one seed)"
 
 
-def render_markdown(arms, prepared, options, results, baselines, warnings, comparisons, verdicts, control_comparisons, control_verdict, timings, plots) -> str:
+def render_markdown(
+    arms, prepared, options, results, baselines, warnings, comparisons, verdicts, control_comparisons, control_verdict, timings, plots
+) -> str:
     from trainer.ablate import tokens_needed
 
     trained = tokens_needed(options)
@@ -215,7 +230,13 @@ def render_markdown(arms, prepared, options, results, baselines, warnings, compa
             losses = list(final_losses(results, f"eval_{name}").get(arm.name, {}).values())
             cells.append(_cell(statistics.fmean(losses), statistics.stdev(losses) if len(losses) > 1 else math.nan))
         lines.append(f"| {arm.name} | " + " | ".join(cells) + " |")
-    lines.append("| unigram guess of " + arms[0].name + " | " + " | ".join(f"{baselines.get(arms[0].name, {}).get(n, math.nan):.4f}" for n in sets) + " |")
+    lines.append(
+        "| unigram guess of "
+        + arms[0].name
+        + " | "
+        + " | ".join(f"{baselines.get(arms[0].name, {}).get(n, math.nan):.4f}" for n in sets)
+        + " |"
+    )
     lines += _comparison_table("Differences", comparisons)
     if control_comparisons:
         lines += _comparison_table("A/A control (the first mix under another data order)", control_comparisons)
@@ -231,5 +252,7 @@ def _comparison_table(title: str, comparisons: list[Comparison]) -> list[str]:
     lines = ["", f"## {title}", "", "Δ = loss(B) − loss(A): positive when A is better. σ = standard error of Δ (paired over seeds).", ""]
     lines += ["| set | A | B | Δ | SE | Δ/SE | Δ / seed std | |", "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for c in comparisons:
-        lines.append(f"| {c.eval_set} | {c.a} | {c.b} | {c.delta:+.4f} | {c.se:.4f} | {c.z:+.1f} | {c.gap_in_seed_std:.1f} | {c.sentence()} |")
+        lines.append(
+            f"| {c.eval_set} | {c.a} | {c.b} | {c.delta:+.4f} | {c.se:.4f} | {c.z:+.1f} | {c.gap_in_seed_std:.1f} | {c.sentence()} |"
+        )
     return lines

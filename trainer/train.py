@@ -324,7 +324,9 @@ def evaluate(model: torch.nn.Module, streams: dict[str, TokenStream], config: Tr
     out = {}
     for name, stream in streams.items():
         total = torch.zeros(2, dtype=torch.float64, device=runtime.device)
-        for x, y in eval_batches(stream, config.data.seq_len, config.eval.batch_size, config.eval.max_sequences, runtime.rank, runtime.world_size):
+        for x, y in eval_batches(
+            stream, config.data.seq_len, config.eval.batch_size, config.eval.max_sequences, runtime.rank, runtime.world_size
+        ):
             x, y = x.to(runtime.device), y.to(runtime.device)
             with _autocast(runtime):
                 _, loss = model(x, y)
@@ -425,7 +427,7 @@ def train(config: TrainConfig, stop_after: int | None = None) -> dict:
                 x, y = x.to(runtime.device, non_blocking=True), y.to(runtime.device, non_blocking=True)
                 # DDP all-reduces gradients only on the last micro-step of an accumulation
                 sync = micro == opt.grad_accum - 1 or runtime.world_size == 1
-                with (contextlib.nullcontext() if sync else model.no_sync()), _autocast(runtime):
+                with contextlib.nullcontext() if sync else model.no_sync(), _autocast(runtime):
                     _, loss = model(x, y)
                     (loss / opt.grad_accum if opt.grad_accum > 1 else loss).backward()
                 step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
@@ -485,7 +487,13 @@ def train(config: TrainConfig, stop_after: int | None = None) -> dict:
             data_log.close()
         if metrics is not None:
             metrics.close()
-    summary = {"step": step, "max_steps": max_steps, "tokens": step * tokens_per_step, "world_size": runtime.world_size, **{k: v for k, v in last.items() if k not in ("step", "tokens")}}
+    summary = {
+        "step": step,
+        "max_steps": max_steps,
+        "tokens": step * tokens_per_step,
+        "world_size": runtime.world_size,
+        **{k: v for k, v in last.items() if k not in ("step", "tokens")},
+    }
     if runtime.is_main:
         with open(os.path.join(config.out_dir, "summary.json"), "w") as fh:
             json.dump(summary, fh, indent=2)
@@ -505,7 +513,11 @@ def _checkpoint(config: TrainConfig, runtime: Runtime, model: GPT, optimizer, sc
             "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(),
             "step": step,
-            "data": {"micro_step": step * config.optim.grad_accum, "world_size": runtime.world_size, "micro_batch": config.optim.micro_batch},
+            "data": {
+                "micro_step": step * config.optim.grad_accum,
+                "world_size": runtime.world_size,
+                "micro_batch": config.optim.micro_batch,
+            },
             "rng": states,
             "config": dataclasses.asdict(config),
             "model_config": dataclasses.asdict(model.config),
@@ -520,7 +532,9 @@ def _checkpoint(config: TrainConfig, runtime: Runtime, model: GPT, optimizer, sc
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trainer.train", description="Train a GPT on curated token shards.")
     parser.add_argument("config", help="training config YAML (see trainer/configs/)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key, e.g. optim.max_steps=20 (YAML value)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a key, e.g. optim.max_steps=20 (YAML value)"
+    )
     args = parser.parse_args(argv)
     import yaml
 

@@ -108,7 +108,9 @@ class C4Stage(Stage):
             folder = self.params.bad_words_dir
             if not os.path.isdir(folder):
                 raise StageError(f"{self.name}: bad_words_dir {folder!r} is not a folder")
-            return {name: os.path.join(folder, name) for name in sorted(os.listdir(folder)) if not name.startswith((".", "LICENSE", "README"))}
+            return {
+                name: os.path.join(folder, name) for name in sorted(os.listdir(folder)) if not name.startswith((".", "LICENSE", "README"))
+            }
         listing = resources.files("curate").joinpath("data/ldnoobw")
         return {entry.name: entry for entry in listing.iterdir() if not entry.name.startswith((".", "LICENSE", "README"))}
 

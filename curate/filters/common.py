@@ -11,6 +11,7 @@ import pyarrow as pa
 from curate.schema import reject
 from curate.stage import Stage
 
+
 def threshold_or_none(value: float | None, name: str, low: float | None = None, high: float | None = None) -> None:
     """Raise ValueError (the recipe loader names the stage) for a threshold out of range."""
     if value is None:

@@ -214,9 +214,7 @@ def _union_find_components(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Rec
         yield pa.RecordBatch.from_arrays([pa.array(ids, pa.string()), pa.array(roots, pa.string())], names=["id", "cluster_id"])
 
 
-def connected_components(
-    edges: DataFrame, counters: dict | None = None, single_task_max_edges: int = SINGLE_TASK_MAX_EDGES
-) -> DataFrame:
+def connected_components(edges: DataFrame, counters: dict | None = None, single_task_max_edges: int = SINGLE_TASK_MAX_EDGES) -> DataFrame:
     """(id, cluster_id) for every node of an undirected graph given as (src, dst) string pairs.
 
     ``cluster_id`` is the smallest id of the node's component. Up to
@@ -226,9 +224,7 @@ def connected_components(
     and the loop stops when a round changes nothing.
     """
     current = _freeze(
-        edges.where(F.col("src") != F.col("dst"))
-        .select(F.least("src", "dst").alias("a"), F.greatest("src", "dst").alias("b"))
-        .distinct()
+        edges.where(F.col("src") != F.col("dst")).select(F.least("src", "dst").alias("a"), F.greatest("src", "dst").alias("b")).distinct()
     )
     fingerprint = _fingerprint(current)
     if counters is not None:
@@ -248,12 +244,7 @@ def connected_components(
             current.select(F.col("b").alias("u"), F.col("a").alias("v"))
         )
         smallest = both.groupBy("u").agg(F.min("v").alias("mv")).select("u", F.least("u", "mv").alias("m"))
-        large = (
-            both.where(F.col("v") > F.col("u"))
-            .join(smallest, "u")
-            .select(F.col("m").alias("a"), F.col("v").alias("b"))
-            .distinct()
-        )
+        large = both.where(F.col("v") > F.col("u")).join(smallest, "u").select(F.col("m").alias("a"), F.col("v").alias("b")).distinct()
         # Small star: every node links itself and its smaller neighbours to the smallest of
         # them.
         smallest_below = large.groupBy("b").agg(F.min("a").alias("m"))
@@ -274,9 +265,11 @@ def connected_components(
     if counters is not None:
         counters["minhash_cc_rounds"] = rounds
     # Converged: every edge is (component minimum, member).
-    return current.select(F.col("b").alias("id"), F.col("a").alias("cluster_id")).unionByName(
-        current.select(F.col("a").alias("id"), F.col("a").alias("cluster_id"))
-    ).distinct()
+    return (
+        current.select(F.col("b").alias("id"), F.col("a").alias("cluster_id"))
+        .unionByName(current.select(F.col("a").alias("id"), F.col("a").alias("cluster_id")))
+        .distinct()
+    )
 
 
 # Up to this many live documents, all decisions come from one Spark task holding every
@@ -414,12 +407,7 @@ def _minhash_decisions(keys: DataFrame, stage: DedupStage, counters: dict, run_d
     mh = stage.params.minhash
     hashed = keys.where(F.col("buckets").isNotNull())
     bands = hashed.select("id", F.posexplode("buckets").alias("band", "bucket"))
-    roots = (
-        bands.groupBy("band", "bucket")
-        .agg(F.min("id").alias("root"), F.count(F.lit(1)).alias("n"))
-        .where(F.col("n") >= 2)
-        .drop("n")
-    )
+    roots = bands.groupBy("band", "bucket").agg(F.min("id").alias("root"), F.count(F.lit(1)).alias("n")).where(F.col("n") >= 2).drop("n")
     edges = bands.join(roots, ["band", "bucket"]).where(F.col("id") != F.col("root"))
     edges = edges.select(F.col("id").alias("src"), F.col("root").alias("dst")).distinct()
     if mh.verify:
@@ -462,7 +450,9 @@ def _decisions_in_one_task(keys: DataFrame, stage: DedupStage, counters: dict, r
         counters.update(json.loads(row["task_counters"]))
     if run_dir and stage.params.minhash is not None:
         target = os.path.join(run_dir, stage.name, "clusters")
-        outcomes.where(F.col("cluster_id").isNotNull()).select("id", "cluster_id", "cluster_size", "kept").write.mode("overwrite").parquet(target)
+        outcomes.where(F.col("cluster_id").isNotNull()).select("id", "cluster_id", "cluster_size", "kept").write.mode("overwrite").parquet(
+            target
+        )
     return outcomes.where(F.col("rejected_by").isNotNull()).select("id", "rejected_by", "rejected_value", "duplicate_of")
 
 

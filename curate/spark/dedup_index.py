@@ -67,8 +67,10 @@ def earlier_matches(keys: DataFrame, stage: DedupStage, index_keep: str) -> Data
         if table is None:
             continue
         best = _best_per_key(table, ["key"], index_keep)
-        hits = remaining.where(F.col(column).isNotNull()).join(best, F.col(column) == F.col("key")).select(
-            "id", F.lit(rule).alias("rule"), "earlier_id", "snapshot"
+        hits = (
+            remaining.where(F.col(column).isNotNull())
+            .join(best, F.col(column) == F.col("key"))
+            .select("id", F.lit(rule).alias("rule"), "earlier_id", "snapshot")
         )
         hits = hits.localCheckpoint()
         found.append(hits)
@@ -121,11 +123,9 @@ def stage_survivors(survivors: DataFrame, stage: DedupStage, counters: dict) -> 
         for row in matches.groupBy("rule").count().collect():
             counters[f"superseded_{row['rule']}"] = row["count"]
             superseded += row["count"]
-        matches.select(
-            F.col("earlier_id").alias("id"), "snapshot", F.col("id").alias("superseded_by"), "rule"
-        ).coalesce(1).write.parquet(session.folder("superseded"))
+        matches.select(F.col("earlier_id").alias("id"), "snapshot", F.col("id").alias("superseded_by"), "rule").coalesce(1).write.parquet(
+            session.folder("superseded")
+        )
     session.write_part_info(stage.name, superseded)
     counters["index_snapshot"] = session.snapshot
     counters["index_documents_added"] = survivors.count()
-
-

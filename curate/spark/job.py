@@ -86,7 +86,6 @@ class Progress:
     fused: Segment | None = None
 
 
-
 class CurationJob:
     def __init__(
         self,
@@ -333,7 +332,13 @@ class CurationJob:
         keyed = self._keyed(df, ["id"] + (["repeat"] if "repeat" in schema.names else []))
         shards = self.recipe.shards
         writer = shard_writer(
-            os.path.join(self.output, folder), prefix, schema, shards.compression, shards.row_group_size, token_column, count_reasons=folder == "rejected"
+            os.path.join(self.output, folder),
+            prefix,
+            schema,
+            shards.compression,
+            shards.row_group_size,
+            token_column,
+            count_reasons=folder == "rejected",
         )
         rows = keyed.mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
         if folder == "rejected":

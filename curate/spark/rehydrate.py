@@ -30,7 +30,9 @@ def add_cluster_sizes(docs: DataFrame, stage, run_dir: str | None) -> DataFrame:
         raise ValueError(f"{stage.name}: rehydrate needs a run folder (it reads {stage.name}/clusters)")
     folder = os.path.join(run_dir, stage.name, "clusters")
     session = docs.sparkSession
-    clusters = session.read.schema(CLUSTERS_SCHEMA).parquet(folder) if os.path.isdir(folder) else session.createDataFrame([], CLUSTERS_SCHEMA)
+    clusters = (
+        session.read.schema(CLUSTERS_SCHEMA).parquet(folder) if os.path.isdir(folder) else session.createDataFrame([], CLUSTERS_SCHEMA)
+    )
     survivors = clusters.where(F.col("kept")).select("id", F.col("cluster_size").cast("double").alias("_cluster_size"))
     key = cluster_size_key(stage.name)
     # A size an earlier run recorded does not survive a new dedup (and map_concat refuses a

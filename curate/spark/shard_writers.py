@@ -47,7 +47,14 @@ class ShardFiles:
     """
 
     def __init__(
-        self, folder: str, prefix: str, schema: pa.Schema, compression: str, row_group_size: int, token_column: str | None, count_reasons: bool = False
+        self,
+        folder: str,
+        prefix: str,
+        schema: pa.Schema,
+        compression: str,
+        row_group_size: int,
+        token_column: str | None,
+        count_reasons: bool = False,
     ):
         self.folder, self.prefix, self.schema = folder, prefix, schema
         # rejected/: rows and characters per reason give the global stages' funnel entries
@@ -143,7 +150,13 @@ class ShardFiles:
 
 
 def shard_writer(
-    folder: str, prefix: str, schema: pa.Schema, compression: str, row_group_size: int, token_column: str | None, count_reasons: bool = False
+    folder: str,
+    prefix: str,
+    schema: pa.Schema,
+    compression: str,
+    row_group_size: int,
+    token_column: str | None,
+    count_reasons: bool = False,
 ):
     """Stream rows sorted by (_shard, id) into one Parquet file per shard."""
 
@@ -173,7 +186,9 @@ def final_shard_writer(
         import pyarrow.compute as pc
 
         documents = ShardFiles(os.path.join(output, "documents"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None)
-        rejected = ShardFiles(os.path.join(output, "rejected"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None, count_reasons=True)
+        rejected = ShardFiles(
+            os.path.join(output, "rejected"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None, count_reasons=True
+        )
         tokens = ShardFiles(os.path.join(output, "tokens"), "shard", TOKENS_SCHEMA, compression, row_group_size, "n_tokens")
         for batch in batches:
             if not batch.num_rows:
@@ -203,7 +218,9 @@ def final_shard_writer(
     return run
 
 
-def shard_entries(output: str, shards: ShardSpec, folder: str, prefix: str, schema: pa.Schema, token_column: str | None, infos: dict[int, dict]) -> list[dict]:
+def shard_entries(
+    output: str, shards: ShardSpec, folder: str, prefix: str, schema: pa.Schema, token_column: str | None, infos: dict[int, dict]
+) -> list[dict]:
     """Manifest entries of one folder's shards; shards that got no rows are written empty."""
     n = shards.num_shards
     target = os.path.join(output, folder)

@@ -123,7 +123,10 @@ def ensure(timeout_s: float = 600) -> str | None:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits here, then finds the archive
         if os.path.exists(path):
             return path
-        print(f"curate: building the JVM class archive for faster Spark start-up (once per machine and Python environment; delete the file to reclaim its space): {path}", file=sys.stderr)
+        print(
+            f"curate: building the JVM class archive for faster Spark start-up (once per machine and Python environment; delete the file to reclaim its space): {path}",
+            file=sys.stderr,
+        )
         env = dict(os.environ, **{speedups.ITEMS["class_archive"]: "off"})
         started = time.time()
         try:
@@ -139,7 +142,9 @@ def ensure(timeout_s: float = 600) -> str | None:
             log.warning("JVM class archive: training run took over %.0f s; starting Spark without it", timeout_s)
             return None
         if done.returncode != 0 or not os.path.exists(path):
-            log.warning("JVM class archive: training run failed (exit %s); starting Spark without it: %s", done.returncode, done.stderr[-2000:])
+            log.warning(
+                "JVM class archive: training run failed (exit %s); starting Spark without it: %s", done.returncode, done.stderr[-2000:]
+            )
             return None
         log.info("JVM class archive built in %.1f s: %s", time.time() - started, path)
         return path
@@ -190,8 +195,12 @@ def build(path: str) -> None:
         ranked = back.withColumn("rank", F.row_number().over(Window.partitionBy("key").orderBy("id"))).withColumn(
             "first", F.first("id").over(Window.partitionBy("key").orderBy("id"))
         )
-        joined = back.join(ranked.select("id", "rank", "first"), "id", "left").unionByName(back.withColumn("rank", F.lit(0)).withColumn("first", F.lit(0).cast("long")))
-        keyed = joined.withColumn("_shard", F.pmod(F.xxhash64("id"), F.lit(4))).repartition(4, "_shard").sortWithinPartitions("_shard", "id")
+        joined = back.join(ranked.select("id", "rank", "first"), "id", "left").unionByName(
+            back.withColumn("rank", F.lit(0)).withColumn("first", F.lit(0).cast("long"))
+        )
+        keyed = (
+            joined.withColumn("_shard", F.pmod(F.xxhash64("id"), F.lit(4))).repartition(4, "_shard").sortWithinPartitions("_shard", "id")
+        )
         keyed.mapInArrow(lambda it: (b for b in it), keyed.schema).write.mode("overwrite").parquet(os.path.join(work, "b"))
         back.groupBy("key").agg(F.count("*").alias("n"), F.countDistinct("text"), F.sum(F.length("text"))).collect()
         back.select("id", F.posexplode(F.array("id", "id")).alias("band", "bucket")).distinct().localCheckpoint().count()

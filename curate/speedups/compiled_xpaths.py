@@ -67,7 +67,7 @@ def _tokens(path: str) -> list[tuple[str, str]]:
     while position < end:
         match = _TOKEN.match(path, position)
         if not match or match.end() == position:
-            raise Unsupported(f"cannot read XPath at {path[position:position + 20]!r}")
+            raise Unsupported(f"cannot read XPath at {path[position : position + 20]!r}")
         kind = match.lastgroup
         value = match.group(kind)
         tokens.append((kind, value[1:-1] if kind == "literal" else value))
@@ -155,10 +155,7 @@ class _Parser:
             if len(node.names) == 2:
                 # only an element that has both needs the attribute order
                 first, second = map(repr, node.names)
-                return (
-                    f"(_first_present(a, {present}) if {first} in a and {second} in a "
-                    f"else a.get({first}, a.get({second}, '')))"
-                )
+                return f"(_first_present(a, {present}) if {first} in a and {second} in a else a.get({first}, a.get({second}, '')))"
             return f"_first_present(a, {present})"
         raise Unsupported(f"string value of a {node.kind} expression")
 
@@ -294,9 +291,7 @@ class _Parser:
             flags = self.literal_value(arguments[2]) if len(arguments) == 3 else ""
             try:
                 # as lxml's EXSLT regexp.test: re.UNICODE, re.IGNORECASE when flags hold "i"
-                pattern = re.compile(
-                    self.literal_value(arguments[1]), re.UNICODE | (re.IGNORECASE if "i" in flags else 0)
-                )
+                pattern = re.compile(self.literal_value(arguments[1]), re.UNICODE | (re.IGNORECASE if "i" in flags else 0))
             except re.error as error:
                 raise Unsupported(f"regular expression: {error}") from error
             test = self.memoized_test(pattern)

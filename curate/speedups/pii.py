@@ -96,7 +96,8 @@ def build_prechecks(entities: list[str]) -> dict[str, str | regex.Pattern | re.P
             # every IPv6 alternative of presidio's patterns has "::" or 6 "h:" groups; IPv4 d.d.d.d.
             # Written to start at the ":" or "." (same lines), so the scan skips to those.
             checks[entity] = regex.compile(
-                r":(?::|(?<=[0-9a-f]:)(?:[0-9a-f]{1,4}:){5})|\.(?<=[0-9]\.)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]", ignorecase)
+                r":(?::|(?<=[0-9a-f]:)(?:[0-9a-f]{1,4}:){5})|\.(?<=[0-9]\.)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]", ignorecase
+            )
         elif entity == "CREDIT_CARD":
             checks[entity] = regex.compile(r"[0-9](?:[ -]?[0-9]){12}", plain)
         elif entity == "IBAN_CODE":
@@ -105,7 +106,8 @@ def build_prechecks(entities: list[str]) -> dict[str, str | regex.Pattern | re.P
             # presidio's five SSN patterns: 3-2-4 digits (separators "-", " ", "." or none),
             # 5-4 and 3-6 with "-"; \b weakened to "no digit" on either side
             checks[entity] = regex.compile(
-                r"[0-9](?<![0-9]{2})(?:[0-9]{4}-[0-9]{4}|[0-9]{2}-[0-9]{6}|[0-9]{2}[- .]?[0-9]{2}[- .]?[0-9]{4})(?![0-9])", plain)
+                r"[0-9](?<![0-9]{2})(?:[0-9]{4}-[0-9]{4}|[0-9]{2}-[0-9]{6}|[0-9]{2}[- .]?[0-9]{2}[- .]?[0-9]{4})(?![0-9])", plain
+            )
         elif entity == "URL":
             checks[entity] = regex.compile(r"[a-z0-9.\-][.][a-z]{2}", ignorecase)
         elif entity == "CRYPTO":
@@ -140,7 +142,6 @@ def lines_containing(text: str, needle: str, starts: list[int]) -> list[int]:
         next_start = starts[line + 1] if line + 1 < len(starts) else len(text)
         pos = text.find(needle, next_start)
     return lines
-
 
 
 # --- the phone gate ------------------------------------------------------------------------------
@@ -190,13 +191,20 @@ def phone_gate() -> tuple[re.Pattern, re.Pattern]:
     # Every character a candidate can hold: a digit, one of the punctuation class's members,
     # or (case-insensitively, as the pattern is compiled) any character of the pattern's
     # source text. Over-counting here only makes stretches longer.
-    soft = re.compile(r"\d|" + _PUNCTUATION.rsplit("{", 1)[0] + "|[" + "".join(re.escape(c) for c in set(_PATTERN.pattern)) + r"\t]",
-                      re.UNICODE | re.IGNORECASE)
+    soft = re.compile(
+        r"\d|" + _PUNCTUATION.rsplit("{", 1)[0] + "|[" + "".join(re.escape(c) for c in set(_PATTERN.pattern)) + r"\t]",
+        re.UNICODE | re.IGNORECASE,
+    )
     hard = re.compile("[^" + _code_point_class(lambda c: bool(soft.fullmatch(c)), 0x110000) + "]")
     # Characters that make the matcher (leniency VALID) reject a number touching them: Latin
     # letters, currency symbols, "%". Only the BMP is listed; a subset is still conservative.
-    reject = "[" + _code_point_class(
-        lambda c: PhoneNumberMatcher._is_latin_letter(c) or PhoneNumberMatcher._is_invalid_punctuation_symbol(c), 0x10000) + "]"
+    reject = (
+        "["
+        + _code_point_class(
+            lambda c: PhoneNumberMatcher._is_latin_letter(c) or PhoneNumberMatcher._is_invalid_punctuation_symbol(c), 0x10000
+        )
+        + "]"
+    )
     lead = r"[(\[（［+＋]"
     punct = _PUNCTUATION.rsplit("{", 1)[0]
     # Every alternative starts by consuming a digit, "(" or "+" (the conditions on what
@@ -266,8 +274,13 @@ def memo_matcher_class() -> type:
     class MemoPhoneNumberMatcher(PhoneNumberMatcher):
         def _parse_and_verify(self, candidate, offset):
             end = offset + len(candidate)
-            key = (candidate, self.preferred_region, self.leniency,
-                   self.text[offset - 1] if offset > 0 else None, self.text[end] if end < len(self.text) else None)
+            key = (
+                candidate,
+                self.preferred_region,
+                self.leniency,
+                self.text[offset - 1] if offset > 0 else None,
+                self.text[end] if end < len(self.text) else None,
+            )
             numobj = cache.get(key, missing)
             if numobj is missing:
                 match = super()._parse_and_verify(candidate, offset)
@@ -278,7 +291,6 @@ def memo_matcher_class() -> type:
             return None if numobj is None else PhoneNumberMatch(offset, candidate, copy.copy(numobj))
 
     return MemoPhoneNumberMatcher
-
 
 
 # --- spaCy without torch -------------------------------------------------------------------
