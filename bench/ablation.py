@@ -7,6 +7,9 @@ Runs `pipelines/ablations/web_filters.yaml` (the shared web corpus, ../shared/da
 2. the A/A control: the filtered mix against itself under another data order (the curated
    runs of step 1 are reused, so it trains only).
 
+After the A/B it scores point 5 (bench/cloze.py: four-way continuation and word-order
+choices built from the held-out eval documents) with every A/B run's final model.
+
 It prints, per eval set, each mix's mean ± std, Δ, its standard error, Δ/SE and Δ in seed
 stds, the verdicts, the wall times and per-run training speed, then the issue's checks:
 
@@ -66,6 +69,7 @@ def main() -> int:
     )
     parser.add_argument("--no-control", action="store_true", help="only the A/B ablation")
     parser.add_argument("--only-control", action="store_true", help="only the A/A control, on the runs of an earlier A/B bench run")
+    parser.add_argument("--no-cloze", action="store_true", help="skip point 5 (choice tasks scored by the A/B runs' final models)")
     args = parser.parse_args()
     os.chdir(ROOT)  # the recipes name the shared corpus relative to the repository
     recipes, settings, options = load_ablation_file(str(SPEC))
@@ -86,6 +90,13 @@ def main() -> int:
         ab = run_ablation(recipes, os.path.join(args.out, "ab"), dataclasses.replace(options, control=False), runs_dir=runs)
         ab_seconds = time.time() - started
         ab_table = show("filtered vs unfiltered", ab, ab_seconds)
+        if not args.no_cloze:
+            sys.path.insert(0, str(ROOT / "bench"))
+            import cloze
+
+            started = time.time()
+            cloze.show(cloze.probe(os.path.join(args.out, "ab")))
+            print(f"  ({time.time() - started:.0f} s, not part of the A/B wall time)")
 
     aa_table = None
     if not args.no_control:

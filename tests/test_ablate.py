@@ -133,3 +133,18 @@ def test_ablation_file_options_are_checked(tmp_path, capsys):
     spec.write_text("recipes: [a.yaml, b.yaml]\nseeds: many\n")
     assert main([str(spec)]) == 2
     assert "ab.yaml: seeds: expected an integer, got 'many'" in capsys.readouterr().err
+
+
+def test_ablation_models_have_their_own_output_matrix(tmp_path, data_dir, wikitext_bpe):
+    from trainer.ablate import train_config
+    from trainer.train import build_model
+
+    texts = wikitext_articles(str(data_dir / "text" / "wikitext-2-test.txt"))
+    shards_from_texts(texts[:3], str(wikitext_bpe), str(tmp_path / "run"))
+    arm = Arm("a", str(tmp_path / "run"), {"tokens": {"total": 1}})
+    untied = build_model(train_config(arm, 0, AblationOptions(), {}, str(tmp_path / "out"), 1))
+    assert untied.head.weight is not untied.tok_emb.weight
+    tied = build_model(train_config(arm, 0, AblationOptions(tie_embeddings=True), {}, str(tmp_path / "out"), 1))
+    assert tied.head.weight is tied.tok_emb.weight
+    # same compute, one more vocab x width matrix
+    assert untied.num_parameters(non_embedding=False) - tied.num_parameters(non_embedding=False) == tied.head.weight.numel()

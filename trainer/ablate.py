@@ -48,6 +48,10 @@ class AblationOptions:
     """Every default of ``curate ablate``, written once: the CLI flags and the YAML keys are these fields."""
 
     model: str = "tiny"  # trainer.model.SIZES name
+    # A separate output matrix: with input and output embeddings tied, `tiny` sat on a loss
+    # plateau for a seed- and mix-dependent share of the run (bench/README.md, issue #18), so the
+    # comparison measured when each run escaped it rather than its data. Same compute either way.
+    tie_embeddings: bool = False
     tokens: int = 1_000_000  # training tokens per run, the same for every mix
     seeds: int = 3
     seq_len: int = 128
@@ -270,7 +274,7 @@ def train_config(arm: Arm, seed: int, options: AblationOptions, eval_sets: dict[
         {
             "out_dir": out_dir,
             "seed": seed,
-            "model": {"size": options.model},
+            "model": {"size": options.model, "tie_embeddings": options.tie_embeddings},
             "data": {"train": arm.run_dir, "seq_len": options.seq_len, "shuffle_seed": _shuffle_seed(arm, seed, options)},
             "eval": {"sets": eval_sets, "every": max(1, steps // options.eval_points), "max_sequences": options.eval_sequences},
             "optim": {

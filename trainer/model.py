@@ -1,5 +1,6 @@
 """A GPT decoder in one file: pre-norm blocks, RoPE or learned positions, SwiGLU or GELU MLP,
-``scaled_dot_product_attention`` (flash kernels on GPU), tied input/output embeddings.
+``scaled_dot_product_attention`` (flash kernels on GPU), input/output embeddings tied (default)
+or separate.
 
     model = GPT(config_for("tiny", vocab_size=8192))
     logits, loss = model(idx, targets)

@@ -48,6 +48,7 @@ class ModelSection:
     positions: str = "rope"
     norm: str = "rmsnorm"
     dropout: float = 0.0
+    tie_embeddings: bool = True  # False: a separate output matrix (same compute, more parameters)
     vocab_size: int | None = None  # default: the tokenizer's vocabulary
 
 
@@ -278,7 +279,16 @@ def build_model(config: TrainConfig) -> GPT:
     if m.size == "custom":
         size = {"n_layer": m.n_layer, "n_head": m.n_head, "n_embd": m.n_embd}
     return GPT(
-        config_for(size, vocab_size=vocab, block_size=config.data.seq_len, mlp=m.mlp, positions=m.positions, norm=m.norm, dropout=m.dropout)
+        config_for(
+            size,
+            vocab_size=vocab,
+            block_size=config.data.seq_len,
+            mlp=m.mlp,
+            positions=m.positions,
+            norm=m.norm,
+            dropout=m.dropout,
+            tie_embeddings=m.tie_embeddings,
+        )
     )
 
 
