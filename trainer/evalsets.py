@@ -75,7 +75,7 @@ DEFAULT_EVAL_SETS = [
         "web",
         os.path.join(EVALDATA, "web-heldout.warc.gz"),
         kind="warc",
-        about="main text of 44 real academic home pages and blogs (a sample WARC no shipped recipe reads): everyday web prose",
+        about="main text of 15 real academic home pages and blogs (a sample WARC no shipped recipe reads): everyday web prose",
     ),
 ]
 
