@@ -2,9 +2,14 @@
 
 A *block* is a run of text between block-level tag boundaries (``<p>``, ``<div>``, ``<li>``,
 ``<td>``, headings, ...). Inline markup (``<a>``, ``<span>``, ``<b>``, ...) stays inside the
-block; link text is counted so link density can be measured. Everything is read in one pass
-over an lxml (libxml2) tree: libxml2 parses in C and copes with broken markup, and a single
-Python walk keeps the cost per page to a few milliseconds.
+block; link text is counted so link density can be measured. A *frame* is a block-level
+element; every block belongs to the innermost frame open around it.
+
+The page is parsed by lxml (libxml2, C), which copes with broken markup. The tree is then cut
+into blocks by an XSLT stylesheet (libxslt, C), which writes one string: frame openings (tag and
+the attributes the features read), text (link text marked) and frame closings, separated by
+Unicode noncharacters. Python only reads that string, once per frame and text run, never per
+inline element, and the features are computed with numpy over the whole page at once.
 
 Features are of two kinds:
 
@@ -19,10 +24,10 @@ Features are of two kinds:
 from __future__ import annotations
 
 import functools
-import math
 import re
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from lxml import etree
@@ -42,8 +47,9 @@ INLINE_TAGS = frozenset(
 )
 TOKEN_SPLIT = re.compile(r"[^a-z0-9]+")
 CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
-WORD = re.compile(r"\w+")
+WORD = re.compile(r"\w")
 SENTENCE_PUNCTUATION = re.compile(r"[.!?;:,。、，！？；：]")
+SENTENCE_END = frozenset(".!?。！？\"'”»)")
 SPACES = re.compile(r"\s+")
 HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 HASH_BUCKETS = 1 << 13
@@ -81,67 +87,104 @@ DENSE_FEATURES = (
     "page_log_blocks",
 )
 
+# Markers in the segmenter's output: noncharacters, never meant to be in text (a page that holds
+# one anyway is segmented by a slower stylesheet that deletes them from its text first).
+OPEN, FIELD, HEADER_END, CLOSE, LINK, LINK_END = "\ufdd0", "\ufdd1", "\ufdd2", "\ufdd3", "\ufdd4", "\ufdd5"
+MARKERS = OPEN + FIELD + HEADER_END + CLOSE + LINK + LINK_END
+MARKERS_IN_HTML = re.compile(r"[\ufdd0-\ufdd5]|&#(?:x0*fdd[0-5]|0*6497[6-9]|0*6498[01])", re.IGNORECASE)
+BOUNDARY = re.compile(f"([{OPEN}{CLOSE}])")
+LINK_TEXT = re.compile(f"{LINK}([^{LINK_END}]*){LINK_END}")
 
-@dataclass
-class Frame:
-    """A block-level element: its tag, its hashed tokens and, after the walk, the text below it."""
+
+class FrameHeader(NamedTuple):
+    """What the features need of a block-level element, read from its tag and attributes."""
 
     tag: str
-    parent: int  # index of the enclosing frame, -1 for the outermost
     own_ids: tuple[int, ...]  # "c0:" tokens, for blocks directly inside this element
-    child_ids: tuple[int, ...]  # "t:" tag, "c1:" tokens, for blocks of its child elements
-    inherited: frozenset[int]  # "a:" tags and "c:" tokens of this element and its ancestors
-    hidden: bool  # this element or an ancestor is hidden
-    chars: int = 0
-    link_chars: int = 0
-    blocks: int = 0
-    block_ids: tuple[int, ...] | None = None
-
-
-@dataclass
-class Block:
-    text: str
-    link_chars: int
-    frames: tuple[int, ...]  # indices into PageBlocks.frames, outermost first
+    child_ids: tuple[int, ...]  # "pt:" tag, "c1:" tokens, for blocks of its child elements
+    added: frozenset[int]  # "a:" tag and "c:" tokens it adds to its descendants
+    hidden: bool  # hidden by its own attributes
 
 
 @dataclass
 class PageBlocks:
-    blocks: list[Block]
-    frames: list[Frame]
+    """Blocks of a page (parallel per-block arrays) and the frames around them.
+
+    Frames are numbered in document order of their opening, so a parent's index is below its children's.
+    Only frames with text below them (the ancestors of some block) get headers, depths and totals;
+    the others are ``None`` / 0.
+    """
+
+    texts: list[str]
+    link_chars: np.ndarray  # int64 per block: characters of link text (stripped text nodes in links)
+    frame: np.ndarray  # int64 per block: its innermost frame, -1 if none
+    parent: np.ndarray  # int64 per frame: enclosing frame, -1 for the outermost
+    depth: np.ndarray  # int64 per frame: frames above it
+    hidden: np.ndarray  # bool per frame: it or an ancestor is hidden
+    headers: list[FrameHeader | None]  # per frame
+    inherited: list[frozenset[int] | None]  # per frame: "a:"/"c:" ids of it and its ancestors
+    chars: np.ndarray  # int64 per frame: characters of the blocks below it
+    frame_link_chars: np.ndarray  # int64 per frame: link characters of the blocks below it
+    blocks: np.ndarray  # int64 per frame: blocks below it
+
+    def chain(self, block: int) -> list[int]:
+        """Frames around a block, outermost first."""
+        chain, frame = [], int(self.frame[block])
+        while frame >= 0:
+            chain.append(frame)
+            frame = int(self.parent[frame])
+        return chain[::-1]
 
 
-def attribute_tokens(element) -> tuple[str, ...]:
-    """class, id, role and itemprop values split into lower-case word tokens (camelCase split too)."""
-    tokens: tuple[str, ...] = ()
-    for name in ("class", "id", "role", "itemprop"):
-        value = element.get(name)
-        if value:
-            tokens += value_tokens(value[:200])
-    return tokens
+def empty_page() -> PageBlocks:
+    none = np.zeros(0, dtype=np.int64)
+    return PageBlocks([], none, none, none, none, np.zeros(0, dtype=bool), [], [], none, none, none)
 
 
 @functools.lru_cache(maxsize=1 << 14)
 def value_tokens(value: str) -> tuple[str, ...]:
-    value = CAMEL.sub(" ", value).lower()
+    """An attribute value (its first 200 characters) split into lower-case word tokens (camelCase split too)."""
+    value = CAMEL.sub(" ", value[:200]).lower()
     parts = [t for t in TOKEN_SPLIT.split(value) if 1 < len(t) < 25 and not t.isdigit()]
     return tuple(parts[:MAX_TOKENS_PER_ATTRIBUTE])
 
 
-def is_hidden(element) -> bool:
-    if element.get("hidden") is not None or element.get("aria-hidden") == "true":
-        return True
-    style = element.get("style")
-    return bool(style and HIDDEN_STYLE.search(style))
+class TokenHashes(dict):
+    """token -> hashed(prefix + token), filled on first use; cleared when it grows past ``limit`` entries."""
+
+    def __init__(self, prefix: str, limit: int = 1 << 18) -> None:
+        super().__init__()
+        self.prefix, self.limit = prefix, limit
+
+    def __missing__(self, token: str) -> int:
+        if len(self) >= self.limit:
+            self.clear()
+        value = self[token] = hashed(self.prefix + token)
+        return value
 
 
-@functools.lru_cache(maxsize=1 << 14)
-def frame_token_ids(tag: str, tokens: tuple[str, ...]) -> tuple[tuple[int, ...], tuple[int, ...], frozenset[int]]:
-    """(own "c0:" ids, "pt:"/"c1:" ids for its children, "a:"/"c:" ids it adds to its descendants)."""
-    return (
-        tuple(hashed("c0:" + t) for t in tokens),
-        (hashed("pt:" + tag),) + tuple(hashed("c1:" + t) for t in tokens),
-        frozenset([hashed("a:" + tag), *(hashed("c:" + t) for t in tokens)]),
+OWN_IDS, CHILD_IDS, INHERITED_IDS = TokenHashes("c0:"), TokenHashes("c1:"), TokenHashes("c:")
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def frame_header(header: str) -> FrameHeader:
+    """A frame's header as the segmenter writes it: ``tag[FIELD class FIELD id FIELD role FIELD itemprop
+    FIELD style [FIELD]]``, the last FIELD when the element has ``hidden`` or ``aria-hidden="true"``.
+
+    Tokens come from class, id, role and itemprop, in that order.
+    """
+    tag, *fields = header.split(FIELD)
+    tokens: list[str] = []
+    for value in fields[:4]:
+        if value:
+            tokens.extend(value_tokens(value))
+    hidden = len(fields) > 5 or (len(fields) > 4 and HIDDEN_STYLE.search(fields[4]) is not None)
+    return FrameHeader(
+        tag,
+        tuple(map(OWN_IDS.__getitem__, tokens)),
+        (hashed("pt:" + tag), *map(CHILD_IDS.__getitem__, tokens)),
+        frozenset([hashed("a:" + tag), *map(INHERITED_IDS.__getitem__, tokens)]),
+        hidden,
     )
 
 
@@ -169,100 +212,56 @@ def parse_html(html: str):
     return root
 
 
-class BlockWalker:
-    """One pass over the tree collecting blocks (text runs) and frames (open block elements)."""
+def stylesheet(skipped_tags: frozenset[str], clean: bool) -> str:
+    """The segmenter: frames, text and link text of ``<body>`` (else the root) as one marked-up string.
 
-    def __init__(self, skipped_tags: frozenset[str] = SKIPPED_TAGS) -> None:
-        self.skipped_tags = skipped_tags
-        self.frames: list[Frame] = []
-        self.stack: list[int] = []
-        self.blocks: list[Block] = []
-        self.pieces: list[str] = []
-        self.piece_link_chars = 0
+    ``clean`` deletes the marker characters from text and attributes first (slower; for the rare
+    page that holds one).
+    """
 
-    def flush(self) -> None:
-        if not self.pieces:
-            return
-        text = SPACES.sub(" ", "".join(self.pieces)).strip()
-        self.pieces = []
-        link_chars, self.piece_link_chars = self.piece_link_chars, 0
-        if text:
-            link_chars = min(link_chars, len(text))
-            self.blocks.append(Block(text, link_chars, tuple(self.stack)))
-            if self.stack:
-                frame = self.frames[self.stack[-1]]
-                frame.chars += len(text)
-                frame.link_chars += link_chars
-                frame.blocks += 1
+    def value(select: str) -> str:
+        return f"translate({select}, '{MARKERS}', '')" if clean else select
 
-    def add_text(self, text: str | None, in_link: bool) -> None:
-        if text:
-            self.pieces.append(text)
-            if in_link:
-                self.piece_link_chars += len(text.strip())
+    attributes = f", '{FIELD}', ".join(value(f"@{name}") for name in ("class", "id", "role", "itemprop", "style"))
+    header = (
+        f'<xsl:text>{OPEN}</xsl:text><xsl:value-of select="{value("name()")}"/>'
+        f'<xsl:if test="@*"><xsl:value-of select="concat(\'{FIELD}\', {attributes})"/>'
+        f"<xsl:if test=\"@hidden or @aria-hidden='true'\"><xsl:text>{FIELD}</xsl:text></xsl:if></xsl:if>"
+        f"<xsl:text>{HEADER_END}</xsl:text>"
+    )
+    text = f'<xsl:value-of select="{value(".")}"/>'
+    # Inside a link every template runs in mode "link", where each text node is wrapped in LINK ... LINK_END.
+    templates = [
+        templates_for_mode("", skipped_tags, header, text),
+        templates_for_mode("link", skipped_tags, header, f"<xsl:text>{LINK}</xsl:text>{text}<xsl:text>{LINK_END}</xsl:text>"),
+    ]
+    return f"""<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+<xsl:output method="text" encoding="UTF-8"/>
+<xsl:template match="/"><xsl:choose><xsl:when test="*/body"><xsl:apply-templates select="(*/body)[1]"/></xsl:when>
+<xsl:otherwise><xsl:apply-templates select="*"/></xsl:otherwise></xsl:choose></xsl:template>
+{"".join(templates)}
+</xsl:stylesheet>"""
 
-    def open_frame(self, tag: str, element) -> None:
-        has_attributes = len(element.attrib) > 0
-        tokens = attribute_tokens(element) if has_attributes else ()
-        own_ids, child_ids, added = frame_token_ids(tag, tokens)
-        parent_index = self.stack[-1] if self.stack else -1
-        parent = self.frames[parent_index] if self.stack else None
-        if parent is None:
-            inherited, hidden = added, False
-        else:
-            inherited = parent.inherited if added <= parent.inherited else parent.inherited | added
-            hidden = parent.hidden
-        hidden = hidden or (has_attributes and is_hidden(element))
-        self.frames.append(Frame(tag, parent_index, own_ids, child_ids, inherited, hidden))
-        self.stack.append(len(self.frames) - 1)
 
-    def close_frame(self) -> None:
-        """Pass the closed element's text totals up to its parent."""
-        frame = self.frames[self.stack.pop()]
-        if self.stack:
-            parent = self.frames[self.stack[-1]]
-            parent.chars += frame.chars
-            parent.link_chars += frame.link_chars
-            parent.blocks += frame.blocks
+def templates_for_mode(mode: str, skipped_tags: frozenset[str], header: str, text: str) -> str:
+    inner = '<xsl:apply-templates mode="link"/>' if mode else "<xsl:apply-templates/>"
+    mode = f' mode="{mode}"' if mode else ""
+    inline = "|".join(sorted(INLINE_TAGS - {"a"}))
+    return f"""
+<xsl:template match="{"|".join(sorted(skipped_tags))}"{mode}/>
+<xsl:template match="br"{mode}><xsl:text>&#10;</xsl:text></xsl:template>
+<xsl:template match="{"|".join(sorted(BLOCK_TAGS))}"{mode}>{header}{inner}<xsl:text>{CLOSE}</xsl:text></xsl:template>
+<xsl:template match="{inline}"{mode}>{inner}</xsl:template>
+<xsl:template match="a"{mode}><xsl:apply-templates mode="link"/></xsl:template>
+<xsl:template match="*"{mode}>{inner}<xsl:text> </xsl:text></xsl:template>
+<xsl:template match="text()"{mode}>{text}</xsl:template>"""
 
-    def walk(self, root) -> None:
-        """Event walk (no recursion, so any nesting depth is fine)."""
-        link_depth = 0
-        events = etree.iterwalk(root, events=("start", "end"))
-        for event, element in events:
-            tag = element.tag
-            # skipped subtrees (and comments, processing instructions) still get their "end" event
-            if not isinstance(tag, str):
-                if event == "end":
-                    self.add_text(element.tail, link_depth > 0)
-                continue
-            tag = tag.lower()
-            if tag in self.skipped_tags or tag == "br":
-                if event == "start":
-                    events.skip_subtree()
-                    if tag == "br":
-                        self.pieces.append("\n")
-                elif element is not root:
-                    self.add_text(element.tail, link_depth > 0)
-                continue
-            if event == "start":
-                if tag in BLOCK_TAGS:
-                    self.flush()
-                    self.open_frame(tag, element)
-                elif tag == "a":
-                    link_depth += 1
-                self.add_text(element.text, link_depth > 0)
-                continue
-            if tag in BLOCK_TAGS:
-                self.flush()
-                self.close_frame()
-            elif tag == "a":
-                link_depth -= 1
-            elif tag not in INLINE_TAGS:
-                # other elements (custom elements, <picture> ...) end their text with a space
-                self.pieces.append(" ")
-            if element is not root:
-                self.add_text(element.tail, link_depth > 0)
+
+@functools.lru_cache(maxsize=8)
+def segmenter(skipped_tags: frozenset[str], clean: bool) -> etree.XSLT:
+    # libxslt recurses once per element; libxml2 already stops pages at 2,048 levels
+    etree.XSLT.set_global_max_depth(5000)
+    return etree.XSLT(etree.XML(stylesheet(skipped_tags, clean)))
 
 
 def page_blocks(html: str) -> PageBlocks:
@@ -273,22 +272,105 @@ def page_blocks(html: str) -> PageBlocks:
     """
     root = parse_html(html)
     if root is None:
-        return PageBlocks([], [])
-    body = root.find("body")
-    start = body if body is not None else root
-    page = walk_blocks(start, SKIPPED_TAGS)
-    if not page.blocks:
-        page = walk_blocks(start, SKIPPED_TAGS - {"noscript"})
+        return empty_page()
+    clean = MARKERS_IN_HTML.search(html) is not None
+    page = read_segments(str(segmenter(SKIPPED_TAGS, clean)(root)))
+    if not page.texts:
+        page = read_segments(str(segmenter(SKIPPED_TAGS - {"noscript"}, clean)(root)))
     return page
 
 
-def walk_blocks(start, skipped_tags: frozenset[str]) -> PageBlocks:
-    walker = BlockWalker(skipped_tags)
-    walker.walk(start)
-    walker.flush()
-    while walker.stack:  # frames left open when the walk started below <html>
-        walker.close_frame()
-    return PageBlocks(walker.blocks, walker.frames)
+def read_segments(stream: str) -> PageBlocks:
+    """Blocks and frames from the segmenter's string: one cheap step per frame opening, closing and text run."""
+    parts = BOUNDARY.split(stream)
+    parent: list[int] = []
+    heads: list[str] = []
+    runs = [parts[0]]  # text runs, each in the frame open at that point
+    owners = [-1]
+    current = -1
+    for index in range(1, len(parts), 2):
+        text = parts[index + 1]
+        if parts[index] == CLOSE:
+            current = parent[current]
+        else:
+            head, _, text = text.partition(HEADER_END)
+            parent.append(current)
+            heads.append(head)
+            current = len(parent) - 1
+        runs.append(text)
+        owners.append(current)
+    kept = [i for i, text in enumerate(runs) if text and not text.isspace()]
+    texts, link_chars, keep = block_texts([runs[i] for i in kept])
+    block_frame = [owners[kept[i]] for i in keep]
+    return PageBlocks(
+        texts,
+        np.asarray(link_chars, dtype=np.int64),
+        np.asarray(block_frame, dtype=np.int64),
+        *frames_above(block_frame, texts, link_chars, parent, heads),
+    )
+
+
+def block_texts(runs: list[str]) -> tuple[list[str], list[int], list[int]]:
+    """(texts with whitespace collapsed, link characters, index of the run) of the runs that hold text.
+
+    Link characters are the stripped lengths of the text nodes inside links, counted before collapsing.
+    """
+    joined = MARKERS[0].join(runs)  # one pass of the regular expressions over the whole page
+    link_chars = [0] * len(runs)
+    if LINK in joined:
+        link_chars = [sum(len(piece.strip()) for piece in LINK_TEXT.findall(run)) if LINK in run else 0 for run in runs]
+        joined = joined.replace(LINK, "").replace(LINK_END, "")
+    collapsed = [text.strip() for text in SPACES.sub(" ", joined).split(MARKERS[0])]
+    keep = [i for i, text in enumerate(collapsed) if text]
+    texts = [collapsed[i] for i in keep]
+    return texts, [min(link_chars[i], len(t)) for i, t in zip(keep, texts)], keep
+
+
+def frames_above(block_frame: list[int], texts: list[str], link_chars: list[int], parent: list[int], heads: list[str]) -> tuple:
+    """Per frame: parent, depth, hidden, header, inherited ids and totals, filled in for the frames that hold text."""
+    count = len(parent)
+    needed = [False] * count
+    for frame in set(block_frame):
+        while frame >= 0 and not needed[frame]:
+            needed[frame] = True
+            frame = parent[frame]
+    depth, hidden = [0] * count, [False] * count
+    headers: list[FrameHeader | None] = [None] * count
+    inherited: list[frozenset[int] | None] = [None] * count
+    chars, links, blocks = [0] * count, [0] * count, [0] * count
+    order = [frame for frame in range(count) if needed[frame]]
+    for frame in order:  # parents before children
+        header = headers[frame] = frame_header(heads[frame])
+        above = parent[frame]
+        if above >= 0:
+            upper = inherited[above]
+            inherited[frame] = upper if header.added <= upper else upper | header.added
+            hidden[frame] = hidden[above] or header.hidden
+            depth[frame] = depth[above] + 1
+        else:
+            inherited[frame], hidden[frame] = header.added, header.hidden
+    for frame, text, link in zip(block_frame, texts, link_chars):
+        if frame >= 0:
+            chars[frame] += len(text)
+            links[frame] += link
+            blocks[frame] += 1
+    for frame in reversed(order):  # children before parents
+        above = parent[frame]
+        if above >= 0:
+            chars[above] += chars[frame]
+            links[above] += links[frame]
+            blocks[above] += blocks[frame]
+    as_array = np.asarray
+    return (
+        as_array(parent, dtype=np.int64),
+        as_array(depth, dtype=np.int64),
+        as_array(hidden, dtype=bool),
+        headers,
+        inherited,
+        as_array(chars, dtype=np.int64),
+        as_array(links, dtype=np.int64),
+        as_array(blocks, dtype=np.int64),
+    )
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -296,80 +378,164 @@ def hashed(token: str) -> int:
     return zlib.crc32(token.encode("utf-8")) & (HASH_BUCKETS - 1)
 
 
-def block_token_ids(block: Block, frames: list[Frame]) -> tuple[int, ...]:
-    """Hashed tokens of a block: its element's tag and tokens, its parent's, all ancestors' (at most 64).
+@dataclass
+class BlockTokens:
+    """Hashed token ids of the blocks: blocks directly inside the same frame share one row of ``ids``."""
 
-    Every block directly inside the same element has the same tokens, so they are built once per element.
-    """
-    if not block.frames:
-        return ()
-    frame = frames[block.frames[-1]]
-    if frame.block_ids is None:
-        ids = [hashed("t:" + frame.tag), *frame.own_ids]
-        if frame.parent >= 0:
-            ids.extend(frames[frame.parent].child_ids)
-        ids.extend(sorted(frame.inherited))
-        frame.block_ids = tuple(ids[:MAX_TOKENS_PER_BLOCK])
-    return frame.block_ids
+    ids: list[tuple[int, ...]]
+    row: np.ndarray  # int64 per block: its row of ids
+
+    def per_block(self) -> list[tuple[int, ...]]:
+        return [self.ids[r] for r in self.row.tolist()]
 
 
-def block_features(page: PageBlocks) -> tuple[np.ndarray, list[tuple[int, ...]]]:
-    """(dense features [blocks x len(DENSE_FEATURES)] float32, hashed token ids per block)."""
-    blocks, frames = page.blocks, page.frames
-    total_chars = sum(len(b.text) for b in blocks) or 1
-    total_links = sum(b.link_chars for b in blocks)
-    count = len(blocks)
-    page_features = [math.log1p(total_chars), total_links / total_chars, math.log1p(count)]
-    rows = []
-    token_ids = []
-    chars_before = 0
-    for position, block in enumerate(blocks):
-        text = block.text
-        chars = len(text)
-        words = WORD.findall(text)
-        n_words = len(words) or 1
-        chain = block.frames
-        parent = frames[chain[-1]] if chain else None
-        grandparent = frames[chain[-2]] if len(chain) > 1 else parent
-        ancestor3 = frames[chain[-3]] if len(chain) > 2 else grandparent
-        row = [
-            math.log1p(chars),
-            math.log1p(len(words)),
-            block.link_chars / chars,
-            len(SENTENCE_PUNCTUATION.findall(text)) / n_words,
-            sum(map(str.isdigit, text)) / chars,
-            sum(map(str.isupper, text)) / chars,
-            min((chars - text.count(" ")) / n_words, 20.0) / 10.0,
-            float(text[-1] in ".!?。！？\"'”»)"),
-            position / max(count - 1, 1),
-            chars_before / total_chars,
-            min(len(chain), 40) / 20.0,
-            float(parent.hidden) if parent else 0.0,
-        ]
-        row += frame_features(parent, total_chars)
-        row += frame_features(grandparent, total_chars)
-        row += [
-            (ancestor3.chars / total_chars) if ancestor3 else 0.0,
-            (ancestor3.link_chars / max(ancestor3.chars, 1)) if ancestor3 else 0.0,
-            math.log1p(parent.blocks) if parent else 0.0,
-        ]
-        row += neighbour_features(blocks[position - 1] if position else None)
-        row += neighbour_features(blocks[position + 1] if position + 1 < count else None)
-        row += page_features
-        rows.append(row)
-        token_ids.append(block_token_ids(block, frames))
-        chars_before += chars
-    dense = np.asarray(rows, dtype=np.float32).reshape(count, len(DENSE_FEATURES))
-    return dense, token_ids
+def block_tokens(page: PageBlocks) -> BlockTokens:
+    """Per block: its element's tag and tokens, its parent's, all ancestors' (at most 64), built once per frame."""
+    frames, rows = np.unique(page.frame, return_inverse=True)
+    ids = []
+    for frame in frames.tolist():
+        if frame < 0:
+            ids.append(())
+            continue
+        header = page.headers[frame]
+        row = [hashed("t:" + header.tag), *header.own_ids]
+        above = int(page.parent[frame])
+        if above >= 0:
+            row.extend(page.headers[above].child_ids)
+        row.extend(sorted(page.inherited[frame]))
+        ids.append(tuple(row[:MAX_TOKENS_PER_BLOCK]))
+    return BlockTokens(ids, rows.reshape(-1).astype(np.int64))
 
 
-def frame_features(frame: Frame | None, total_chars: int) -> list[float]:
-    if frame is None:
-        return [0.0, 0.0, 0.0]
-    return [math.log1p(frame.chars), frame.link_chars / max(frame.chars, 1), frame.chars / total_chars]
+# Character classes, per code point, filled in as code points are first seen: exactly what the
+# per-block regular expressions and str methods would say, but counted with numpy over a whole page.
+IS_WORD, IS_DIGIT, IS_UPPER, IS_PUNCTUATION, IS_SPACE, IS_SENTENCE_END, KNOWN = 1, 2, 4, 8, 16, 32, 128
+CHAR_CLASSES = np.zeros(0x110000, dtype=np.uint8)
 
 
-def neighbour_features(block: Block | None) -> list[float]:
-    if block is None:
-        return [0.0, 0.0]
-    return [math.log1p(len(block.text)), block.link_chars / len(block.text)]
+def char_class(char: str) -> int:
+    return (
+        KNOWN
+        | IS_WORD * (WORD.match(char) is not None)
+        | IS_DIGIT * char.isdigit()
+        | IS_UPPER * char.isupper()
+        | IS_PUNCTUATION * (SENTENCE_PUNCTUATION.match(char) is not None)
+        | IS_SPACE * (char == " ")
+        | IS_SENTENCE_END * (char in SENTENCE_END)
+    )
+
+
+def char_classes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(class bits of every character of the texts joined by newlines, start offset of each text)."""
+    joined = "\n".join(texts)
+    points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    classes = CHAR_CLASSES[points]
+    unknown = (classes & KNOWN) == 0
+    if unknown.any():
+        for point in np.unique(points[unknown]).tolist():
+            CHAR_CLASSES[point] = char_class(chr(point))
+        classes = CHAR_CLASSES[points]
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
+    return classes, starts
+
+
+def text_counts(texts: list[str]) -> dict[str, np.ndarray]:
+    """Per block: words (runs of ``\\w``), digits, capitals, sentence punctuation, spaces, and its last character's class."""
+    classes, starts = char_classes(texts)
+    word = (classes & IS_WORD) != 0
+    word_starts = word & ~np.concatenate(([False], word[:-1]))
+    counts = {
+        name: np.add.reduceat(mask.astype(np.int64), starts)
+        for name, mask in (
+            ("words", word_starts),
+            ("digits", (classes & IS_DIGIT) != 0),
+            ("upper", (classes & IS_UPPER) != 0),
+            ("punctuation", (classes & IS_PUNCTUATION) != 0),
+            ("spaces", (classes & IS_SPACE) != 0),
+        )
+    }
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    counts["chars"] = lengths
+    counts["sentence_end"] = (classes[starts + lengths - 1] & IS_SENTENCE_END) != 0
+    return counts
+
+
+def block_features(page: PageBlocks) -> tuple[np.ndarray, BlockTokens]:
+    """(dense features [blocks x len(DENSE_FEATURES)] float32, hashed token ids of the blocks)."""
+    count = len(page.texts)
+    if not count:
+        return np.zeros((0, len(DENSE_FEATURES)), dtype=np.float32), BlockTokens([], np.zeros(0, dtype=np.int64))
+    c = text_counts(page.texts)
+    chars = c["chars"].astype(np.float64)
+    links = page.link_chars.astype(np.float64)
+    n_words = np.maximum(c["words"], 1)
+    total_chars = float(chars.sum()) or 1.0
+    first, second, third = ancestors(page)
+    has_frame = first >= 0
+    # a block with fewer than three frames above it reads its nearest frame for the missing ones
+    second = np.where(second >= 0, second, first)
+    third = np.where(third >= 0, third, second)
+    columns = [
+        np.log1p(chars),
+        np.log1p(c["words"]),
+        links / chars,
+        c["punctuation"] / n_words,
+        c["digits"] / chars,
+        c["upper"] / chars,
+        np.minimum((chars - c["spaces"]) / n_words, 20.0) / 10.0,
+        c["sentence_end"].astype(np.float64),
+        np.arange(count) / max(count - 1, 1),
+        (np.cumsum(chars) - chars) / total_chars,
+        np.minimum(np.where(has_frame, page.depth[first] + 1, 0), 40) / 20.0,
+        np.where(has_frame, page.hidden[first], False).astype(np.float64),
+        *frame_features(page, first, total_chars),
+        *frame_features(page, second, total_chars),
+        *ancestor3_features(page, third, total_chars),
+        np.where(has_frame, np.log1p(page.blocks[first]), 0.0),
+        *neighbour_features(chars, links, 1),
+        *neighbour_features(chars, links, -1),
+        np.full(count, np.log1p(total_chars)),
+        np.full(count, links.sum() / total_chars),
+        np.full(count, np.log1p(count)),
+    ]
+    dense = np.stack(columns, axis=1).astype(np.float32)
+    return dense, block_tokens(page)
+
+
+def ancestors(page: PageBlocks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per block: its innermost frame, that frame's parent and grandparent (-1 where there is none)."""
+    first = page.frame
+    with_parent = np.concatenate((page.parent, [-1]))  # index -1 reads the appended "none"
+    second = with_parent[first]
+    return first, second, with_parent[second]
+
+
+def frame_features(page: PageBlocks, frame: np.ndarray, total_chars: float) -> list[np.ndarray]:
+    """log characters, link density and share of the page's characters of each block's given frame (0 without one)."""
+    present = frame >= 0
+    safe = np.where(present, frame, 0)
+    chars = page.chars[safe].astype(np.float64) if len(page.chars) else np.zeros(len(frame))
+    links = page.frame_link_chars[safe].astype(np.float64) if len(page.chars) else np.zeros(len(frame))
+    return [
+        np.where(present, np.log1p(chars), 0.0),
+        np.where(present, links / np.maximum(chars, 1.0), 0.0),
+        np.where(present, chars / total_chars, 0.0),
+    ]
+
+
+def ancestor3_features(page: PageBlocks, frame: np.ndarray, total_chars: float) -> list[np.ndarray]:
+    """Share of the page and link density of each block's third frame."""
+    _, density, share = frame_features(page, frame, total_chars)
+    return [share, density]
+
+
+def neighbour_features(chars: np.ndarray, links: np.ndarray, shift: int) -> list[np.ndarray]:
+    """log length and link density of the previous (shift 1) or next (shift -1) block, 0 at the page's ends."""
+    length = np.zeros_like(chars)
+    density = np.zeros_like(chars)
+    if shift == 1:
+        length[1:], density[1:] = np.log1p(chars[:-1]), links[:-1] / chars[:-1]
+    else:
+        length[:-1], density[:-1] = np.log1p(chars[1:]), links[1:] / chars[1:]
+    return [length, density]

@@ -27,7 +27,7 @@ import threading
 
 import numpy as np
 
-from curate.blocks import DENSE_FEATURES, HASH_BUCKETS, PageBlocks, PageTooDeep, block_features, page_blocks
+from curate.blocks import DENSE_FEATURES, HASH_BUCKETS, BlockTokens, PageBlocks, PageTooDeep, ancestors, block_features, page_blocks
 
 MODEL_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "extractor", "model.npz")
 CONTEXT_FEATURES = (
@@ -69,6 +69,7 @@ def load_model(path: str | None = None) -> dict:
     if tuple(meta["context_features"]) != CONTEXT_FEATURES:
         raise ValueError(f"{path}: model was trained for other context features; retrain with models/train_extractor.py")
     model["threshold"] = float(meta["threshold"])
+    model["embedding"] = model["embedding"].astype(np.float32)  # stored as float16; summed as float32
     return model
 
 
@@ -84,31 +85,27 @@ def relu(values: np.ndarray) -> np.ndarray:
     return np.maximum(values, 0.0, out=values)
 
 
-def embedding_sums(embedding: np.ndarray, token_ids: list[list[int]]) -> np.ndarray:
-    """Per block, the sum of its tokens' embedding rows (an embedding bag)."""
-    lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
-    flat = np.fromiter((i for ids in token_ids for i in ids), dtype=np.int64, count=int(lengths.sum()))
-    sums = np.zeros((len(token_ids), embedding.shape[1]), dtype=np.float32)
-    if flat.size:
+def embedding_sums(embedding: np.ndarray, tokens: BlockTokens) -> np.ndarray:
+    """Per block, the sum of its tokens' embedding rows (an embedding bag), summed once per distinct token row."""
+    lengths = np.fromiter(map(len, tokens.ids), dtype=np.int64, count=len(tokens.ids))
+    sums = np.zeros((len(tokens.ids), embedding.shape[1]), dtype=np.float32)
+    if lengths.sum():
+        flat = np.fromiter((i for ids in tokens.ids for i in ids), dtype=np.int64, count=int(lengths.sum()))
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         nonempty = lengths > 0
-        sums[nonempty] = np.add.reduceat(embedding[flat].astype(np.float32), starts[nonempty], axis=0)
-    return sums
+        sums[nonempty] = np.add.reduceat(embedding[flat], starts[nonempty], axis=0)
+    return sums[tokens.row]
 
 
-def stage1_logits(model: dict, dense: np.ndarray, token_ids: list[list[int]]) -> np.ndarray:
+def stage1_logits(model: dict, dense: np.ndarray, tokens: BlockTokens) -> np.ndarray:
     scaled = (dense - model["dense_mean"]) / model["dense_scale"]
-    hidden = scaled @ model["w1_dense"] + embedding_sums(model["embedding"], token_ids) + model["b1"]
+    hidden = scaled @ model["w1_dense"] + embedding_sums(model["embedding"], tokens) + model["b1"]
     return relu(hidden) @ model["w2"] + model["b2"]
 
 
 def ancestor_ids(page: PageBlocks) -> np.ndarray:
     """[blocks x 3]: index of the 1st, 2nd and 3rd enclosing frame of each block (innermost first), -1 if none."""
-    ids = np.full((len(page.blocks), 3), -1, dtype=np.int64)
-    for row, block in enumerate(page.blocks):
-        chain = block.frames[-3:][::-1]
-        ids[row, : len(chain)] = chain
-    return ids
+    return np.stack(ancestors(page), axis=1).reshape(len(page.texts), 3)
 
 
 def context_features(ancestors: np.ndarray, frame_count: int, logits: np.ndarray, dense: np.ndarray) -> np.ndarray:
@@ -139,11 +136,11 @@ def stage2_logits(model: dict, context: np.ndarray) -> np.ndarray:
 
 def block_probabilities(page: PageBlocks, model: dict) -> np.ndarray:
     """Stage-2 probability of each block of a page being main text."""
-    if not page.blocks:
+    if not page.texts:
         return np.zeros(0, dtype=np.float32)
-    dense, token_ids = block_features(page)
-    logits = stage1_logits(model, dense, token_ids)
-    final = stage2_logits(model, context_features(ancestor_ids(page), len(page.frames), logits, dense))
+    dense, tokens = block_features(page)
+    logits = stage1_logits(model, dense, tokens)
+    final = stage2_logits(model, context_features(ancestor_ids(page), len(page.parent), logits, dense))
     return 1.0 / (1.0 + np.exp(-np.clip(final, -30, 30)))
 
 
@@ -155,7 +152,7 @@ def extract_main_text(html: str, model: dict | None = None) -> str | None:
     except PageTooDeep:
         return deep_page_text(html)
     probability = block_probabilities(page, model)
-    kept = [block.text for block, p in zip(page.blocks, probability) if p >= model["threshold"]]
+    kept = [text for text, p in zip(page.texts, probability) if p >= model["threshold"]]
     text = "\n".join(kept).replace("\u00ad", "").strip()
     return text or None
 

@@ -79,15 +79,15 @@ def block_labels(texts: list[str], reference: str) -> np.ndarray:
 
 def page_record(html: str) -> dict | None:
     page = page_blocks(html)
-    if not page.blocks:
+    if not page.texts:
         return None
-    dense, token_ids = block_features(page)
+    dense, tokens = block_features(page)
     return {
-        "texts": [b.text for b in page.blocks],
+        "texts": page.texts,
         "dense": dense,
-        "tokens": token_ids,
+        "tokens": tokens,
         "ancestors": ancestor_ids(page),
-        "frames": len(page.frames),
+        "frames": len(page.parent),
     }
 
 
@@ -140,7 +140,7 @@ def train_stage1(records: list[dict], seed: int, epochs: int = 6) -> dict:
     mean = dense.mean(axis=0)
     scale = dense.std(axis=0) + 1e-3
     x = torch.from_numpy((dense - mean) / scale)
-    tokens = [ids for r in records for ids in r["tokens"]]
+    tokens = [ids for r in records for ids in r["tokens"].per_block()]
     padded = np.full((len(tokens), MAX_TOKENS_PER_BLOCK), HASH_BUCKETS, dtype=np.int64)
     for row, ids in enumerate(tokens):
         padded[row, : len(ids)] = ids

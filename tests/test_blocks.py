@@ -7,7 +7,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curate.blocks import PageTooDeep, DENSE_FEATURES, HASH_BUCKETS, attribute_tokens, block_features, hashed, page_blocks, parse_html
+from curate.blocks import (
+    DENSE_FEATURES,
+    HASH_BUCKETS,
+    PageTooDeep,
+    block_features,
+    frame_header,
+    hashed,
+    page_blocks,
+    value_tokens,
+)
+from curate.warc import decode_html, read_warc
+
+from blocks_reference import reference_blocks
+from extract_pages import DATA, EXPECTATIONS, page
 
 PAGE = (
     "<html><head><title>T</title><style>p{}</style></head><body>"
@@ -18,13 +31,13 @@ PAGE = (
 
 
 def chains(page):
-    return [[page.frames[i].tag for i in block.frames] for block in page.blocks]
+    return [[page.headers[i].tag for i in page.chain(block)] for block in range(len(page.texts))]
 
 
 def test_blocks_text_links_and_frames():
     page = page_blocks(PAGE)
-    assert [b.text for b in page.blocks] == ["Title", "Hello link world. line two end", "tail text after", "Home", "About"]
-    assert [b.link_chars for b in page.blocks] == [0, 4, 0, 4, 0]
+    assert page.texts == ["Title", "Hello link world. line two end", "tail text after", "Home", "About"]
+    assert page.link_chars.tolist() == [0, 4, 0, 4, 0]
     assert chains(page) == [
         ["body", "div", "h1"],
         ["body", "div", "p"],
@@ -32,16 +45,21 @@ def test_blocks_text_links_and_frames():
         ["body", "div", "ul", "li"],
         ["body", "div", "ul", "li"],
     ]
-    div = page.frames[1]
-    assert div.own_ids == tuple(hashed("c0:" + t) for t in ("main", "content", "post", "body"))
-    assert (div.chars, div.link_chars, div.blocks) == (sum(len(b.text) for b in page.blocks), 8, 5)
-    assert [page.frames[i].chars for i in page.blocks[1].frames] == [div.chars, div.chars, 30]
+    div = 1
+    assert page.headers[div].own_ids == tuple(hashed("c0:" + t) for t in ("main", "content", "post", "body"))
+    assert (page.chars[div], page.frame_link_chars[div], page.blocks[div]) == (sum(map(len, page.texts)), 8, 5)
+    assert [page.chars[i] for i in page.chain(1)] == [page.chars[div], page.chars[div], 30]
 
 
 def test_attribute_tokens_split_words_and_camel_case():
-    root = parse_html('<div class="articleBody entry_content x" id="c-123" role="main" itemprop="text"></div>')
-    div = root.find(".//div")
-    assert attribute_tokens(div) == ("article", "body", "entry", "content", "main", "text")
+    assert value_tokens("articleBody entry_content x") == ("article", "body", "entry", "content")
+    assert value_tokens("c-123") == ()  # one-letter and digit-only tokens say nothing
+    header = frame_header("div\ufdd1articleBody\ufdd1c-123\ufdd1main\ufdd1text\ufdd1color: red")
+    tokens = ("article", "body", "main", "text")
+    assert header.own_ids == tuple(hashed("c0:" + t) for t in tokens) and not header.hidden
+    assert header.child_ids == (hashed("pt:div"), *(hashed("c1:" + t) for t in tokens))
+    assert frame_header("li\ufdd1\ufdd1\ufdd1\ufdd1\ufdd1DISPLAY : None").hidden
+    assert frame_header("li\ufdd1\ufdd1\ufdd1\ufdd1\ufdd1\ufdd1").hidden  # hidden / aria-hidden="true"
 
 
 def test_features_shape_and_values():
@@ -51,8 +69,10 @@ def test_features_shape_and_values():
     link_density = dense[:, DENSE_FEATURES.index("link_density")]
     assert link_density.tolist() == np.array([0.0, 4 / 30, 0.0, 1.0, 0.0], dtype=np.float32).tolist()
     assert dense[0, DENSE_FEATURES.index("position")] == 0.0 and dense[4, DENSE_FEATURES.index("position")] == 1.0
-    assert all(0 <= t < HASH_BUCKETS for ids in tokens for t in ids)
-    assert hashed("t:p") in tokens[1] and hashed("c:content") in tokens[1]
+    per_block = tokens.per_block()
+    assert all(0 <= t < HASH_BUCKETS for ids in per_block for t in ids)
+    assert hashed("t:p") in per_block[1] and hashed("c:content") in per_block[1]
+    assert per_block[3] == per_block[4]  # two <li> of one list: same context, same tokens
 
 
 HASHES = [5851, 2920, 6624]  # zlib.crc32 of the token, low 13 bits
@@ -64,20 +84,20 @@ def test_hashes_are_fixed():
 
 
 def test_empty_and_textless_pages_have_no_blocks():
-    assert page_blocks("").blocks == []
-    assert page_blocks("   ").blocks == []
-    assert page_blocks("<html><body><script>x()</script><img src=a></body></html>").blocks == []
+    assert page_blocks("").texts == []
+    assert page_blocks("   ").texts == []
+    assert page_blocks("<html><body><script>x()</script><img src=a></body></html>").texts == []
 
 
 def test_noscript_is_read_only_when_the_page_has_no_other_text():
     inside = "<noscript><p>Crawler copy of the thread</p></noscript>"
-    assert [b.text for b in page_blocks(f"<html><body><p>Visible text</p>{inside}</body></html>").blocks] == ["Visible text"]
-    assert [b.text for b in page_blocks(f"<html><body><div id=app></div>{inside}</body></html>").blocks] == ["Crawler copy of the thread"]
+    assert page_blocks(f"<html><body><p>Visible text</p>{inside}</body></html>").texts == ["Visible text"]
+    assert page_blocks(f"<html><body><div id=app></div>{inside}</body></html>").texts == ["Crawler copy of the thread"]
 
 
 def test_deep_nesting_and_unclosed_tags():
     deep = "<div>" * 2000 + "deep text" + "</div>" * 10 + "<p>unclosed <b>bold <i>italic"
-    assert [b.text for b in page_blocks(deep).blocks] == ["deep text", "unclosed bold italic"]
+    assert page_blocks(deep).texts == ["deep text", "unclosed bold italic"]
     with pytest.raises(PageTooDeep, match="depth"):
         page_blocks("<div>" * 3000 + "lost text")
 
@@ -115,7 +135,51 @@ def test_deep_nesting_and_unclosed_tags():
     )
 )
 def test_any_tag_soup_gives_blocks_of_text(parts):
-    page = page_blocks("".join(parts))
+    html = "".join(parts)
+    page = page_blocks(html)
     dense, tokens = block_features(page)
-    assert dense.shape == (len(page.blocks), len(DENSE_FEATURES)) and np.isfinite(dense).all()
-    assert all(b.text and b.text == b.text.strip() for b in page.blocks)
+    assert dense.shape == (len(page.texts), len(DENSE_FEATURES)) and np.isfinite(dense).all()
+    assert all(text and text == text.strip() for text in page.texts)
+    assert_same_blocks_as_the_reference_walk(html)
+
+
+def assert_same_blocks_as_the_reference_walk(html: str) -> None:
+    """Texts, link characters, and per block the chain of frames (tag, tokens, hidden) and their totals."""
+    page = page_blocks(html)
+    reference = reference_blocks(html)
+    assert page.texts == [text for text, _, _ in reference]
+    assert page.link_chars.tolist() == [links for _, links, _ in reference]
+    for block, (_, _, chain) in enumerate(reference):
+        frames = page.chain(block)
+        assert [(page.headers[f].tag, page.headers[f].own_ids) for f in frames] == [
+            (tag, tuple(hashed("c0:" + t) for t in tokens)) for tag, tokens, _ in chain
+        ]
+        hidden = [any(h for _, _, h in chain[: level + 1]) for level in range(len(chain))]
+        assert page.hidden[frames].tolist() == hidden
+        below = [sum(len(page.texts[b]) for b in range(len(page.texts)) if f in page.chain(b)) for f in frames[-2:]]
+        assert page.chars[frames[-2:]].tolist() == below
+
+
+def warc_pages(limit: int) -> list[str]:
+    pages = []
+    for path in sorted((DATA / "warc").glob("*.warc.gz")):
+        for batch in read_warc(str(path), "web"):
+            pages += [html for html in batch.column("html").to_pylist() if html][: limit - len(pages)]
+    return pages
+
+
+@pytest.mark.parametrize("source", ["development pages", "sample WARCs"])
+def test_same_blocks_as_the_per_element_walk_on_real_pages(source):
+    pages = [decode_html(page(e))[0] for e in EXPECTATIONS.values()] if source == "development pages" else warc_pages(40)
+    assert len(pages) >= 24
+    for html in pages:
+        assert_same_blocks_as_the_reference_walk(html)
+
+
+def test_the_segmenters_marker_characters_in_a_page_are_deleted_not_read_as_structure():
+    html = "<html><body><p class='a\ufdd0b'>x\ufdd1y <a href=/>li\ufdd4nk</a> &#xfdd3;w</p><div>second</div></body></html>"
+    page = page_blocks(html)
+    assert page.texts == ["xy link w", "second"]
+    assert page.link_chars.tolist() == [4, 0]
+    assert [page.headers[f].tag for f in page.chain(0)] == ["body", "p"]
+    assert page.headers[page.chain(0)[-1]].own_ids == (hashed("c0:ab"),)
