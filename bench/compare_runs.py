@@ -31,9 +31,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 # Fields that say when a run happened or how long it took (`timings`: wall seconds per segment),
-# not what it produced; any key ending in "seconds" too. `recipe_hash` hashes the recipe with
-# its output folder and tokenizer path, so it differs between any two folders; the recipe
-# itself is compared, paths replaced.
+# not what it produced; any key ending in "seconds" too. `recipe_hash` hashes the recipe, whose
+# output folder (when the recipe names it) and tokenizer path differ between two runs' folders
+# and code trees; the recipe itself is compared, those paths replaced.
 IGNORED_KEYS = ("created", "started", "finished", "timings", "recipe_hash")
 Difference = str | None
 
