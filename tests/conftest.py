@@ -65,6 +65,17 @@ def spark():
 
 
 @pytest.fixture(scope="session")
+def demo_run(spark, tmp_path_factory) -> tuple[Path, dict]:
+    """The demo recipe on the bundled WARCs, run once for every test that reads its outputs
+    (test_pipeline checks them; test_cluster compares a cluster run with them): (run folder, manifest)."""
+    from curate.pipeline import run_recipe
+
+    out = tmp_path_factory.mktemp("demo") / "run"
+    manifest = run_recipe(str(ROOT / "pipelines" / "recipes" / "demo.yaml"), output=str(out), spark=spark)
+    return out, manifest
+
+
+@pytest.fixture(scope="session")
 def wikitext_bpe(tmp_path_factory) -> Path:
     """A small byte-level BPE (vocab 512, ``<|endoftext|>``) trained on the bundled WikiText-2
     slice: for trainer/mixture tests that must not wait for models/tokenizer/."""

@@ -5,12 +5,12 @@ same recipe in local mode."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from cluster_util import PYTHON, ROOT, StandaloneCluster, package_zip, shard_digests, tokenizer_path, write_jsonl_corpus, write_smoke_recipe
+from curate.pipeline import run_recipe
+from cluster_util import ROOT, StandaloneCluster, package_zip, shard_digests, tokenizer_path, write_jsonl_corpus, write_smoke_recipe
 
 pytestmark = pytest.mark.cluster
 
@@ -33,24 +33,16 @@ def curate_zip(tmp_path_factory) -> Path:
     return package_zip(tmp_path_factory.mktemp("ship") / "curate.zip")
 
 
-def run_local(recipe: Path, output: Path) -> None:
-    proc = subprocess.run(
-        [PYTHON, "-m", "curate.pipeline", str(recipe), "--output", str(output), "--master", "local[2]"],
-        cwd=str(ROOT),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
-
-def check_same_as_local(cluster: StandaloneCluster, curate_zip: Path, recipe: Path, tmp_path: Path) -> dict:
-    on_cluster, local = tmp_path / "cluster-run", tmp_path / "local-run"
+def check_same_as_local(cluster: StandaloneCluster, curate_zip: Path, recipe: Path, local: Path, tmp_path: Path) -> dict:
+    """Runs ``recipe`` on the cluster; its shards must be byte-for-byte those of ``local``, a run
+    of the same recipe in local mode (the test session's local Spark)."""
+    on_cluster = tmp_path / "cluster-run"
     proc = cluster.submit(recipe, on_cluster, curate_zip)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     manifest = json.loads((on_cluster / "manifest.json").read_text())
     assert manifest["spark"]["master"] == cluster.url
-    run_local(recipe, local)
+    local_manifest = json.loads((local / "manifest.json").read_text())
+    assert local_manifest["spark"]["master"].startswith("local[")
     cluster_files, local_files = shard_digests(on_cluster), shard_digests(local)
     assert sorted(cluster_files) == sorted(local_files)
     assert cluster_files == local_files
@@ -58,12 +50,13 @@ def check_same_as_local(cluster: StandaloneCluster, curate_zip: Path, recipe: Pa
     return manifest
 
 
-def test_smoke_recipe_on_cluster_equals_local(cluster, curate_zip, tmp_path):
+def test_smoke_recipe_on_cluster_equals_local(cluster, curate_zip, spark, tmp_path):
     inputs = write_jsonl_corpus(tmp_path / "in", files=4, per_file=60)
     recipe = write_smoke_recipe(
         tmp_path / "smoke.yaml", str(tmp_path / "in" / "*.jsonl"), tokenizer_path(tmp_path), str(tmp_path / "unused"), shards=3
     )
-    manifest = check_same_as_local(cluster, curate_zip, recipe, tmp_path)
+    run_recipe(str(recipe), output=str(tmp_path / "local-run"), spark=spark)
+    manifest = check_same_as_local(cluster, curate_zip, recipe, tmp_path / "local-run", tmp_path)
     assert manifest["summary"]["documents_in"] == 240 == manifest["summary"]["documents_out"]
     assert manifest["inputs"]["files"] == len(inputs)
     # both workers took part: every one of them ran executors for this application
@@ -71,6 +64,7 @@ def test_smoke_recipe_on_cluster_equals_local(cluster, curate_zip, tmp_path):
     assert {d.parts[-3] for d in executor_dirs} == {"worker-0", "worker-1"}
 
 
-def test_demo_recipe_on_cluster_equals_local(cluster, curate_zip, tmp_path):
-    manifest = check_same_as_local(cluster, curate_zip, DEMO, tmp_path)
+def test_demo_recipe_on_cluster_equals_local(cluster, curate_zip, demo_run, tmp_path):
+    local, _ = demo_run  # the demo's local run that test_pipeline checks
+    manifest = check_same_as_local(cluster, curate_zip, DEMO, local, tmp_path)
     assert manifest["summary"]["documents_in"] == 38 and manifest["summary"]["documents_out"] == 22

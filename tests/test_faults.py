@@ -48,10 +48,13 @@ def recipe(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def clean_run(recipe, tmp_path_factory) -> Path:
+def clean_run(recipe, spark, tmp_path_factory) -> Path:
+    """The reference: the recipe run without faults, on the test session's local Spark (no
+    second JVM to start; the faulted runs below are `curate run` processes of their own)."""
+    from curate.pipeline import run_recipe
+
     output = tmp_path_factory.mktemp("clean") / "run"
-    proc = run_curate(recipe, output)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_recipe(str(recipe), output=str(output), spark=spark)
     return output
 
 

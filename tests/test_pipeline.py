@@ -44,13 +44,6 @@ KNOWN_PAGE = {
 }
 
 
-@pytest.fixture(scope="module")
-def demo_run(spark, tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "run"
-    manifest = run_recipe(DEMO, output=str(out), spark=spark)
-    return out, manifest
-
-
 def read(folder) -> pa.Table:
     return pq.read_table(sorted(glob.glob(os.path.join(folder, "*.parquet"))))
 
