@@ -261,7 +261,12 @@ def test_reference_documents_every_stage_key():
 
 @pytest.mark.parametrize("path", sorted((ROOT / "pipelines" / "recipes").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_recipes_are_valid(path):
-    load_recipe(str(path))
+    recipe = load_recipe(str(path), check_files=False)
+    outside = [p for source in recipe.sources for p in source.paths if p.startswith("../")]
+    # recipes over the shared corpus name it next to the clone, where a fresh clone may not have it
+    assert all(p.startswith("../shared/data/") for p in outside), outside
+    if not outside:
+        load_recipe(str(path))  # inputs shipped with the repository must exist
 
 
 def test_unknown_source_kind_lists_the_readers(tmp_path):
