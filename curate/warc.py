@@ -404,16 +404,7 @@ def _iterate_responses(
                 try:
                     record = _quietly(lambda: next(iterator, None), notices)
                     if record is None:
-                        # warcio also ends quietly on a member it cannot inflate; if a record
-                        # starts after where it stopped, that was damage, not the end.
-                        stopped = iterator.offset
-                        if _record_start_after(layer, stopped) is not None:
-                            counters["warc.errors:stopped_early"] += 1
-                            note_problem(
-                                problems,
-                                f"{layer.path}: offset {stopped}{layer.offset_note}: unreadable record (reading stopped before the end of the file)",
-                            )
-                            failed_at = stopped
+                        failed_at = _stopped_early(layer, iterator.offset, counters, problems)
                         break
                     # After next() the previous record is consumed and iterator.offset is where
                     # this one began.
@@ -424,34 +415,10 @@ def _iterate_responses(
                     row = _quietly(lambda: _record_to_row(record, record_start, source, warc_file, counters), notices)
                 except Exception as exc:  # anything warcio or zlib raises on bad bytes
                     reason = _error_reason(exc)
-                    if (
-                        layer.kind == "gzip_members"
-                        and reason in ("incomplete_record", "invalid_record")
-                        and _decompresses_as_one_stream(layer.path)
-                    ):
-                        # Members cut in the wrong places (a record split over two members):
-                        # the concatenated stream is a valid WARC, so read that instead,
-                        # from the record that was split.
-                        counters["warc.misaligned_gzip_files"] += 1
-                        note_problem(
-                            problems,
-                            f"{layer.path}: gzip members do not align with records (offset {iterator.offset}); reading it decompressed",
-                        )
+                    resume = _decompressed_resume(layer, reason, records_seen, iterator.offset, counters, problems)
+                    if resume is not None:
                         stream = _Layer(layer.path, "gzip_stream")
-                        resume = records_seen - 1 if reason == "incomplete_record" else records_seen
                         yield from _iterate_responses(stream, source, warc_file, counters, problems, skip_records=resume)
-                        return
-                    if reason == "non_chunked_gzip" and layer.kind == "gzip_members":
-                        # A valid WARC in one gzip stream: re-read it from the start through a
-                        # streaming decompressor, skipping what was already emitted.
-                        counters["warc.single_gzip_stream_files"] += 1
-                        note_problem(
-                            problems, f"{layer.path}: compressed as one gzip stream, not one member per record; reading it decompressed"
-                        )
-                        # The record being parsed when warcio noticed was not emitted: skip only
-                        # the ones before it.
-                        stream = _Layer(layer.path, "gzip_stream")
-                        yield from _iterate_responses(stream, source, warc_file, counters, problems, skip_records=records_seen)
                         return
                     # iterator.offset: the end of the last record warcio finished, i.e. where the
                     # broken one starts (or the start of the one it failed to finish).
@@ -462,15 +429,7 @@ def _iterate_responses(
                     )
                     break
                 finally:
-                    for notice in notices:
-                        found = _WARCIO_OFFSET.search(notice)
-                        # (warcio's other notices, e.g. spaces in a target URI, go through logging.)
-                        if "not followed by newline" in notice and found:
-                            counters["warc.warnings:bad_content_length"] += 1
-                            note_problem(
-                                problems,
-                                f"{layer.path}: offset {found.group(1)}{layer.offset_note}: record not followed by a blank line (wrong Content-Length?)",
-                            )
+                    _count_notices(notices, layer, counters, problems)
 
                 if row is not None:
                     yield row
@@ -481,6 +440,55 @@ def _iterate_responses(
                 counters["warc.resyncs"] += 1
         finally:
             fh.close()
+
+
+def _stopped_early(layer: _Layer, stopped: int, counters: Counters, problems: list[str] | None) -> int | None:
+    """Where reading failed when warcio ended quietly, or None at the real end of the file.
+
+    warcio also ends quietly on a member it cannot inflate; if a record starts after where it
+    stopped, that was damage, not the end.
+    """
+    if _record_start_after(layer, stopped) is None:
+        return None
+    counters["warc.errors:stopped_early"] += 1
+    note_problem(
+        problems, f"{layer.path}: offset {stopped}{layer.offset_note}: unreadable record (reading stopped before the end of the file)"
+    )
+    return stopped
+
+
+def _decompressed_resume(
+    layer: _Layer, reason: str, records_seen: int, offset: int, counters: Counters, problems: list[str] | None
+) -> int | None:
+    """How many records to skip when the file must be re-read as one decompressed stream, else None."""
+    if layer.kind != "gzip_members":
+        return None
+    if reason in ("incomplete_record", "invalid_record") and _decompresses_as_one_stream(layer.path):
+        # Members cut in the wrong places (a record split over two members): the concatenated
+        # stream is a valid WARC, so read that instead, from the record that was split.
+        counters["warc.misaligned_gzip_files"] += 1
+        note_problem(problems, f"{layer.path}: gzip members do not align with records (offset {offset}); reading it decompressed")
+        return records_seen - 1 if reason == "incomplete_record" else records_seen
+    if reason == "non_chunked_gzip":
+        # A valid WARC in one gzip stream: re-read it from the start through a streaming
+        # decompressor. The record being parsed when warcio noticed was not emitted: skip only
+        # the ones before it.
+        counters["warc.single_gzip_stream_files"] += 1
+        note_problem(problems, f"{layer.path}: compressed as one gzip stream, not one member per record; reading it decompressed")
+        return records_seen
+    return None
+
+
+def _count_notices(notices: list[str], layer: _Layer, counters: Counters, problems: list[str] | None) -> None:
+    for notice in notices:
+        found = _WARCIO_OFFSET.search(notice)
+        # (warcio's other notices, e.g. spaces in a target URI, go through logging.)
+        if "not followed by newline" in notice and found:
+            counters["warc.warnings:bad_content_length"] += 1
+            note_problem(
+                problems,
+                f"{layer.path}: offset {found.group(1)}{layer.offset_note}: record not followed by a blank line (wrong Content-Length?)",
+            )
 
 
 def _first_line(exc: BaseException) -> str:
