@@ -36,6 +36,7 @@ import xxhash
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from trainer.compare import compare  # noqa: E402
 from trainer.model import GPT, GPTConfig  # noqa: E402
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
@@ -162,21 +163,24 @@ def probe(report: str, limit: int = 200) -> list[dict]:
 
 
 def show(rows: list[dict]) -> None:
+    """Per task and scoring: each mix's mean ± std over seeds; for two mixes the gap with
+    ``trainer.compare``'s statistics (paired over seeds, pooled seed std)."""
     mixes = sorted({r["mix"] for r in rows})
     keys = sorted({(r["task"], r["scoring"]) for r in rows})
     print(f"\n== point 5: four-way choice tasks on the held-out eval documents (chance 25 %), {len(mixes)} mixes ==")
     for task, scoring in keys:
-        cells, values = [], {}
+        accuracy = {m: {r["seed"]: r["accuracy"] for r in rows if (r["mix"], r["task"], r["scoring"]) == (m, task, scoring)} for m in mixes}
+        cells = []
         for mix in mixes:
-            values[mix] = [r["accuracy"] for r in rows if r["mix"] == mix and r["task"] == task and r["scoring"] == scoring]
-            sd = statistics.stdev(values[mix]) if len(values[mix]) > 1 else float("nan")
-            cells.append(f"{mix} {100 * statistics.mean(values[mix]):.1f} ± {100 * sd:.1f} %")
+            values = list(accuracy[mix].values())
+            sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+            cells.append(f"{mix} {100 * statistics.mean(values):.1f} ± {100 * sd:.1f} %")
         line = f"  {task:24s} {scoring:4s}  " + "  ".join(cells)
         if len(mixes) == 2:
-            a, b = (values[m] for m in mixes)
-            pooled = ((statistics.stdev(a) ** 2 + statistics.stdev(b) ** 2) / 2) ** 0.5 if len(a) > 1 else float("nan")
-            gap = statistics.mean(a) - statistics.mean(b)
-            line += f"  gap {100 * gap:+.1f} pts = {gap / pooled if pooled else float('nan'):+.1f} seed stds"
+            a, b = mixes
+            # compare() reads lower as better (losses): B and A swap, so delta = accuracy(A) - accuracy(B)
+            c = compare(task, b, accuracy[b], a, accuracy[a])
+            line += f"  gap {100 * c.delta:+.1f} pts = {c.delta / c.seed_std:+.1f} seed stds ({c.z:+.1f} σ paired)"
         print(line)
 
 
