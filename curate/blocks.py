@@ -425,8 +425,8 @@ def char_class(char: str) -> int:
     )
 
 
-def char_classes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(class bits of every character of the texts joined by newlines, start offset of each text)."""
+def char_classes(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(class bits of every character of the texts joined by newlines, start offset and length of each text)."""
     joined = "\n".join(texts)
     points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     classes = CHAR_CLASSES[points]
@@ -437,12 +437,12 @@ def char_classes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         classes = CHAR_CLASSES[points]
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
-    return classes, starts
+    return classes, starts, lengths
 
 
 def text_counts(texts: list[str]) -> dict[str, np.ndarray]:
     """Per block: words (runs of ``\\w``), digits, capitals, sentence punctuation, spaces, and its last character's class."""
-    classes, starts = char_classes(texts)
+    classes, starts, lengths = char_classes(texts)
     word = (classes & IS_WORD) != 0
     word_starts = word & ~np.concatenate(([False], word[:-1]))
     counts = {
@@ -455,7 +455,6 @@ def text_counts(texts: list[str]) -> dict[str, np.ndarray]:
             ("spaces", (classes & IS_SPACE) != 0),
         )
     }
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     counts["chars"] = lengths
     counts["sentence_end"] = (classes[starts + lengths - 1] & IS_SENTENCE_END) != 0
     return counts
