@@ -111,9 +111,11 @@ def warm_caches() -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_ours(input_dir: str, cores: int, out: str) -> dict:
+def run_ours(input_dir: str, cores: int, out: str, extractor: str | None = None) -> dict:
     """One run of the recipe in a fresh interpreter; returns timings and the manifest path."""
     cmd = [OURS_PY, __file__, "--ours-one", "--input", input_dir, "--cores", str(cores), "--out", out]
+    if extractor:
+        cmd += ["--extractor", extractor]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -124,7 +126,28 @@ def run_ours(input_dir: str, cores: int, out: str) -> dict:
     return result
 
 
-def ours_one(input_dir: str, cores: int, out: str) -> None:
+def recipe_with_extractor(extractor: str | None, folder: str) -> str:
+    """The benchmark recipe, or a copy of it whose extract stage uses ``extractor`` (its own defaults)."""
+    if not extractor:
+        return RECIPE
+    import yaml
+
+    with open(RECIPE, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    trafilatura_only = ("favor", "fallbacks", "include_comments")
+    for stage in data["stages"]:
+        if stage["stage"] == "extract":
+            for key in trafilatura_only:
+                stage.pop(key, None)
+            stage["extractor"] = extractor
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"fineweb-{extractor}.yaml")
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+    return path
+
+
+def ours_one(input_dir: str, cores: int, out: str, extractor: str | None = None) -> None:
     from curate.pipeline import run_recipe
     from curate.recipe import load_recipe
 
@@ -134,7 +157,7 @@ def ours_one(input_dir: str, cores: int, out: str) -> None:
         "tokenizer": {"path": tokenizer_file(), "eos_token": "<|endoftext|>"},
         "spark": {"master": f"local[{cores}]", "progress": False, "partitions": None, "driver_memory": "4g"},
     }
-    recipe = load_recipe(RECIPE, overrides=overrides)
+    recipe = load_recipe(recipe_with_extractor(extractor, out + ".recipe"), overrides=overrides)
     started = time.perf_counter()
     manifest = run_recipe(recipe, overwrite=True)
     seconds = time.perf_counter() - started
@@ -358,6 +381,11 @@ def main() -> None:
         help="run every configuration N times in ABBA order (ours, peer, peer, ours, ...); ratios from the medians",
     )
     parser.add_argument("--no-ours", action="store_true")
+    parser.add_argument(
+        "--extractor",
+        choices=["trafilatura", "blocks", "fast"],
+        help="our extract stage uses this extractor with its defaults (default: the recipe's, trafilatura favouring precision)",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile our map stages (no Spark)")
     parser.add_argument("--compare-only", action="store_true", help="only compare the outputs already under --out")
     parser.add_argument("--profile-records", type=int, default=1000)
@@ -368,7 +396,7 @@ def main() -> None:
     args = parser.parse_args()
     input_dir = os.path.abspath(args.input)
     if args.ours_one:
-        return ours_one(input_dir, int(args.cores), os.path.abspath(args.out))
+        return ours_one(input_dir, int(args.cores), os.path.abspath(args.out), args.extractor)
     if args.peer_one:
         return peer_one(input_dir, os.path.abspath(args.out), args.tokenizer, args.lid)
     if args.profile:
@@ -400,7 +428,7 @@ def main() -> None:
         for kind, cores in sequence if repeat % 2 == 0 else list(reversed(sequence)):
             name = run_name(kind, cores)
             if kind == "ours":
-                result = ours_runs[cores] = run_ours(input_dir, cores, os.path.join(out, f"ours-local{cores}"))
+                result = ours_runs[cores] = run_ours(input_dir, cores, os.path.join(out, f"ours-local{cores}"), args.extractor)
             else:
                 result = peer = run_peer(input_dir, os.path.join(out, "datatrove"))
             if "error" in result:
