@@ -28,9 +28,12 @@ Guarding a Spark task against pathological pages:
   ``extract.too_large`` (Common Crawl truncates payloads at 1 MiB, so the 5M-character
   default only catches archives from elsewhere);
 * with ``timeout_s > 0`` a page that takes longer is abandoned and rejected as
-  ``extract.timeout``. The timer is ``SIGALRM``, so it only works in a process's main thread
-  (true for PySpark's Python workers and for ``curate`` runs); elsewhere no timer is set.
-  trafilatura's own signal-based timeout is switched off so the two never collide.
+  ``extract.timeout``. The limit is CPU time of the process (``ITIMER_PROF``), not wall-clock
+  time: on a loaded machine a page gets the same verdict as on an idle one, so a run's output
+  does not depend on what else the machine was doing. The timer is a signal (``SIGPROF``), so it
+  only works in a process's main thread (true for PySpark's Python workers and for ``curate``
+  runs); elsewhere no timer is set. trafilatura's own signal-based timeout is switched off so
+  the two never collide.
 
 Rejections: ``extract.too_large``, ``extract.timeout``, ``extract.failed`` (the
 extractor raised), ``extract.no_text`` (nothing extracted), ``extract.too_short`` (fewer
@@ -164,13 +167,14 @@ def _time_limit(seconds: float) -> Iterator[None]:
     def expire(signum, frame):
         raise ExtractTimeout()
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # CPU time, not wall time: a page's verdict must not depend on the machine's load.
+    previous = signal.signal(signal.SIGPROF, expire)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 @dataclass

@@ -102,7 +102,10 @@ def test_timeout_rejects_a_page_that_takes_too_long(monkeypatch):
     import curate.extract as extract_module
 
     def slow(html, url=None, **options):
-        time.sleep(2)
+        # busy, not asleep: the limit counts CPU time
+        end = time.process_time() + 2
+        while time.process_time() < end:
+            pass
         return "never"
 
     monkeypatch.setitem(extract_module.EXTRACTORS, "trafilatura", slow)
@@ -111,6 +114,22 @@ def test_timeout_rejects_a_page_that_takes_too_long(monkeypatch):
     out = stage(_records([{"id": "a", "source": "s", "url": "http://a/", "html": "<p>x</p>"}])).to_pylist()
     assert time.perf_counter() - start < 1.5
     assert out[0]["rejected_by"] == "extract.timeout" and stage.counters["extract.timeouts"] == 1
+
+
+def test_timeout_counts_cpu_time_not_waiting(monkeypatch):
+    # A page's verdict must not depend on load: time spent off the CPU does not count.
+    import time
+
+    import curate.extract as extract_module
+
+    def waits(html, url=None, **options):
+        time.sleep(0.5)
+        return "waited " * 40
+
+    monkeypatch.setitem(extract_module.EXTRACTORS, "trafilatura", waits)
+    stage = ExtractStage(ExtractParams(timeout_s=0.2))
+    out = stage(_records([{"id": "a", "source": "s", "url": "http://a/", "html": "<p>x</p>"}])).to_pylist()
+    assert out[0]["rejected_by"] is None and stage.counters.get("extract.timeouts", 0) == 0
 
 
 def test_check_and_params():
