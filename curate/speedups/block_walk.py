@@ -17,7 +17,16 @@ import functools
 import lxml
 
 from curate import speedups
-from curate.blocks import BLOCK_TAGS, INLINE_TAGS, SKIPPED_TAGS, PageBlocks, frames_above
+from curate.blocks import (
+    BLOCK_TAGS,
+    HASH_BUCKETS,
+    HIDDEN_STYLE,
+    INLINE_TAGS,
+    MAX_TOKENS_PER_ATTRIBUTE,
+    SKIPPED_TAGS,
+    FrameHeader,
+    PageBlocks,
+)
 
 ITEM = "block_walk"
 
@@ -35,6 +44,12 @@ def compiled():
             ITEM, f"built against lxml {block_walk_c.BUILT_AGAINST_LXML}, lxml {lxml.__version__} is installed; reinstall curate"
         )
         return None
+    if MAX_TOKENS_PER_ATTRIBUTE != block_walk_c.MAX_TOKENS_PER_ATTRIBUTE:
+        speedups.fall_back(
+            ITEM, f"built for {block_walk_c.MAX_TOKENS_PER_ATTRIBUTE} tokens per attribute, curate.blocks keeps {MAX_TOKENS_PER_ATTRIBUTE}"
+        )
+        return None
+    block_walk_c.set_hash_buckets(HASH_BUCKETS)
     return block_walk_c
 
 
@@ -49,9 +64,11 @@ def categories(skipped_tags: frozenset[str]) -> dict[bytes, int]:
 
 
 @functools.lru_cache(maxsize=1)
-def tables() -> tuple[dict[bytes, int], dict[bytes, int]]:
-    """Categories without ``<noscript>``, then with it (the second pass of a page with no other text)."""
-    return categories(SKIPPED_TAGS), categories(SKIPPED_TAGS - {"noscript"})
+def rules() -> tuple:
+    """The walk's rules without ``<noscript>``, then with it (the second pass of a page with no other text)."""
+    return tuple(
+        compiled().Rules(categories(skipped), FrameHeader, HIDDEN_STYLE.search) for skipped in (SKIPPED_TAGS, SKIPPED_TAGS - {"noscript"})
+    )
 
 
 def page_blocks(root, clean: bool) -> PageBlocks | None:
@@ -60,21 +77,9 @@ def page_blocks(root, clean: bool) -> PageBlocks | None:
     module = compiled()
     if module is None:
         return None
-    first, with_noscript = tables()
+    first, with_noscript = rules()
     try:
-        page = blocks_of(module, root, first, clean)
-        return page if page.texts else blocks_of(module, root, with_noscript, clean)
+        page = PageBlocks(*module.walk_blocks(root, first, clean))
+        return page if page.texts else PageBlocks(*module.walk_blocks(root, with_noscript, clean))
     except module.GiveUp:
         return None
-
-
-def blocks_of(module, root, table: dict[bytes, int], clean: bool) -> PageBlocks:
-    texts, link_chars, block_frame, parent, frames = module.walk_blocks(root, table, clean)
-    import numpy as np
-
-    return PageBlocks(
-        texts,
-        np.asarray(link_chars, dtype=np.int64),
-        np.asarray(block_frame, dtype=np.int64),
-        *frames_above(block_frame, texts, link_chars, parent, frames),
-    )

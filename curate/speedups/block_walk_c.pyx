@@ -8,9 +8,10 @@ public C API (``lxml.includes.etreepublic``); ``curate.speedups.block_walk`` che
 before using it. Every rule below names the template of ``curate.blocks.stylesheet`` it mirrors.
 """
 
-from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport strcmp
+from libc.stdint cimport int64_t, uint32_t
+from libc.stdlib cimport calloc, free, realloc
+from libc.string cimport memcpy, strcmp, strlen
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport Py_UNICODE_ISSPACE, PyUnicode_FromKindAndData
 
 cimport lxml.includes.etreepublic as cetree
@@ -18,6 +19,7 @@ from lxml.includes.tree cimport xmlAttr, xmlNode
 
 cdef object etree
 from lxml import etree
+import numpy as np
 
 cetree.import_lxml__etree()
 
@@ -31,8 +33,10 @@ cdef enum:
     BLOCK = 3  # frame open, children, frame close
     INLINE = 4  # children
     LINK = 5  # <a>: children in link mode
+    MAX_TOKENS = 8  # curate.blocks.MAX_TOKENS_PER_ATTRIBUTE, checked by curate.speedups.block_walk
     CACHE = 256  # distinct tag names remembered per walk (names are interned in the document's dict)
 
+MAX_TOKENS_PER_ATTRIBUTE = MAX_TOKENS
 CATEGORIES = {"other": OTHER, "skip": SKIP, "br": BR, "block": BLOCK, "inline": INLINE, "link": LINK}
 
 cdef Py_UCS4 BAD = 0xFFFFFFFF
@@ -131,6 +135,7 @@ cdef class Walk:
     cdef Buffer stack  # category (int64) per element whose children are being walked
     cdef Buffer link_chars  # int64 per block
     cdef Buffer block_frame  # int64 per block
+    cdef Buffer key  # bytes of the header cache's key
     cdef list texts
     cdef const void* cache_names[CACHE]
     cdef int cache_categories[CACHE]
@@ -140,6 +145,7 @@ cdef class Walk:
         self.run.item = sizeof(Py_UCS4)
         self.parents.item = self.link_chars.item = self.block_frame.item = self.stack.item = sizeof(int64_t)
         self.nodes.item = sizeof(void*)
+        self.key.item = 1
         self.current = -1
         self.texts = []
         cdef int i
@@ -153,6 +159,7 @@ cdef class Walk:
         free(self.stack.data)
         free(self.link_chars.data)
         free(self.block_frame.data)
+        free(self.key.data)
 
     cdef int category(self, xmlNode* node) except -1:
         """The template that matches an element: by exact name, as libxslt matches it (no namespace)."""
@@ -296,10 +303,24 @@ cdef xmlNode* first_body(xmlNode* document_child) noexcept:
     return NULL
 
 
-def walk_blocks(cetree._Element root, dict categories, bint clean):
-    """(texts, link characters, frame per block, parent per frame, the frames' nodes as a ``Frames``) of the
-    document holding ``root``; raises :class:`GiveUp` where the reference path must run instead."""
-    cdef Walk walk = Walk(categories, clean)
+cdef class Rules:
+    """What the walk takes from ``curate.blocks``: the tag table, ``FrameHeader``, the hidden-style test."""
+
+    cdef dict categories
+    cdef object header_type  # curate.blocks.FrameHeader
+    cdef object hidden_style  # curate.blocks.HIDDEN_STYLE.search
+    cdef dict headers  # what the header depends on (bytes) -> FrameHeader, as frame_header's lru_cache
+    cdef Py_ssize_t limit
+
+    def __init__(self, dict categories, header_type, hidden_style, Py_ssize_t limit=1 << 15):
+        self.categories, self.header_type, self.hidden_style = categories, header_type, hidden_style
+        self.headers, self.limit = {}, limit
+
+
+def walk_blocks(cetree._Element root, Rules rules, bint clean):
+    """The fields of ``curate.blocks.PageBlocks`` for the document holding ``root``, in field order (one pass of
+    the stylesheet: the caller runs the ``<noscript>`` pass); raises :class:`GiveUp` where the reference must run."""
+    cdef Walk walk = Walk(rules.categories, clean)
     cdef xmlNode* top = first_body(root._c_node.doc.children)
     if top != NULL:
         walk.walk(top)
@@ -310,69 +331,214 @@ def walk_blocks(cetree._Element root, dict categories, bint clean):
                 walk.walk(top)
             top = top.next
     walk.end_run()
-    cdef Py_ssize_t i
-    cdef int64_t* parents = <int64_t*>walk.parents.data
-    cdef int64_t* frames = <int64_t*>walk.block_frame.data
-    cdef int64_t* links = <int64_t*>walk.link_chars.data
-    return (
-        walk.texts,
-        [links[i] for i in range(walk.link_chars.size)],
-        [frames[i] for i in range(walk.block_frame.size)],
-        [parents[i] for i in range(walk.parents.size)],
-        Frames(root, walk),
-    )
+    return (walk.texts, as_array(&walk.link_chars), as_array(&walk.block_frame)) + frames_above(walk, rules)
 
 
-cdef class Frames:
-    """The frames' elements, kept with the document they belong to, for their headers on demand."""
-
-    cdef object root  # keeps the document (and so the nodes) alive
-    cdef Buffer nodes
-    cdef bint clean
-
-    def __cinit__(self, root, Walk walk):
-        self.root, self.clean = root, walk.clean
-        self.nodes = walk.nodes
-        walk.nodes.data = NULL  # handed over
-        walk.nodes.size = walk.nodes.capacity = 0
-
-    def __dealloc__(self):
-        free(self.nodes.data)
-
-    def __len__(self):
-        return self.nodes.size
-
-    def __getitem__(self, Py_ssize_t frame):
-        """The frame's header exactly as the stylesheet writes it (see ``curate.blocks.frame_header``)."""
-        if not 0 <= frame < self.nodes.size:
-            raise IndexError(frame)
-        cdef xmlNode* node = (<xmlNode**>self.nodes.data)[frame]
-        cdef str tag = (<bytes>node.name).decode("utf-8")
-        if node.properties == NULL:  # <xsl:if test="@*">
-            return tag
-        cdef list parts = [tag]
-        for name in (b"class", b"id", b"role", b"itemprop", b"style"):
-            parts.append(self.value(node, name))
-        # @aria-hidden='true' compares the value as it is, markers and all
-        if find_attribute(node, b"hidden") != NULL or raw_value(find_attribute(node, b"aria-hidden")) == "true":
-            parts.append("")
-        return "\ufdd1".join(parts)
-
-    cdef str value(self, xmlNode* node, const char* name):
-        """String value of an attribute ("" when absent), marker characters deleted when clean."""
-        cdef str value = raw_value(find_attribute(node, name))
-        for marker in "\ufdd0\ufdd1\ufdd2\ufdd3\ufdd4\ufdd5":
-            if marker in value:
-                if not self.clean:
-                    raise GiveUp("marker character on the plain path")
-                value = value.replace(marker, "")
-        return value
+cdef object as_array(Buffer* buf):
+    cdef object array = np.empty(buf.size, dtype=np.int64)
+    cdef int64_t[::1] view = array
+    if buf.size:
+        memcpy(&view[0], buf.data, buf.size * sizeof(int64_t))
+    return array
 
 
-cdef str raw_value(xmlAttr* attribute):
-    """String value of an attribute node: its text children joined; "" when there is none."""
+cdef tuple frames_above(Walk walk, Rules rules):
+    """``curate.blocks.frames_above``: parent, depth, hidden, header, inherited ids and totals per frame."""
+    cdef Py_ssize_t count = walk.parents.size, blocks_count = walk.block_frame.size
+    cdef int64_t* parent = <int64_t*>walk.parents.data
+    cdef int64_t* block_frame = <int64_t*>walk.block_frame.data
+    cdef int64_t* block_links = <int64_t*>walk.link_chars.data
+    cdef xmlNode** nodes = <xmlNode**>walk.nodes.data
+    parent_array, depth_array = as_array(&walk.parents), np.zeros(count, dtype=np.int64)
+    hidden_array = np.zeros(count, dtype=np.uint8)
+    chars_array, links_array, blocks_array = np.zeros(count, dtype=np.int64), np.zeros(count, dtype=np.int64), np.zeros(count, dtype=np.int64)
+    cdef int64_t[::1] depth = depth_array, chars = chars_array, links = links_array, blocks = blocks_array
+    cdef unsigned char[::1] hidden = hidden_array
+    cdef list headers = [None] * count, inherited = [None] * count
+    cdef Py_ssize_t frame, above, block
+    cdef unsigned char* needed = <unsigned char*>calloc(count + 1, 1)
+    if needed == NULL:
+        raise MemoryError()
+    try:
+        for block in range(blocks_count):
+            frame = block_frame[block]
+            while frame >= 0 and not needed[frame]:
+                needed[frame] = 1
+                frame = parent[frame]
+        for frame in range(count):  # parents before children
+            if not needed[frame]:
+                continue
+            header = headers[frame] = cached_header(nodes[frame], rules, walk.clean, &walk.key)
+            added, own_hidden = header[3], <bint>header[4]
+            above = parent[frame]
+            if above >= 0:
+                upper = inherited[above]
+                inherited[frame] = upper if added <= upper else upper | added
+                hidden[frame] = hidden[above] != 0 or own_hidden
+                depth[frame] = depth[above] + 1
+            else:
+                inherited[frame], hidden[frame] = added, own_hidden
+        for block in range(blocks_count):
+            frame = block_frame[block]
+            if frame >= 0:
+                chars[frame] += len(<str>walk.texts[block])
+                links[frame] += block_links[block]
+                blocks[frame] += 1
+        for frame in range(count - 1, -1, -1):  # children before parents
+            above = parent[frame]
+            if needed[frame] and above >= 0:
+                chars[above] += chars[frame]
+                links[above] += links[frame]
+                blocks[above] += blocks[frame]
+    finally:
+        free(needed)
+    return (parent_array, depth_array, hidden_array.view(np.bool_), headers, inherited, chars_array, links_array, blocks_array)
+
+
+cdef object cached_header(xmlNode* node, Rules rules, bint clean, Buffer* key):
+    """The element's FrameHeader, from the cache when an element with the same tag and attribute values was seen."""
+    cdef xmlAttr* attribute
+    cdef Py_ssize_t start
+    cdef int64_t length
+    key.size = 0
+    append_bytes(key, <const char*>node.name)
+    append_bytes(key, b"\x01c" if clean else b"\x01p")
+    if node.properties != NULL:
+        for name in (b"class", b"id", b"role", b"itemprop", b"style", b"aria-hidden"):
+            attribute = find_attribute(node, name)
+            start = key.size
+            append_bytes(key, b"\x01\x01\x01\x01\x01\x01\x01\x01")  # room for the value's length: no two keys alike
+            if attribute != NULL:
+                append_value(key, attribute)
+            length = key.size - start - 8
+            memcpy(<char*>key.data + start, &length, 8)
+        append_bytes(key, b"\x01h" if find_attribute(node, b"hidden") != NULL else b"\x01v")
+    cdef bytes known = PyBytes_FromStringAndSize(<const char*>key.data, key.size)
+    header = rules.headers.get(known)
+    if header is None:
+        header = frame_header(node, rules, clean)
+        if len(rules.headers) >= rules.limit:
+            rules.headers.clear()
+        rules.headers[known] = header
+    return header
+
+
+cdef int append_bytes(Buffer* buf, const char* data) except -1:
+    cdef size_t length = strlen(data)
+    if buf.size + <Py_ssize_t>length > buf.capacity:
+        grow(buf, buf.size + length)
+    memcpy(<char*>buf.data + buf.size, data, length)
+    buf.size += length
+    return 0
+
+
+cdef int append_value(Buffer* buf, xmlAttr* attribute) except -1:
+    cdef xmlNode* child = attribute.children
+    while child != NULL:
+        if child.type != 3:
+            raise GiveUp("attribute value is not plain text")
+        if child.content != NULL:
+            append_bytes(buf, <const char*>child.content)
+        child = child.next
+    return 0
+
+
+cdef object frame_header(xmlNode* node, Rules rules, bint clean):
+    """``curate.blocks.frame_header`` of the header the stylesheet would write for this element."""
+    cdef bytes tag = <bytes>node.name
+    cdef list own = [], child = [hash_bytes(CRC_PT, tag)], added = [hash_bytes(CRC_A, tag)]
+    cdef bint hidden = False
+    cdef bytes value
+    if node.properties != NULL:  # <xsl:if test="@*">
+        for name in (b"class", b"id", b"role", b"itemprop"):
+            value = attribute_bytes(find_attribute(node, name))
+            if value:
+                add_tokens(value, clean, own, child, added)
+        # @hidden or @aria-hidden='true' (the value as it is, markers and all)
+        hidden = find_attribute(node, b"hidden") != NULL or attribute_bytes(find_attribute(node, b"aria-hidden")) == b"true"
+        if not hidden:
+            value = attribute_bytes(find_attribute(node, b"style"))
+            if value:
+                style = value.decode("utf-8")
+                for marker in MARKER_CHARS:
+                    if marker in style:
+                        if not clean:
+                            raise GiveUp("marker character on the plain path")
+                        style = style.replace(marker, "")
+                hidden = rules.hidden_style(style) is not None
+    return rules.header_type(tag.decode("utf-8"), tuple(own), tuple(child), frozenset(added), hidden)
+
+
+MARKER_CHARS = "\ufdd0\ufdd1\ufdd2\ufdd3\ufdd4\ufdd5"
+
+
+cdef int add_tokens(bytes value, bint clean, list own, list child, list added) except -1:
+    """``curate.blocks.value_tokens`` of one attribute value, hashed with the "c0:", "c1:" and "c:" prefixes.
+
+    The value's first 200 characters, split before a capital that follows a small letter (ASCII only,
+    as CAMEL), lower-cased (of all non-ASCII characters only U+0130 and U+212A lower-case to ASCII
+    letters, "i" + U+0307 and "k"), cut into runs of [a-z0-9]; runs of 2-24 characters that are not
+    all digits are the tokens, at most 8.
+    """
+    cdef const unsigned char* s = <const unsigned char*>value
+    cdef Py_ssize_t at = 0, seen = 0, length = 0
+    cdef int kept = 0
+    cdef bint digits = True, after_small = False, split
+    cdef uint32_t c
+    cdef unsigned char token[32]
+    cdef unsigned char lower
+    while s[at] and kept < MAX_TOKENS:
+        c = next_code_point(s, &at)
+        if c == BAD:
+            raise GiveUp("invalid UTF-8 in an attribute")
+        if is_marker(c):
+            if not clean:
+                raise GiveUp("marker character on the plain path")
+            continue
+        if seen == 200:
+            break
+        seen += 1
+        split = after_small and 65 <= c <= 90
+        after_small = 97 <= c <= 122
+        lower = 0
+        if 65 <= c <= 90:
+            lower = <unsigned char>(c + 32)
+        elif 97 <= c <= 122 or 48 <= c <= 57:
+            lower = <unsigned char>c
+        elif c == 0x212A:
+            lower = 107  # KELVIN SIGN -> "k"
+        elif c == 0x130:
+            lower = 105  # LATIN CAPITAL LETTER I WITH DOT ABOVE -> "i" + U+0307, which ends the run
+        if split or lower == 0:
+            kept += end_token(token, length, digits, own, child, added)
+            length, digits = 0, True
+        if lower:
+            if length < 32:
+                token[length] = lower
+            length += 1
+            digits = digits and 48 <= lower <= 57
+            if c == 0x130:
+                kept += end_token(token, length, digits, own, child, added)
+                length, digits = 0, True
+    if kept < MAX_TOKENS:
+        end_token(token, length, digits, own, child, added)
+    return 0
+
+
+cdef int end_token(unsigned char* token, Py_ssize_t length, bint digits, list own, list child, list added) except -1:
+    """Hash a finished run when it is a token (2-24 characters, not all digits); 1 if it was."""
+    if length < 2 or length > 24 or digits:
+        return 0
+    own.append(crc_finish(crc_update(CRC_C0, token, length)))
+    child.append(crc_finish(crc_update(CRC_C1, token, length)))
+    added.append(crc_finish(crc_update(CRC_C, token, length)))
+    return 1
+
+
+cdef bytes attribute_bytes(xmlAttr* attribute):
+    """String value of an attribute node as UTF-8: its text children joined; b"" when there is none."""
     if attribute == NULL:
-        return ""
+        return b""
     cdef bytes data = b""
     cdef xmlNode* child = attribute.children
     while child != NULL:
@@ -381,7 +547,7 @@ cdef str raw_value(xmlAttr* attribute):
         if child.content != NULL:
             data += <bytes>child.content
         child = child.next
-    return data.decode("utf-8")
+    return data
 
 
 cdef xmlAttr* find_attribute(xmlNode* node, const char* name) noexcept:
@@ -391,3 +557,59 @@ cdef xmlAttr* find_attribute(xmlNode* node, const char* name) noexcept:
             return attribute
         attribute = attribute.next
     return NULL
+
+
+# CRC-32 (zlib's polynomial), so the ids are those of curate.blocks.hashed: crc32(prefix + token) & (buckets - 1)
+cdef uint32_t CRC_TABLE[256]
+cdef uint32_t HASH_MASK = 0
+
+
+cdef void crc_table() noexcept:
+    cdef uint32_t c, n, k
+    for n in range(256):
+        c = n
+        for k in range(8):
+            c = (0xEDB88320 ^ (c >> 1)) if c & 1 else (c >> 1)
+        CRC_TABLE[n] = c
+
+
+cdef inline uint32_t crc_update(uint32_t state, const unsigned char* data, Py_ssize_t length) noexcept:
+    cdef Py_ssize_t i
+    for i in range(length):
+        state = CRC_TABLE[(state ^ data[i]) & 0xFF] ^ (state >> 8)
+    return state
+
+
+cdef inline int crc_finish(uint32_t state) noexcept:
+    return <int>((state ^ 0xFFFFFFFF) & HASH_MASK)
+
+
+cdef uint32_t crc_start(bytes prefix) noexcept:
+    return crc_update(0xFFFFFFFF, <const unsigned char*>prefix, len(prefix))
+
+
+cdef int hash_bytes(uint32_t prefix_state, bytes data) noexcept:
+    return crc_finish(crc_update(prefix_state, <const unsigned char*>data, len(data)))
+
+
+crc_table()
+cdef uint32_t CRC_C0 = crc_start(b"c0:"), CRC_C1 = crc_start(b"c1:"), CRC_C = crc_start(b"c:")
+cdef uint32_t CRC_PT = crc_start(b"pt:"), CRC_A = crc_start(b"a:")
+
+
+def set_hash_buckets(int buckets):
+    """``curate.blocks.HASH_BUCKETS`` (a power of two); set before the first walk."""
+    global HASH_MASK
+    HASH_MASK = buckets - 1
+
+
+def hashed(str token):
+    """``curate.blocks.hashed`` in C (for the tests)."""
+    return hash_bytes(0xFFFFFFFF, token.encode("utf-8"))
+
+
+def tokens(str value, bint clean=True):
+    """The hashed "c0:" ids of ``curate.blocks.value_tokens(value)`` (for the tests)."""
+    cdef list own = [], child = [], added = []
+    add_tokens(value.encode("utf-8", "surrogatepass"), clean, own, child, added)
+    return tuple(own)
