@@ -275,13 +275,13 @@ def page_blocks(html: str) -> PageBlocks:
     root = parse_html(html)
     if root is None:
         return empty_page()
-    clean = MARKERS_IN_HTML.search(html) is not None
     if speedups.enabled("block_walk"):
         from curate.speedups import block_walk  # imports this module: not at the top
 
-        page = block_walk.page_blocks(root, clean)  # the same blocks without the XSLT pass; None: run it
+        page = block_walk.page_blocks(root, html)  # the same blocks without the XSLT pass; None: run it
         if page is not None:
             return page
+    clean = MARKERS_IN_HTML.search(html) is not None
     page = read_segments(str(segmenter(SKIPPED_TAGS, clean)(root)))
     if not page.texts:
         page = read_segments(str(segmenter(SKIPPED_TAGS - {"noscript"}, clean)(root)))

@@ -8,7 +8,7 @@ public C API (``lxml.includes.etreepublic``); ``curate.speedups.block_walk`` che
 before using it. Every rule below names the template of ``curate.blocks.stylesheet`` it mirrors.
 """
 
-from libc.stdint cimport int64_t, uint32_t
+from libc.stdint cimport int64_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcpy, strcmp, strlen
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -613,3 +613,30 @@ def tokens(str value, bint clean=True):
     cdef list own = [], child = [], added = []
     add_tokens(value.encode("utf-8", "surrogatepass"), clean, own, child, added)
     return tuple(own)
+
+
+cdef extern from "Python.h":
+    int PyUnicode_KIND(object text)
+    void* PyUnicode_DATA(object text)
+    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+
+
+def has_marker_character(str text):
+    """Whether the text holds one of the segmenter's marker characters U+FDD0-U+FDD5 (a scan of its code units)."""
+    cdef int kind = PyUnicode_KIND(text)
+    cdef Py_ssize_t i, length = PyUnicode_GET_LENGTH(text)
+    cdef const uint16_t* wide
+    cdef const uint32_t* widest
+    if kind == 1:  # Latin-1 at most
+        return False
+    if kind == 2:
+        wide = <const uint16_t*>PyUnicode_DATA(text)
+        for i in range(length):
+            if 0xFDD0 <= wide[i] <= 0xFDD5:
+                return True
+        return False
+    widest = <const uint32_t*>PyUnicode_DATA(text)
+    for i in range(length):
+        if 0xFDD0 <= widest[i] <= 0xFDD5:
+            return True
+    return False
