@@ -309,7 +309,7 @@ cdef class Rules:
     cdef dict categories
     cdef object header_type  # curate.blocks.FrameHeader
     cdef object hidden_style  # curate.blocks.HIDDEN_STYLE.search
-    cdef dict headers  # what the header depends on (bytes) -> FrameHeader, as frame_header's lru_cache
+    cdef readonly dict headers  # what the header depends on (bytes) -> FrameHeader, as frame_header's lru_cache
     cdef Py_ssize_t limit
 
     def __init__(self, dict categories, header_type, hidden_style, Py_ssize_t limit=1 << 15):
@@ -466,7 +466,8 @@ cdef object frame_header(xmlNode* node, Rules rules, bint clean):
                             raise GiveUp("marker character on the plain path")
                         style = style.replace(marker, "")
                 hidden = rules.hidden_style(style) is not None
-    return rules.header_type(tag.decode("utf-8"), tuple(own), tuple(child), frozenset(added), hidden)
+    # tuple.__new__ builds the NamedTuple as its own constructor does, without a Python-level call
+    return tuple.__new__(rules.header_type, (tag.decode("utf-8"), tuple(own), tuple(child), frozenset(added), hidden))
 
 
 MARKER_CHARS = "\ufdd0\ufdd1\ufdd2\ufdd3\ufdd4\ufdd5"
@@ -539,8 +540,10 @@ cdef bytes attribute_bytes(xmlAttr* attribute):
     """String value of an attribute node as UTF-8: its text children joined; b"" when there is none."""
     if attribute == NULL:
         return b""
-    cdef bytes data = b""
     cdef xmlNode* child = attribute.children
+    if child != NULL and child.next == NULL and child.type == 3 and child.content != NULL:
+        return <bytes>child.content  # the usual case: one text child
+    cdef bytes data = b""
     while child != NULL:
         if child.type != 3:
             raise GiveUp("attribute value is not plain text")
