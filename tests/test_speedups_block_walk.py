@@ -207,3 +207,19 @@ def test_a_missing_module_falls_back_to_the_reference(monkeypatch):
     finally:
         monkeypatch.undo()
         block_walk.compiled.cache_clear()
+
+
+def test_the_walk_leaves_garbage_collection_as_it_found_it():
+    import gc
+
+    html = "<p>one</p><p>two</p>"
+    try:
+        gc.disable()
+        assert compiled(html).texts == ["one", "two"] and not gc.isenabled()
+        gc.enable()
+        assert compiled(html).texts == ["one", "two"] and gc.isenabled()
+        with pytest.raises(block_walk.compiled().GiveUp):
+            block_walk.compiled().walk_blocks(parse_html("<p>a\ufdd3b</p>"), block_walk.rules()[0], False)
+        assert gc.isenabled()
+    finally:
+        gc.enable()

@@ -14,6 +14,13 @@ from libc.string cimport memcpy, strcmp, strlen
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport Py_UNICODE_ISSPACE, PyUnicode_FromKindAndData
 
+cdef extern from "Python.h":
+    int PyGC_Disable()  # Python 3.10+: the previous state
+    int PyGC_Enable()
+    int PyUnicode_KIND(object text)
+    void* PyUnicode_DATA(object text)
+    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+
 cimport lxml.includes.etreepublic as cetree
 from lxml.includes.tree cimport xmlAttr, xmlNode
 
@@ -320,6 +327,19 @@ cdef class Rules:
 def walk_blocks(cetree._Element root, Rules rules, bint clean):
     """The fields of ``curate.blocks.PageBlocks`` for the document holding ``root``, in field order (one pass of
     the stylesheet: the caller runs the ``<noscript>`` pass); raises :class:`GiveUp` where the reference must run."""
+    # Automatic garbage collection is paused while the page's tens of thousands of frozensets and tuples
+    # are made (none of them in a reference cycle), so that they do not set off collections of the whole
+    # heap page after page; the young ones are collected as usual once it is back on. The GIL is held
+    # throughout (no Python code runs here), so no other thread sees the pause.
+    cdef int collecting = PyGC_Disable()
+    try:
+        return walk_page(root, rules, clean)
+    finally:
+        if collecting:
+            PyGC_Enable()
+
+
+cdef tuple walk_page(cetree._Element root, Rules rules, bint clean):
     cdef Walk walk = Walk(rules.categories, clean)
     cdef xmlNode* top = first_body(root._c_node.doc.children)
     if top != NULL:
@@ -616,12 +636,6 @@ def tokens(str value, bint clean=True):
     cdef list own = [], child = [], added = []
     add_tokens(value.encode("utf-8", "surrogatepass"), clean, own, child, added)
     return tuple(own)
-
-
-cdef extern from "Python.h":
-    int PyUnicode_KIND(object text)
-    void* PyUnicode_DATA(object text)
-    Py_ssize_t PyUnicode_GET_LENGTH(object text)
 
 
 def has_marker_character(str text):
