@@ -13,7 +13,6 @@ built against; with another one (or when it was not built) the reference path ru
 from __future__ import annotations
 
 import functools
-import re
 
 import lxml
 
@@ -30,9 +29,6 @@ from curate.blocks import (
 )
 
 ITEM = "block_walk"
-# curate.blocks.MARKERS_IN_HTML's character references, without IGNORECASE (x, f and d have no other case
-# partners in Unicode), so that re finds the "&#" prefix with its fast literal search
-MARKER_REFERENCE = re.compile(r"&#(?:[xX]0*[fF][dD][dD][0-5]|0*6497[6-9]|0*6498[01])")
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,20 +71,13 @@ def rules() -> tuple:
     )
 
 
-def has_markers(html: str) -> bool:
-    """``curate.blocks.MARKERS_IN_HTML.search(html) is not None``, in about a third of the time."""
-    if compiled().has_marker_character(html):
-        return True
-    return "&#" in html and MARKER_REFERENCE.search(html) is not None
-
-
 def page_blocks(root, html: str) -> PageBlocks | None:
     """``curate.blocks.page_blocks`` of a page lxml parsed from ``html``, or None when the reference path has to
     run (the module is off or not usable, or the tree holds something the walk does not mirror)."""
     module = compiled()
     if module is None:
         return None
-    clean = has_markers(html)
+    clean = module.has_markers(html)  # curate.blocks.MARKERS_IN_HTML, in one C scan
     first, with_noscript = rules()
     try:
         page = PageBlocks(*module.walk_blocks(root, first, clean))

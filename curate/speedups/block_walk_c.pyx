@@ -19,6 +19,7 @@ cdef extern from "Python.h":
     int PyGC_Enable()
     int PyUnicode_KIND(object text)
     void* PyUnicode_DATA(object text)
+    Py_UCS4 PyUnicode_READ(int kind, const void* data, Py_ssize_t index) noexcept
     Py_ssize_t PyUnicode_GET_LENGTH(object text)
 
 cimport lxml.includes.etreepublic as cetree
@@ -638,22 +639,51 @@ def tokens(str value, bint clean=True):
     return tuple(own)
 
 
-def has_marker_character(str text):
-    """Whether the text holds one of the segmenter's marker characters U+FDD0-U+FDD5 (a scan of its code units)."""
+cdef inline uint32_t lower_ascii(uint32_t c) noexcept:
+    return c + 32 if 65 <= c <= 90 else c
+
+
+cdef bint reference_at(int kind, const void* data, Py_ssize_t at, Py_ssize_t length) noexcept:
+    """Whether ``x0*fdd[0-5]`` (any case) or ``0*6497[6-9]|0*6498[01]`` starts at ``at`` (just after "&#")."""
+    cdef Py_UCS4 c
+    if at < length and lower_ascii(PyUnicode_READ(kind, data, at)) == 120:  # x
+        at += 1
+        while at < length and PyUnicode_READ(kind, data, at) == 48:
+            at += 1
+        if at + 4 > length:
+            return False
+        c = PyUnicode_READ(kind, data, at + 3)
+        return (
+            lower_ascii(PyUnicode_READ(kind, data, at)) == 102
+            and lower_ascii(PyUnicode_READ(kind, data, at + 1)) == 100
+            and lower_ascii(PyUnicode_READ(kind, data, at + 2)) == 100
+            and 48 <= c <= 53
+        )
+    while at < length and PyUnicode_READ(kind, data, at) == 48:
+        at += 1
+    if at + 5 > length:
+        return False
+    if not (PyUnicode_READ(kind, data, at) == 54 and PyUnicode_READ(kind, data, at + 1) == 52 and PyUnicode_READ(kind, data, at + 2) == 57):
+        return False  # "649"
+    c = PyUnicode_READ(kind, data, at + 4)
+    if PyUnicode_READ(kind, data, at + 3) == 55:  # "6497[6-9]"
+        return 54 <= c <= 57
+    return PyUnicode_READ(kind, data, at + 3) == 56 and 48 <= c <= 49  # "6498[01]"
+
+
+def has_markers(str text):
+    """``curate.blocks.MARKERS_IN_HTML.search(text) is not None``: a marker character U+FDD0-U+FDD5, or a
+    character reference to one (``&#xFDD0``, ``&#64976`` ... with any leading zeros, x/X and hex digits in any
+    case; x, f and d have no other case partners in Unicode), in one scan of the code units."""
     cdef int kind = PyUnicode_KIND(text)
+    cdef const void* data = PyUnicode_DATA(text)
     cdef Py_ssize_t i, length = PyUnicode_GET_LENGTH(text)
-    cdef const uint16_t* wide
-    cdef const uint32_t* widest
-    if kind == 1:  # Latin-1 at most
-        return False
-    if kind == 2:
-        wide = <const uint16_t*>PyUnicode_DATA(text)
-        for i in range(length):
-            if 0xFDD0 <= wide[i] <= 0xFDD5:
-                return True
-        return False
-    widest = <const uint32_t*>PyUnicode_DATA(text)
+    cdef Py_UCS4 c
     for i in range(length):
-        if 0xFDD0 <= widest[i] <= 0xFDD5:
+        c = PyUnicode_READ(kind, data, i)
+        if c == 38:  # &
+            if i + 1 < length and PyUnicode_READ(kind, data, i + 1) == 35 and reference_at(kind, data, i + 2, length):
+                return True
+        elif 0xFDD0 <= c <= 0xFDD5:
             return True
     return False
