@@ -12,6 +12,7 @@ from libc.stdint cimport int64_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcpy, strcmp, strlen
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.ref cimport PyObject
 from cpython.unicode cimport Py_UNICODE_ISSPACE, PyUnicode_FromKindAndData
 
 cdef extern from "Python.h":
@@ -376,6 +377,7 @@ cdef tuple frames_above(Walk walk, Rules rules):
     cdef int64_t[::1] depth = depth_array, chars = chars_array, links = links_array, blocks = blocks_array
     cdef unsigned char[::1] hidden = hidden_array
     cdef list headers = [None] * count, inherited = [None] * count
+    cdef dict unions = {}  # (id of the parent's set, id of the header's set) -> their union, for this page
     cdef Py_ssize_t frame, above, block
     cdef unsigned char* needed = <unsigned char*>calloc(count + 1, 1)
     if needed == NULL:
@@ -394,7 +396,14 @@ cdef tuple frames_above(Walk walk, Rules rules):
             above = parent[frame]
             if above >= 0:
                 upper = inherited[above]
-                inherited[frame] = upper if added <= upper else upper | added
+                if added <= upper:
+                    inherited[frame] = upper
+                else:  # siblings with the same header under one parent share one union (equal sets, one object)
+                    key = (<object><size_t><PyObject*>upper << 64) | <size_t><PyObject*>added
+                    merged = unions.get(key)
+                    if merged is None:
+                        merged = unions[key] = upper | added
+                    inherited[frame] = merged
                 hidden[frame] = hidden[above] != 0 or own_hidden
                 depth[frame] = depth[above] + 1
             else:
