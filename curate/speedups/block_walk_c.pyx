@@ -366,63 +366,80 @@ cdef object as_array(Buffer* buf):
 
 cdef tuple frames_above(Walk walk, Rules rules):
     """``curate.blocks.frames_above``: parent, depth, hidden, header, inherited ids and totals per frame."""
-    cdef Py_ssize_t count = walk.parents.size, blocks_count = walk.block_frame.size
-    cdef int64_t* parent = <int64_t*>walk.parents.data
-    cdef int64_t* block_frame = <int64_t*>walk.block_frame.data
-    cdef int64_t* block_links = <int64_t*>walk.link_chars.data
-    cdef xmlNode** nodes = <xmlNode**>walk.nodes.data
+    cdef Py_ssize_t count = walk.parents.size
     parent_array, depth_array = as_array(&walk.parents), np.zeros(count, dtype=np.int64)
     hidden_array = np.zeros(count, dtype=np.uint8)
     chars_array, links_array, blocks_array = np.zeros(count, dtype=np.int64), np.zeros(count, dtype=np.int64), np.zeros(count, dtype=np.int64)
-    cdef int64_t[::1] depth = depth_array, chars = chars_array, links = links_array, blocks = blocks_array
-    cdef unsigned char[::1] hidden = hidden_array
     cdef list headers = [None] * count, inherited = [None] * count
-    cdef dict unions = {}  # (id of the parent's set, id of the header's set) -> their union, for this page
-    cdef Py_ssize_t frame, above, block
-    cdef unsigned char* needed = <unsigned char*>calloc(count + 1, 1)
+    cdef Py_ssize_t block, frame
+    cdef int64_t* parent = <int64_t*>walk.parents.data
+    cdef int64_t* block_frame = <int64_t*>walk.block_frame.data
+    cdef unsigned char* needed = <unsigned char*>calloc(count + 1, 1)  # the frames with text below them
     if needed == NULL:
         raise MemoryError()
     try:
-        for block in range(blocks_count):
+        for block in range(walk.block_frame.size):
             frame = block_frame[block]
             while frame >= 0 and not needed[frame]:
                 needed[frame] = 1
                 frame = parent[frame]
-        for frame in range(count):  # parents before children
-            if not needed[frame]:
-                continue
-            header = headers[frame] = cached_header(nodes[frame], rules, walk.clean, &walk.key)
-            added, own_hidden = header[3], <bint>header[4]
-            above = parent[frame]
-            if above >= 0:
-                upper = inherited[above]
-                if added <= upper:
-                    inherited[frame] = upper
-                else:  # siblings with the same header under one parent share one union (equal sets, one object)
-                    key = (<object><size_t><PyObject*>upper << 64) | <size_t><PyObject*>added
-                    merged = unions.get(key)
-                    if merged is None:
-                        merged = unions[key] = upper | added
-                    inherited[frame] = merged
-                hidden[frame] = hidden[above] != 0 or own_hidden
-                depth[frame] = depth[above] + 1
-            else:
-                inherited[frame], hidden[frame] = added, own_hidden
-        for block in range(blocks_count):
-            frame = block_frame[block]
-            if frame >= 0:
-                chars[frame] += len(<str>walk.texts[block])
-                links[frame] += block_links[block]
-                blocks[frame] += 1
-        for frame in range(count - 1, -1, -1):  # children before parents
-            above = parent[frame]
-            if needed[frame] and above >= 0:
-                chars[above] += chars[frame]
-                links[above] += links[frame]
-                blocks[above] += blocks[frame]
+        frame_headers(walk, rules, needed, headers, inherited, depth_array, hidden_array)
+        frame_totals(walk, needed, chars_array, links_array, blocks_array)
     finally:
         free(needed)
     return (parent_array, depth_array, hidden_array.view(np.bool_), headers, inherited, chars_array, links_array, blocks_array)
+
+
+cdef int frame_headers(
+    Walk walk, Rules rules, unsigned char* needed, list headers, list inherited, int64_t[::1] depth, unsigned char[::1] hidden
+) except -1:
+    """Header, inherited ids, hidden and depth of each needed frame, parents before children."""
+    cdef int64_t* parent = <int64_t*>walk.parents.data
+    cdef xmlNode** nodes = <xmlNode**>walk.nodes.data
+    cdef dict unions = {}  # (id of the parent's set, id of the header's set) -> their union, for this page
+    cdef Py_ssize_t frame, above
+    for frame in range(walk.parents.size):
+        if not needed[frame]:
+            continue
+        header = headers[frame] = cached_header(nodes[frame], rules, walk.clean, &walk.key)
+        added, own_hidden = header[3], <bint>header[4]
+        above = parent[frame]
+        if above < 0:
+            inherited[frame], hidden[frame] = added, own_hidden
+            continue
+        upper = inherited[above]
+        if added <= upper:
+            inherited[frame] = upper
+        else:  # siblings with the same header under one parent share one union (equal sets, one object)
+            key = (<object><size_t><PyObject*>upper << 64) | <size_t><PyObject*>added
+            merged = unions.get(key)
+            if merged is None:
+                merged = unions[key] = upper | added
+            inherited[frame] = merged
+        hidden[frame] = hidden[above] != 0 or own_hidden
+        depth[frame] = depth[above] + 1
+    return 0
+
+
+cdef int frame_totals(Walk walk, unsigned char* needed, int64_t[::1] chars, int64_t[::1] links, int64_t[::1] blocks) except -1:
+    """Characters, link characters and blocks below each needed frame."""
+    cdef int64_t* parent = <int64_t*>walk.parents.data
+    cdef int64_t* block_frame = <int64_t*>walk.block_frame.data
+    cdef int64_t* block_links = <int64_t*>walk.link_chars.data
+    cdef Py_ssize_t frame, above, block
+    for block in range(walk.block_frame.size):
+        frame = block_frame[block]
+        if frame >= 0:
+            chars[frame] += len(<str>walk.texts[block])
+            links[frame] += block_links[block]
+            blocks[frame] += 1
+    for frame in range(walk.parents.size - 1, -1, -1):  # children before parents
+        above = parent[frame]
+        if needed[frame] and above >= 0:
+            chars[above] += chars[frame]
+            links[above] += links[frame]
+            blocks[above] += blocks[frame]
+    return 0
 
 
 cdef object cached_header(xmlNode* node, Rules rules, bint clean, Buffer* key):
