@@ -258,3 +258,14 @@ def test_the_walk_leaves_garbage_collection_as_it_found_it():
         assert gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_threads_walking_at_once_get_the_same_blocks():
+    # Spark workers warm later stages up in a background thread; the header cache is shared
+    from concurrent.futures import ThreadPoolExecutor
+
+    pages = [decode_html(page(e))[0] for e in EXPECTATIONS.values()]
+    alone = [compiled(html).texts for html in pages]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda html: compiled(html).texts, pages * 3))
+    assert together == alone * 3
