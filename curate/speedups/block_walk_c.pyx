@@ -16,6 +16,7 @@ from cpython.ref cimport PyObject
 from cpython.unicode cimport Py_UNICODE_ISSPACE, PyUnicode_FromKindAndData
 
 cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(object value)
     int PyGC_Disable()  # Python 3.10+: the previous state
     int PyGC_Enable()
     int PyUnicode_KIND(object text)
@@ -414,7 +415,7 @@ cdef int frame_headers(
             key = (<object><size_t><PyObject*>upper << 64) | <size_t><PyObject*>added
             merged = unions.get(key)
             if merged is None:
-                merged = unions[key] = upper | added
+                merged = unions[key] = untracked(upper | added)
             inherited[frame] = merged
         hidden[frame] = hidden[above] != 0 or own_hidden
         depth[frame] = depth[above] + 1
@@ -514,7 +515,17 @@ cdef object frame_header(xmlNode* node, Rules rules, bint clean):
                         style = style.replace(marker, "")
                 hidden = rules.hidden_style(style) is not None
     # tuple.__new__ builds the NamedTuple as its own constructor does, without a Python-level call
-    return tuple.__new__(rules.header_type, (tag.decode("utf-8"), tuple(own), tuple(child), frozenset(added), hidden))
+    header = tuple.__new__(rules.header_type, (tag.decode("utf-8"), tuple(own), tuple(child), untracked(frozenset(added)), hidden))
+    return untracked(header)
+
+
+cdef inline object untracked(object value):
+    """The object, no longer followed by the cycle collector: a frozenset of ints, or a FrameHeader of str,
+    tuples of ints, such a frozenset and a bool, can hold no reference cycle (CPython does the same for
+    tuples and dicts of atomic values). A page makes tens of thousands of them; tracked, they cost the
+    collector more than the walk costs itself."""
+    PyObject_GC_UnTrack(value)
+    return value
 
 
 MARKER_CHARS = "\ufdd0\ufdd1\ufdd2\ufdd3\ufdd4\ufdd5"
