@@ -4,7 +4,9 @@ Per evaluation set (as in ``bench/extract.py``: the 290 trafilatura-eval pages, 
 pages), CPU seconds of this process (``time.process_time``, so a loaded machine does not blur
 the shares) for: libxml2 parsing, the XSLT segmenter, reading its string into blocks and frames
 (Python), dense features (numpy), stage 1 and stage 2 of the model; then ``trafilatura.extract``
-over the same pages, and the ratio of the two totals.
+over the same pages, and the ratio of the two totals. ``compiled walk`` is the speed-up
+``curate.speedups.block_walk`` (C walk over the same tree, the same blocks) in place of the two
+segmenter stages, timed on the same pages; the last columns are the totals with it.
 
     nice -n 15 .venv/bin/python bench/blocks_stages.py [--data DATA_DIR] [--sets snippets,wcxb]
 """
@@ -22,11 +24,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from extract import REPO, load_pages, load_wcxb_held_out, plain_trafilatura  # noqa: E402
 
-from curate.blocks import SKIPPED_TAGS, block_features, parse_html, read_segments, segmenter  # noqa: E402
+from curate.blocks import MARKERS_IN_HTML, SKIPPED_TAGS, block_features, parse_html, read_segments, segmenter  # noqa: E402
+from curate.speedups import block_walk  # noqa: E402
 from curate.extract_blocks import ancestor_ids, context_features, shared_model, stage1_logits, stage2_logits  # noqa: E402
 from curate.extract_eval import default_data_dir  # noqa: E402
 
 STAGES = ("parse", "segment (XSLT)", "read blocks", "features", "stage 1", "stage 2")
+REFERENCE_ONLY = ("segment (XSLT)", "read blocks")
+
+
+def compiled_walk_seconds(htmls: list[str]) -> float:
+    """CPU seconds of the compiled walk (``curate.speedups.block_walk``) over the parsed pages, parsing not counted."""
+    if block_walk.compiled() is None:
+        return float("nan")
+    seconds = 0.0
+    for html in htmls:
+        root = parse_html(html)
+        if root is not None:
+            start = time.process_time()
+            block_walk.page_blocks(root, html)
+            seconds += time.process_time() - start
+    return seconds
 
 
 def stage_seconds(htmls: list[str], model: dict) -> dict[str, float]:
@@ -38,7 +56,7 @@ def stage_seconds(htmls: list[str], model: dict) -> dict[str, float]:
         root = parse_html(html)
         marks.append(clock())
         if root is not None:
-            stream = str(segmenter(SKIPPED_TAGS, False)(root))
+            stream = str(segmenter(SKIPPED_TAGS, MARKERS_IN_HTML.search(html) is not None)(root))  # as page_blocks
             marks.append(clock())
             page = read_segments(stream)
             marks.append(clock())
@@ -64,19 +82,30 @@ def main() -> None:
         "snippets": lambda: [html for _, html, *_ in load_pages(os.path.join(args.data, "html", "trafilatura-eval"))],
         "wcxb": lambda: [html for _, html, *_ in load_wcxb_held_out(args.data)],
     }
-    print("| set | pages | " + " | ".join(STAGES) + " | blocks total | trafilatura | trafilatura / blocks |")
-    print("| --- | ---: | " + " | ".join("---:" for _ in STAGES) + " | ---: | ---: | ---: |")
+    print(
+        "| set | pages | "
+        + " | ".join(STAGES)
+        + " | blocks total | trafilatura | trafilatura / blocks | compiled walk | total with it | trafilatura / that |"
+    )
+    print("| --- | ---: | " + " | ".join("---:" for _ in STAGES) + " | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in args.sets.split(","):
         htmls = sets[name]()
         stage_seconds(htmls[:1], model)  # warm up imports and the stylesheet outside the timing
         seconds = stage_seconds(htmls, model)
+        compiled_walk_seconds(htmls[:1])
+        walk = compiled_walk_seconds(htmls)
         start = time.process_time()
         for html in htmls:
             plain_trafilatura(html, None)
         baseline = time.process_time() - start
         total = sum(seconds.values())
+        compiled_total = total - sum(seconds[stage] for stage in REFERENCE_ONLY) + walk
         cells = " | ".join(f"{v:.2f} s ({v / total:.0%})" for v in seconds.values())
-        print(f"| {name} | {len(htmls)} | {cells} | {total:.2f} s | {baseline:.2f} s | {baseline / total:.2f}x |", flush=True)
+        print(
+            f"| {name} | {len(htmls)} | {cells} | {total:.2f} s | {baseline:.2f} s | {baseline / total:.2f}x"
+            f" | {walk:.2f} s | {compiled_total:.2f} s | {baseline / compiled_total:.2f}x |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

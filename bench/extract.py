@@ -19,6 +19,8 @@ same scorer runs over four extractors in one process:
 * ``..., fallbacks: false``: the same without trafilatura's fallback extractors (``fast=True``)
 * ``curate fast``: :func:`curate.extract.html_to_text_fast` (resiliparse, main content)
 * ``curate blocks``: :func:`curate.extract.html_to_text_blocks` (the trained block classifier)
+* ``curate blocks, XSLT segmenter``: the same with ``curate.speedups.block_walk`` off (same text, only
+  pages/s may differ)
 * ``trafilatura.extract``: trafilatura's defaults (as shipped: its own XPaths)
 * ``resiliparse extract_plain_text``: resiliparse's defaults
 
@@ -29,10 +31,11 @@ machine a niced run gets the CPU in bursts, so the wall-clock speeds swing betwe
 CPU-time ones still compare the extractors' own work fairly.
 
 By default the run compares trafilatura's defaults, curate's default, ``blocks`` and ``fast``;
-``--all`` adds the trafilatura variants above. ``speed`` is pages/s relative to
+``--all`` adds the trafilatura variants above; ``--only blocks`` runs only the extractors whose name
+holds one of the given comma-separated words (and the baseline). ``speed`` is pages/s relative to
 ``trafilatura.extract`` in the same run.
 
-    .venv/bin/python bench/extract.py [--data DATA_DIR] [--sets snippets,wcxb] [--all] [--repeat 1]
+    .venv/bin/python bench/extract.py [--data DATA_DIR] [--sets snippets,wcxb] [--all] [--only WORDS] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -83,14 +86,20 @@ def curate_precision_original_xpaths(html: str, url: str | None) -> str | None:
     return html_to_text(html, url, favor="precision")
 
 
+def curate_blocks_xslt(html: str, url: str | None) -> str | None:
+    return html_to_text_blocks(html, url)
+
+
 curate_precision_original_xpaths.original_xpaths = True  # type: ignore[attr-defined]
 plain_trafilatura.original_xpaths = True  # type: ignore[attr-defined]
+curate_blocks_xslt.block_walk_off = True  # type: ignore[attr-defined]
 
 BASELINE = "trafilatura.extract (defaults)"
 MAIN_EXTRACTORS = {
     BASELINE: plain_trafilatura,
     "curate default (trafilatura, tuned)": html_to_text,
     "curate blocks (block classifier)": html_to_text_blocks,
+    "curate blocks, XSLT segmenter (block_walk off)": curate_blocks_xslt,
     "curate fast (resiliparse main content)": html_to_text_fast,
 }
 MORE_EXTRACTORS = {
@@ -189,13 +198,18 @@ def run_set(extractors: dict, pages, scorer, repeat: int) -> dict:
     results = {}
     for name, extract in extractors.items():
         original = getattr(extract, "original_xpaths", False)
+        walk_off = getattr(extract, "block_walk_off", False)
         if original:
             compiled_xpaths.uninstall()
+        if walk_off:
+            os.environ["CURATE_SPEEDUP_BLOCK_WALK"] = "off"
         try:
             results[name] = scorer(extract, pages, repeat)
         finally:
             if original:
                 compiled_xpaths.install()
+            if walk_off:
+                del os.environ["CURATE_SPEEDUP_BLOCK_WALK"]
     return results
 
 
@@ -238,8 +252,12 @@ def main() -> None:
     parser.add_argument("--sets", default="snippets,wcxb")
     parser.add_argument("--all", action="store_true", help="also the trafilatura variants and plain resiliparse")
     parser.add_argument("--repeat", type=int, default=1, help="time each page this many times (accuracy is unchanged)")
+    parser.add_argument("--only", default="", help="comma-separated words: run only extractors whose name holds one (and the baseline)")
     args = parser.parse_args()
     extractors = dict(MAIN_EXTRACTORS, **(MORE_EXTRACTORS if args.all else {}))
+    if args.only:
+        words = args.only.split(",")
+        extractors = {name: f for name, f in extractors.items() if name == BASELINE or any(w in name for w in words)}
     sets = args.sets.split(",")
     if "snippets" in sets:
         folder = os.path.join(args.data, "html", "trafilatura-eval")

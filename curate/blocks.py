@@ -32,6 +32,8 @@ from typing import NamedTuple
 import numpy as np
 from lxml import etree
 
+from curate import speedups
+
 SKIPPED_TAGS = frozenset(
     "script style noscript template svg math iframe head title meta link button select option "
     "textarea input canvas video audio object embed map applet frameset frame datalist".split()
@@ -273,6 +275,12 @@ def page_blocks(html: str) -> PageBlocks:
     root = parse_html(html)
     if root is None:
         return empty_page()
+    if speedups.enabled("block_walk"):
+        from curate.speedups import block_walk  # imports this module: not at the top
+
+        page = block_walk.page_blocks(root, html)  # the same blocks without the XSLT pass; None: run it
+        if page is not None:
+            return page
     clean = MARKERS_IN_HTML.search(html) is not None
     page = read_segments(str(segmenter(SKIPPED_TAGS, clean)(root)))
     if not page.texts:

@@ -32,6 +32,7 @@ ITEMS: dict[str, str] = {
     "class_archive": "CURATE_JVM_CLASS_ARCHIVE",
     "quick_jit": "CURATE_JVM_QUICK_JIT",
     "pii": "CURATE_SPEEDUP_PII",
+    "block_walk": "CURATE_SPEEDUP_BLOCK_WALK",
 }
 
 
