@@ -16,7 +16,8 @@ check-java:
 	  exit 1; \
 	fi
 
-$(STAMP): pyproject.toml
+# setup.py and the .pyx: the compiled speed-up is built by the editable install, so a change to it reinstalls
+$(STAMP): pyproject.toml setup.py curate/speedups/block_walk_c.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
