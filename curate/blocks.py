@@ -18,7 +18,8 @@ Features are of two kinds:
   :data:`DENSE_FEATURES`;
 * hashed tokens (block tag, ancestor tags, class/id/role/itemprop tokens of the ancestors),
   hashed with CRC-32 into a fixed number of buckets, so the same bytes always give the same
-  feature ids, whatever the process or platform.
+  feature ids, whatever the process or platform; and, in a table of their own, the block's
+  first and last word (:func:`edge_word_ids`, hashed with numpy over the whole page).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ SENTENCE_END = frozenset(".!?。！？\"'”»)")
 SPACES = re.compile(r"\s+")
 HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 HASH_BUCKETS = 1 << 13
+WORD_BITS = 12
+WORD_BUCKETS = 1 << WORD_BITS  # hashed first / last words of a block (a separate embedding table)
+EDGE_WORD_CHARS = 12  # characters of a word that its hash reads
 MAX_TOKENS_PER_ATTRIBUTE = 8
 MAX_TOKENS_PER_BLOCK = 64
 
@@ -392,12 +396,13 @@ class BlockTokens:
 
     ids: list[tuple[int, ...]]
     row: np.ndarray  # int64 per block: its row of ids
+    words: np.ndarray  # int64 [blocks x 2]: hashed first and last word (WORD_BUCKETS where it has none)
 
     def per_block(self) -> list[tuple[int, ...]]:
         return [self.ids[r] for r in self.row.tolist()]
 
 
-def block_tokens(page: PageBlocks) -> BlockTokens:
+def block_tokens(page: PageBlocks, words: np.ndarray) -> BlockTokens:
     """Per block: its element's tag and tokens, its parent's, all ancestors' (at most 64), built once per frame."""
     frames, rows = np.unique(page.frame, return_inverse=True)
     ids = []
@@ -412,7 +417,7 @@ def block_tokens(page: PageBlocks) -> BlockTokens:
             row.extend(page.headers[above].child_ids)
         row.extend(sorted(page.inherited[frame]))
         ids.append(tuple(row[:MAX_TOKENS_PER_BLOCK]))
-    return BlockTokens(ids, rows.reshape(-1).astype(np.int64))
+    return BlockTokens(ids, rows.reshape(-1).astype(np.int64), words)
 
 
 # Character classes, per code point, filled in as code points are first seen: exactly what the
@@ -433,8 +438,8 @@ def char_class(char: str) -> int:
     )
 
 
-def char_classes(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(class bits of every character of the texts joined by newlines, start offset and length of each text)."""
+def char_classes(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(class bits and code points of every character of the texts joined by newlines, start offset and length of each text)."""
     joined = "\n".join(texts)
     points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     classes = CHAR_CLASSES[points]
@@ -445,12 +450,13 @@ def char_classes(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         classes = CHAR_CLASSES[points]
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
-    return classes, starts, lengths
+    return classes, points, starts, lengths
 
 
 def text_counts(texts: list[str]) -> dict[str, np.ndarray]:
-    """Per block: words (runs of ``\\w``), digits, capitals, sentence punctuation, spaces, and its last character's class."""
-    classes, starts, lengths = char_classes(texts)
+    """Per block: words (runs of ``\\w``), digits, capitals, sentence punctuation, spaces, its last character's
+    class, and ("edge_words", [blocks x 2]) the hashes of its first and last word (:func:`edge_word_ids`)."""
+    classes, points, starts, lengths = char_classes(texts)
     word = (classes & IS_WORD) != 0
     word_starts = word & ~np.concatenate(([False], word[:-1]))
     counts = {
@@ -465,14 +471,49 @@ def text_counts(texts: list[str]) -> dict[str, np.ndarray]:
     }
     counts["chars"] = lengths
     counts["sentence_end"] = (classes[starts + lengths - 1] & IS_SENTENCE_END) != 0
+    counts["edge_words"] = edge_word_ids(word_starts, classes, points, starts, lengths)
     return counts
+
+
+# Horner's rule for EDGE_WORD_CHARS characters as one dot product: the weight of each place, mod 2**32
+EDGE_WORD_POWERS = np.array([pow(1000003, EDGE_WORD_CHARS - 1 - k, 1 << 32) for k in range(EDGE_WORD_CHARS)], dtype=np.uint32)
+EDGE_WORD_SALTS = np.array([0x5BD1E995, 0x27D4EB2F], dtype=np.uint32)  # first and last word hash apart
+
+
+def edge_word_ids(word_starts: np.ndarray, classes: np.ndarray, points: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """[blocks x 2]: hashed first and last word of each block, WORD_BUCKETS for a block without a word.
+
+    Boilerplate announces itself in its first or last word (copyright, share, cookies, subscribe,
+    related, comments, a date). A word's hash reads its first EDGE_WORD_CHARS code points, ASCII
+    lower-cased, every digit as 0 (so years and counts share a bucket): a multiplicative hash mod
+    2**32 over code points, computed for all blocks at once, so the same text gives the same ids
+    anywhere. ``word_starts`` marks the characters that begin a word.
+    """
+    word_starts = np.flatnonzero(word_starts)
+    first = np.searchsorted(word_starts, starts)  # texts are joined by newlines: no word spans two blocks
+    last = np.searchsorted(word_starts, starts + lengths) - 1
+    has_word = first <= last
+    if not has_word.any():
+        return np.full((len(starts), 2), WORD_BUCKETS, dtype=np.int64)
+    picks = np.where(has_word[:, None], np.stack((first, last), axis=1), 0).reshape(-1)
+    at = word_starts[picks][:, None] + np.arange(EDGE_WORD_CHARS)  # [2 x blocks, EDGE_WORD_CHARS] positions read
+    valid = at < len(points)
+    at = np.minimum(at, len(points) - 1)
+    kinds = classes[at]
+    inside = np.logical_and.accumulate(valid & ((kinds & IS_WORD) != 0), axis=1)  # the word goes on
+    chars = points[at]
+    chars = np.where((kinds & IS_DIGIT) != 0, np.uint32(48), chars | (((chars - np.uint32(65)) < 26) * np.uint32(32)))
+    value = ((chars + np.uint32(1)) * inside).astype(np.uint32) @ EDGE_WORD_POWERS
+    value = (value.reshape(-1, 2) ^ EDGE_WORD_SALTS) * np.uint32(0x9E3779B1)
+    return np.where(has_word[:, None], (value >> np.uint32(32 - WORD_BITS)).astype(np.int64), WORD_BUCKETS)
 
 
 def block_features(page: PageBlocks) -> tuple[np.ndarray, BlockTokens]:
     """(dense features [blocks x len(DENSE_FEATURES)] float32, hashed token ids of the blocks)."""
     count = len(page.texts)
     if not count:
-        return np.zeros((0, len(DENSE_FEATURES)), dtype=np.float32), BlockTokens([], np.zeros(0, dtype=np.int64))
+        none = np.zeros(0, dtype=np.int64)
+        return np.zeros((0, len(DENSE_FEATURES)), dtype=np.float32), BlockTokens([], none, none.reshape(0, 2))
     c = text_counts(page.texts)
     chars = c["chars"].astype(np.float64)
     links = page.link_chars.astype(np.float64)
@@ -507,7 +548,7 @@ def block_features(page: PageBlocks) -> tuple[np.ndarray, BlockTokens]:
         np.full(count, np.log1p(count)),
     ]
     dense = np.stack(columns, axis=1).astype(np.float32)
-    return dense, block_tokens(page)
+    return dense, block_tokens(page, c["edge_words"])
 
 
 def ancestors(page: PageBlocks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

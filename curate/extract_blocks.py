@@ -5,11 +5,13 @@ Pipeline per page (all in one process, no network):
 1. ``curate.blocks`` parses the page with lxml (libxml2, C) and cuts it into text blocks with
    cheap features (length, link density, punctuation, position, ancestor tags and class/id
    tokens, the text mass of the enclosing containers, the neighbours).
-2. Stage 1, a one-hidden-layer network (dense features plus a bag of hashed tokens), gives
-   each block a probability of being main text.
-3. Stage 2, a tiny network over stage-1 probabilities in context (neighbouring blocks, the
-   length-weighted mean over the enclosing containers, the page's best block), decides; blocks
-   above the model's threshold are kept, joined by newlines, in page order.
+2. Stage 1, a one-hidden-layer network (dense features plus a bag of hashed tokens: ancestor
+   tags and class/id tokens, the block's first and last word), gives each block a probability
+   of being main text.
+3. Stage 2, a tiny network over stage-1 probabilities in context (neighbouring blocks, a window
+   of five on each side, the length-weighted mean over six levels of enclosing containers,
+   whether the block shares a container with the page's most convincing block, the page's best
+   block), decides; blocks above the model's threshold are kept, joined by newlines, in page order.
 
 Pages nested deeper than libxml2's 2048 levels (it would drop the rest of the page) go to
 resiliparse's main-content extractor instead.
@@ -27,7 +29,17 @@ import threading
 
 import numpy as np
 
-from curate.blocks import DENSE_FEATURES, HASH_BUCKETS, BlockTokens, PageBlocks, PageTooDeep, ancestors, block_features, page_blocks
+from curate.blocks import (
+    DENSE_FEATURES,
+    HASH_BUCKETS,
+    WORD_BUCKETS,
+    BlockTokens,
+    PageBlocks,
+    PageTooDeep,
+    ancestors,
+    block_features,
+    page_blocks,
+)
 
 MODEL_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "extractor", "model.npz")
 CONTEXT_FEATURES = (
@@ -45,7 +57,17 @@ CONTEXT_FEATURES = (
     "rank_in_page",
     "log_chars",
     "link_density",
+    "window5_mean_probability",
+    "ancestor4_mean_probability",
+    "ancestor5_mean_probability",
+    "ancestor6_mean_probability",
+    "in_top_block_frame1",
+    "in_top_block_frame2",
+    "in_top_block_frame3",
+    "in_top_block_frame4",
+    "in_top_block_frame5",
 )
+ANCESTOR_LEVELS = 6  # enclosing frames of a block that stage 2 reads
 
 _MODEL: dict | None = None
 _MODEL_LOCK = threading.Lock()
@@ -64,12 +86,13 @@ def load_model(path: str | None = None) -> dict:
     with np.load(path, allow_pickle=False) as archive:
         model = {name: archive[name] for name in archive.files}
     meta = json.loads(str(model.pop("meta")))
-    if tuple(meta["dense_features"]) != DENSE_FEATURES or meta["hash_buckets"] != HASH_BUCKETS:
+    if tuple(meta["dense_features"]) != DENSE_FEATURES or meta["hash_buckets"] != HASH_BUCKETS or meta.get("word_buckets") != WORD_BUCKETS:
         raise ValueError(f"{path}: model was trained for another feature layout; retrain with models/train_extractor.py")
     if tuple(meta["context_features"]) != CONTEXT_FEATURES:
         raise ValueError(f"{path}: model was trained for other context features; retrain with models/train_extractor.py")
     model["threshold"] = float(meta["threshold"])
     model["embedding"] = model["embedding"].astype(np.float32)  # stored as float16; summed as float32
+    model["word_embedding"] = model["word_embedding"].astype(np.float32)  # WORD_BUCKETS + 1 rows, the last ("no word") zero
     return model
 
 
@@ -97,15 +120,25 @@ def embedding_sums(embedding: np.ndarray, tokens: BlockTokens) -> np.ndarray:
     return sums[tokens.row]
 
 
+def word_sums(word_embedding: np.ndarray, tokens: BlockTokens) -> np.ndarray:
+    """Per block, the embedding rows of its first and last word added (the table's last row, for no word, is zero)."""
+    return word_embedding[tokens.words].sum(axis=1)
+
+
 def stage1_logits(model: dict, dense: np.ndarray, tokens: BlockTokens) -> np.ndarray:
     scaled = (dense - model["dense_mean"]) / model["dense_scale"]
-    hidden = scaled @ model["w1_dense"] + embedding_sums(model["embedding"], tokens) + model["b1"]
+    hidden = scaled @ model["w1_dense"] + embedding_sums(model["embedding"], tokens) + word_sums(model["word_embedding"], tokens)
+    hidden += model["b1"]
     return relu(hidden) @ model["w2"] + model["b2"]
 
 
 def ancestor_ids(page: PageBlocks) -> np.ndarray:
-    """[blocks x 3]: index of the 1st, 2nd and 3rd enclosing frame of each block (innermost first), -1 if none."""
-    return np.stack(ancestors(page), axis=1).reshape(len(page.texts), 3)
+    """[blocks x ANCESTOR_LEVELS]: index of the 1st, 2nd, ... enclosing frame of each block (innermost first), -1 if none."""
+    columns = list(ancestors(page))
+    with_parent = np.concatenate((page.parent, [-1]))  # index -1 reads the appended "none"
+    while len(columns) < ANCESTOR_LEVELS:
+        columns.append(with_parent[columns[-1]])
+    return np.stack(columns, axis=1).reshape(len(page.texts), ANCESTOR_LEVELS)
 
 
 def context_features(ancestors: np.ndarray, frame_count: int, logits: np.ndarray, dense: np.ndarray) -> np.ndarray:
@@ -115,18 +148,45 @@ def context_features(ancestors: np.ndarray, frame_count: int, logits: np.ndarray
     chars = np.expm1(dense[:, 0].astype(np.float64))
     padded = np.concatenate(([0.0, 0.0], probability, [0.0, 0.0]))
     columns = [logits, probability, padded[1:-3], padded[0:-4], padded[3:-1], padded[4:]]
-    buckets = frame_count + 1
-    for level in range(3):
-        ids = ancestors[:, level] % buckets  # -1 (no frame) -> a bucket of its own
-        mass = np.bincount(ids, weights=chars, minlength=buckets)
-        kept = np.bincount(ids, weights=chars * probability, minlength=buckets)
-        columns.append(kept[ids] / np.maximum(mass[ids], 1.0))
+    columns += [frame_mean_probability(ancestors[:, level], frame_count, chars, probability) for level in range(3)]
     columns.append(np.full(count, probability.max()))
     columns.append(np.full(count, float((chars * probability).sum() / max(chars.sum(), 1.0))))
     columns.append(np.argsort(np.argsort(-probability, kind="stable"), kind="stable") / max(count - 1, 1))
     columns.append(dense[:, 0])
     columns.append(dense[:, DENSE_FEATURES.index("link_density")])
+    columns.append(window_mean_probability(chars, probability, 5))
+    columns += [frame_mean_probability(ancestors[:, level], frame_count, chars, probability) for level in range(3, 6)]
+    columns += in_top_block_frames(ancestors, chars, probability)
     return np.stack(columns, axis=1).astype(np.float32)
+
+
+def frame_mean_probability(frames: np.ndarray, frame_count: int, chars: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """Per block, the length-weighted mean probability of the blocks in the same given frame (-1, no frame, is one group)."""
+    buckets = frame_count + 1
+    ids = frames % buckets  # -1 (no frame) -> a bucket of its own
+    mass = np.bincount(ids, weights=chars, minlength=buckets)
+    kept = np.bincount(ids, weights=chars * probability, minlength=buckets)
+    return kept[ids] / np.maximum(mass[ids], 1.0)
+
+
+def window_mean_probability(chars: np.ndarray, probability: np.ndarray, reach: int) -> np.ndarray:
+    """Per block, the length-weighted mean probability of the blocks at most ``reach`` places before or after it."""
+    kept = np.concatenate(([0.0], np.cumsum(chars * probability)))
+    mass = np.concatenate(([0.0], np.cumsum(chars)))
+    index = np.arange(len(chars))
+    low, high = np.maximum(index - reach, 0), np.minimum(index + reach + 1, len(chars))
+    return (kept[high] - kept[low]) / np.maximum(mass[high] - mass[low], 1.0)
+
+
+def in_top_block_frames(ancestors: np.ndarray, chars: np.ndarray, probability: np.ndarray) -> list[np.ndarray]:
+    """Whether each block lies inside the 1st ... 5th enclosing frame of the page's most convincing block (the
+    highest probability times log length): main text tends to sit in one container."""
+    top = int(np.argmax(probability * np.log1p(chars)))
+    columns = []
+    for level in range(5):
+        frame = ancestors[top, level]
+        columns.append((ancestors == frame).any(axis=1) & (frame >= 0))
+    return columns
 
 
 def stage2_logits(model: dict, context: np.ndarray) -> np.ndarray:

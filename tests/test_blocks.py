@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +11,10 @@ from hypothesis import strategies as st
 
 from curate.blocks import (
     DENSE_FEATURES,
+    EDGE_WORD_CHARS,
     HASH_BUCKETS,
+    WORD_BITS,
+    WORD_BUCKETS,
     PageTooDeep,
     block_features,
     frame_header,
@@ -158,6 +163,39 @@ def assert_same_blocks_as_the_reference_walk(html: str) -> None:
         assert page.hidden[frames].tolist() == hidden
         below = [sum(len(page.texts[b]) for b in range(len(page.texts)) if f in page.chain(b)) for f in frames[-2:]]
         assert page.chars[frames[-2:]].tolist() == below
+
+
+def edge_word_reference(text: str) -> list[int]:
+    """The first and last word's hash as :func:`curate.blocks.edge_word_ids` computes it, one block at a time."""
+    found = re.findall(r"\w+", text)
+    if not found:
+        return [WORD_BUCKETS, WORD_BUCKETS]
+    ids = []
+    for word, salt in ((found[0], 0x5BD1E995), (found[-1], 0x27D4EB2F)):
+        value = 0
+        for offset in range(EDGE_WORD_CHARS):  # a short word's hash still takes EDGE_WORD_CHARS steps
+            char = word[offset] if offset < len(word) else None
+            point = -1 if char is None else 48 if char.isdigit() else ord(char.lower()) if char.isascii() else ord(char)
+            value = (value * 1000003 + point + 1) & 0xFFFFFFFF
+        ids.append((((value ^ salt) * 0x9E3779B1) & 0xFFFFFFFF) >> (32 - WORD_BITS))
+    return ids
+
+
+def test_edge_words_hash_each_blocks_first_and_last_word():
+    html = "<p>Copyright 2024 ACME Inc.</p><div>copyright</div><li>… ·</li><p>Share this: Twitter</p><p>Ünïcödé ÉTÉ 中文</p>"
+    page = page_blocks(html)
+    words = block_features(page)[1].words
+    assert words.tolist() == [edge_word_reference(text) for text in page.texts]
+    copyright_first, copyright_last = edge_word_reference("copyright copyright")
+    assert words[0, 0] == copyright_first and words[1].tolist() == [copyright_first, copyright_last]
+    assert words[2].tolist() == [WORD_BUCKETS, WORD_BUCKETS]  # no word at all
+    assert edge_word_reference("Share 1999") == edge_word_reference("share 2024")  # ASCII case and digits folded
+
+
+def test_edge_words_on_real_pages_match_the_per_block_reference():
+    for html in warc_pages(10):
+        page = page_blocks(html)
+        assert block_features(page)[1].words.tolist() == [edge_word_reference(text) for text in page.texts]
 
 
 def warc_pages(limit: int) -> list[str]:

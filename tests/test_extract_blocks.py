@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from curate.extract import ExtractParams, ExtractStage, html_to_text_blocks
+from curate.blocks import page_blocks
 from curate.extract_blocks import MODEL_PATH, extract_main_text, load_model
 from curate.schema import RECORD_SCHEMA
 from curate.warc import read_warc
@@ -21,9 +22,9 @@ WARCS = sorted((DATA / "warc").glob("*.warc.gz")) + sorted(
     p for p in (DATA / "warc" / "malformed").iterdir() if not p.name.startswith("LICENSE")
 )
 # Share of the development pages' snippets (140 `with` + `without` over 24 pages) the blocks extractor
-# must get right: a regression guard a few snippets below the 131/140 (93.6%) the shipped model gets,
+# must get right: a regression guard a few snippets below the 133/140 (95.0%) the shipped model gets,
 # not a per-page expectation.
-SNIPPET_FLOOR = 0.90
+SNIPPET_FLOOR = 0.92
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +85,11 @@ def test_pages_without_main_text_are_rejected_with_a_reason():
         {"id": "d", "source": "s", "url": "http://d/", "html": "<html><body><p>Cookie settings</p></body></html>"},
     ]
     out = ExtractStage(ExtractParams(extractor="blocks", min_chars=200))(records(rows)).to_pylist()
-    assert [r["rejected_by"] for r in out] == ["extract.no_text", "extract.too_short", "extract.too_short"]
-    # text that is not markup stays text; libxml2 turns NUL into U+FFFD
-    assert [r["text"] for r in out] == [None, "\ufffd\x01<<<>>>", "Cookie settings"]
+    # a lone short block may be dropped by the model (no text) or kept and then be too short: rejected either way
+    assert out[0]["rejected_by"] == "extract.no_text"
+    assert [r["rejected_by"] in ("extract.no_text", "extract.too_short") for r in out[1:]] == [True, True]
+    # text that is not markup stays a block of text; libxml2 turns NUL into U+FFFD
+    assert page_blocks("\x00\x01<<<>>>").texts == ["\ufffd\x01<<<>>>"]
 
 
 @pytest.mark.xfail(strict=True, reason="known gap (model card): on a page of nothing but links the model keeps the links")
