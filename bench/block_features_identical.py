@@ -106,7 +106,9 @@ def main() -> None:
         reference = pickle.load(file)
     for name, pages in outputs.items():
         found = compare(reference[name], pages)
-        cells = ", ".join(f"{key} differ on {count}" + (f" (max |diff| {gap:.2g})" if key in FLOATS else "") for key, (count, gap) in found.items())
+        cells = ", ".join(
+            f"{key} differ on {count}" + (f" (max |diff| {gap:.2g})" if key in FLOATS else "") for key, (count, gap) in found.items()
+        )
         print(f"{name}: {len(pages)} pages: {cells}")
 
 

@@ -143,7 +143,9 @@ def word_sums(word_embedding: np.ndarray, tokens: BlockTokens) -> np.ndarray:
 
 def stage1_logits(model: dict, dense: np.ndarray, tokens: BlockTokens) -> np.ndarray:
     scaled = (dense - model["dense_mean"]) / model["dense_scale"]
-    hidden = row_products(scaled, model["w1_dense"]) + embedding_sums(model["embedding"], tokens) + word_sums(model["word_embedding"], tokens)
+    hidden = (
+        row_products(scaled, model["w1_dense"]) + embedding_sums(model["embedding"], tokens) + word_sums(model["word_embedding"], tokens)
+    )
     hidden += model["b1"]
     return relu(hidden) @ model["w2"] + model["b2"]
 
