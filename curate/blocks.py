@@ -392,32 +392,73 @@ def hashed(token: str) -> int:
 
 @dataclass
 class BlockTokens:
-    """Hashed token ids of the blocks: blocks directly inside the same frame share one row of ``ids``."""
+    """Hashed token ids of the blocks: blocks directly inside the same frame share one row.
 
-    ids: list[tuple[int, ...]]
+    A row's ids (:attr:`ids`) are its ``heads`` entry (the frame's tag and own tokens, its parent's
+    child ids), then the sorted "a:"/"c:" ids the frame inherits, cut at MAX_TOKENS_PER_BLOCK.
+    Those inherited sets are also kept as a tree of differences (``set_parent``, ``set_added``): a
+    frame inherits its parent's set plus the ids it adds, so an embedding bag can sum each id once
+    per frame that adds it instead of once per row (:func:`curate.extract_blocks.embedding_sums`).
+    """
+
+    heads: list[tuple[int, ...]]  # per row
+    inherited: list[frozenset[int]]  # per row: "a:"/"c:" ids of its frame and the frame's ancestors
+    row_set: np.ndarray  # int64 per row: its inherited set, an index into set_parent / set_added
+    set_parent: np.ndarray  # int64 per distinct set: the set it extends (a lower index), -1 for none
+    set_added: list[tuple[int, ...]]  # per distinct set: the ids it adds to its parent set
     row: np.ndarray  # int64 per block: its row of ids
     words: np.ndarray  # int64 [blocks x 2]: hashed first and last word (WORD_BUCKETS where it has none)
 
+    @property
+    def ids(self) -> list[tuple[int, ...]]:
+        return [(*head, *sorted(ids))[:MAX_TOKENS_PER_BLOCK] for head, ids in zip(self.heads, self.inherited)]
+
     def per_block(self) -> list[tuple[int, ...]]:
-        return [self.ids[r] for r in self.row.tolist()]
+        ids = self.ids
+        return [ids[r] for r in self.row.tolist()]
 
 
 def block_tokens(page: PageBlocks, words: np.ndarray) -> BlockTokens:
     """Per block: its element's tag and tokens, its parent's, all ancestors' (at most 64), built once per frame."""
+    sets, set_parent, set_added = inherited_sets(page)
     frames, rows = np.unique(page.frame, return_inverse=True)
-    ids = []
+    heads, inherited, row_set = [], [], []
     for frame in frames.tolist():
         if frame < 0:
-            ids.append(())
+            heads.append(())
+            inherited.append(frozenset())
+            row_set.append(-1)
             continue
         header = page.headers[frame]
-        row = [hashed("t:" + header.tag), *header.own_ids]
         above = int(page.parent[frame])
-        if above >= 0:
-            row.extend(page.headers[above].child_ids)
-        row.extend(sorted(page.inherited[frame]))
-        ids.append(tuple(row[:MAX_TOKENS_PER_BLOCK]))
-    return BlockTokens(ids, rows.reshape(-1).astype(np.int64), words)
+        parent_ids = page.headers[above].child_ids if above >= 0 else ()
+        heads.append((hashed("t:" + header.tag), *header.own_ids, *parent_ids))
+        inherited.append(page.inherited[frame])
+        row_set.append(sets[id(page.inherited[frame])])
+    as_array = np.asarray
+    return BlockTokens(heads, inherited, as_array(row_set, dtype=np.int64), set_parent, set_added, rows.reshape(-1).astype(np.int64), words)
+
+
+def inherited_sets(page: PageBlocks) -> tuple[dict[int, int], np.ndarray, list[tuple[int, ...]]]:
+    """The distinct inherited id sets of the page's frames as a tree: (index of each set by ``id()``, parent set,
+    ids added to the parent set). Parents come before children, as frames do."""
+    sets: dict[int, int] = {}
+    set_parent: list[int] = []
+    set_added: list[tuple[int, ...]] = []
+    parent, inherited = page.parent.tolist(), page.inherited
+    for frame, ids in enumerate(inherited):
+        if ids is None or id(ids) in sets:
+            continue
+        above = parent[frame]
+        upper = inherited[above] if above >= 0 else None
+        sets[id(ids)] = len(set_parent)
+        if upper is None:
+            set_parent.append(-1)
+            set_added.append(tuple(ids))
+        else:
+            set_parent.append(sets[id(upper)])
+            set_added.append(tuple(ids - upper))
+    return sets, np.asarray(set_parent, dtype=np.int64), set_added
 
 
 # Character classes, per code point, filled in as code points are first seen: exactly what the
@@ -513,7 +554,7 @@ def block_features(page: PageBlocks) -> tuple[np.ndarray, BlockTokens]:
     count = len(page.texts)
     if not count:
         none = np.zeros(0, dtype=np.int64)
-        return np.zeros((0, len(DENSE_FEATURES)), dtype=np.float32), BlockTokens([], none, none.reshape(0, 2))
+        return np.zeros((0, len(DENSE_FEATURES)), dtype=np.float32), BlockTokens([], [], none, none, [], none, none.reshape(0, 2))
     c = text_counts(page.texts)
     chars = c["chars"].astype(np.float64)
     links = page.link_chars.astype(np.float64)

@@ -23,6 +23,7 @@ web corpus. Inference is numpy only.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -32,6 +33,7 @@ import numpy as np
 from curate.blocks import (
     DENSE_FEATURES,
     HASH_BUCKETS,
+    MAX_TOKENS_PER_BLOCK,
     WORD_BUCKETS,
     BlockTokens,
     PageBlocks,
@@ -125,15 +127,49 @@ def row_products(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def embedding_sums(embedding: np.ndarray, tokens: BlockTokens) -> np.ndarray:
-    """Per block, the sum of its tokens' embedding rows (an embedding bag), summed once per distinct token row."""
-    lengths = np.fromiter(map(len, tokens.ids), dtype=np.int64, count=len(tokens.ids))
-    sums = np.zeros((len(tokens.ids), embedding.shape[1]), dtype=np.float32)
-    if lengths.sum():
-        flat = np.fromiter((i for ids in tokens.ids for i in ids), dtype=np.int64, count=int(lengths.sum()))
+    """Per block, the sum of its tokens' embedding rows (an embedding bag).
+
+    Computed per row (blocks of one frame share a row) as its head ids' rows plus the sum over its
+    inherited set, and each set's sum as its parent set's plus the rows of the ids it adds (a tree
+    of differences, summed by pointer jumping), so each inherited id is read once per frame that adds
+    it. Rows cut at MAX_TOKENS_PER_BLOCK ids are summed from their ids.
+    """
+    count = len(tokens.heads)
+    if not count:
+        return np.zeros((len(tokens.row), embedding.shape[1]), dtype=np.float32)
+    sums = bag_sums(embedding, tokens.heads) + inherited_sums(embedding, tokens)[tokens.row_set]
+    lengths = np.fromiter(map(len, tokens.heads), dtype=np.int64, count=count)
+    lengths += np.fromiter(map(len, tokens.inherited), dtype=np.int64, count=count)
+    cut = np.flatnonzero(lengths > MAX_TOKENS_PER_BLOCK)
+    if len(cut):
+        ids = tokens.ids
+        sums[cut] = bag_sums(embedding, [ids[row] for row in cut.tolist()])
+    return sums[tokens.row]
+
+
+def bag_sums(embedding: np.ndarray, bags: list[tuple[int, ...]]) -> np.ndarray:
+    """Per bag of ids, the sum of their embedding rows (0 for an empty bag)."""
+    lengths = np.fromiter(map(len, bags), dtype=np.int64, count=len(bags))
+    sums = np.zeros((len(bags), embedding.shape[1]), dtype=np.float32)
+    total = int(lengths.sum())
+    if total:
+        flat = np.fromiter(itertools.chain.from_iterable(bags), dtype=np.int64, count=total)
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         nonempty = lengths > 0
         sums[nonempty] = np.add.reduceat(embedding[flat], starts[nonempty], axis=0)
-    return sums[tokens.row]
+    return sums
+
+
+def inherited_sums(embedding: np.ndarray, tokens: BlockTokens) -> np.ndarray:
+    """[sets + 1 x dimension]: per distinct inherited set, the sum of its ids' embedding rows; the last row (no set) is 0."""
+    count = len(tokens.set_parent)
+    totals = np.zeros((count + 1, embedding.shape[1]), dtype=np.float32)
+    totals[:count] = bag_sums(embedding, tokens.set_added)
+    up = np.append(np.where(tokens.set_parent >= 0, tokens.set_parent, count), count)
+    while up[:count].min(initial=count) < count:  # add the ancestors' sums, doubling the reach each round
+        totals += totals[up]
+        up = up[up]
+    return totals
 
 
 def word_sums(word_embedding: np.ndarray, tokens: BlockTokens) -> np.ndarray:

@@ -13,7 +13,7 @@ from curate.extract import ExtractParams, ExtractStage, html_to_text_blocks
 from curate.blocks import page_blocks
 from curate.extract_blocks import MODEL_PATH, extract_main_text, load_model
 from curate.schema import RECORD_SCHEMA
-from curate.warc import read_warc
+from curate.warc import decode_html, read_warc
 from process_util import fresh_python
 
 from extract_pages import DATA, EXPECTATIONS, normalize, page
@@ -162,3 +162,33 @@ def test_check_params_and_a_stale_model(tmp_path):
         load_model(str(stale))
     with pytest.raises(FileNotFoundError, match="CURATE_EXTRACTOR_MODEL"):
         load_model(str(tmp_path / "missing.npz"))
+
+
+def test_embedding_sums_equal_the_plain_bag_of_each_blocks_ids():
+    """The tree of inherited sets sums the same rows as summing every block's ids one by one (cut rows included)."""
+    from curate.blocks import MAX_TOKENS_PER_BLOCK, block_features
+    from curate.extract_blocks import embedding_sums, shared_model
+
+    embedding = shared_model()["embedding"]
+    # twelve nested divs of five class tokens each: the inner blocks' rows pass MAX_TOKENS_PER_BLOCK ids
+    nested = "".join(f'<div class="{" ".join(f"level{d}word{w}" for w in "abcde")}"><p>Text at depth {d}.</p>' for d in range(12))
+    pages = [decode_html(page(entry))[0] for entry in EXPECTATIONS.values()] + [f"<html><body>{nested}</body></html>"]
+    rows = cut = 0
+    for html in pages:
+        dense, tokens = block_features(page_blocks(html))
+        per_block = tokens.per_block()
+        plain = np.stack([embedding[list(ids)].sum(axis=0) for ids in per_block]) if per_block else np.zeros((0, embedding.shape[1]))
+        np.testing.assert_allclose(embedding_sums(embedding, tokens), plain, rtol=1e-5, atol=1e-5)
+        rows += len(per_block)
+        cut += sum(len(ids) == MAX_TOKENS_PER_BLOCK for ids in per_block)
+    assert rows > 1000 and cut > 0  # the pages exercise the cut rows too
+
+
+def test_row_products_equal_one_product_at_any_page_size():
+    from curate.extract_blocks import PRODUCT_ROWS, row_products
+
+    rng = np.random.default_rng(0)
+    weights = rng.standard_normal((28, 32)).astype(np.float32)
+    for rows in (0, 1, PRODUCT_ROWS, PRODUCT_ROWS + 1, 3 * PRODUCT_ROWS + 7):
+        values = rng.standard_normal((rows, 28)).astype(np.float32)
+        np.testing.assert_allclose(row_products(values, weights), values @ weights, rtol=1e-6, atol=1e-6)
