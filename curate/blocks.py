@@ -501,7 +501,7 @@ def text_counts(texts: list[str]) -> dict[str, np.ndarray]:
     word = (classes & IS_WORD) != 0
     word_starts = word & ~np.concatenate(([False], word[:-1]))
     counts = {
-        name: np.add.reduceat(mask.astype(np.int64), starts)
+        name: np.add.reduceat(mask, starts, dtype=np.int64)
         for name, mask in (
             ("words", word_starts),
             ("digits", (classes & IS_DIGIT) != 0),
