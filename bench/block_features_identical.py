@@ -5,7 +5,9 @@ WCXB pages): the dense features, the token ids per block, the edge word ids, the
 the stage-2 inputs, the stage-2 probabilities and the extracted text. ``--save`` writes them with
 the code checked out (run it at the commit before the rewrite), ``--check`` compares the code
 checked out now against that file: token ids and texts must be equal, floats equal to float32
-rounding; it prints how many pages differ in each and the largest float difference.
+rounding (4 ulp of the largest value; a near tie can move ``rank_in_page`` by one place, which
+counts as a difference of the stage-2 inputs); it prints how many pages differ in each and the
+largest float difference.
 
     git stash / git checkout main; nice -n 15 .venv/bin/python bench/block_features_identical.py --save /tmp/blocks_reference.pkl
     git checkout feat; nice -n 15 .venv/bin/python bench/block_features_identical.py --check /tmp/blocks_reference.pkl
@@ -42,7 +44,7 @@ EXACT = ("token_ids", "words", "text")
 
 
 def page_outputs(html: str, model: dict) -> dict | None:
-    """Every intermediate output of the extractor on a page (None for a page too deep or without text)."""
+    """Every intermediate output of the extractor on a page (only the text for a page too deep or without blocks)."""
     text = extract_main_text(html, model)
     try:
         page = page_blocks(html)

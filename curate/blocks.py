@@ -411,7 +411,11 @@ class BlockTokens:
 
     @property
     def ids(self) -> list[tuple[int, ...]]:
-        return [(*head, *sorted(ids))[:MAX_TOKENS_PER_BLOCK] for head, ids in zip(self.heads, self.inherited)]
+        return [self.row_ids(row) for row in range(len(self.heads))]
+
+    def row_ids(self, row: int) -> tuple[int, ...]:
+        """One row of :attr:`ids`."""
+        return (*self.heads[row], *sorted(self.inherited[row]))[:MAX_TOKENS_PER_BLOCK]
 
     def per_block(self) -> list[tuple[int, ...]]:
         ids = self.ids

@@ -142,8 +142,7 @@ def embedding_sums(embedding: np.ndarray, tokens: BlockTokens) -> np.ndarray:
     lengths += np.fromiter(map(len, tokens.inherited), dtype=np.int64, count=count)
     cut = np.flatnonzero(lengths > MAX_TOKENS_PER_BLOCK)
     if len(cut):
-        ids = tokens.ids
-        sums[cut] = bag_sums(embedding, [ids[row] for row in cut.tolist()])
+        sums[cut] = bag_sums(embedding, [tokens.row_ids(row) for row in cut.tolist()])
     return sums[tokens.row]
 
 
