@@ -265,7 +265,8 @@ def extract_main_text(html: str, model: dict | None = None) -> str | None:
     except PageTooDeep:
         return deep_page_text(html)
     probability = block_probabilities(page, model)
-    kept = [text for text, p in zip(page.texts, probability) if p >= model["threshold"]]
+    # indices first: comparing numpy scalars one by one in Python cost ~0.3 ms a page
+    kept = [page.texts[i] for i in np.flatnonzero(probability >= model["threshold"]).tolist()]
     text = "\n".join(kept).replace("\u00ad", "").strip()
     return text or None
 
