@@ -424,6 +424,12 @@ class BlockTokens:
 
 def block_tokens(page: PageBlocks, words: np.ndarray) -> BlockTokens:
     """Per block: its element's tag and tokens, its parent's, all ancestors' (at most 64), built once per frame."""
+    if speedups.enabled("block_walk"):
+        from curate.speedups import block_walk  # imports this module: not at the top
+
+        tokens = block_walk.block_tokens(page, words)  # the same BlockTokens from compiled loops; None: run these
+        if tokens is not None:
+            return tokens
     sets, set_parent, set_added = inherited_sets(page)
     frames, rows = np.unique(page.frame, return_inverse=True)
     heads, inherited, row_set = [], [], []

@@ -1,4 +1,5 @@
-"""curate/speedups/block_walk.py: the compiled segmenter gives the reference's PageBlocks, field by field, on any page."""
+"""curate/speedups/block_walk.py: the compiled segmenter gives the reference's PageBlocks, and the compiled token bag
+the reference's BlockTokens, field by field, on any page."""
 
 from __future__ import annotations
 
@@ -12,12 +13,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curate import blocks, speedups
-from curate.blocks import MARKERS_IN_HTML, PageTooDeep, hashed, page_blocks, parse_html, value_tokens
+from curate.blocks import (
+    MARKERS_IN_HTML,
+    PageTooDeep,
+    block_features,
+    block_tokens,
+    hashed,
+    page_blocks,
+    parse_html,
+    text_counts,
+    value_tokens,
+)
 from curate.speedups import block_walk
 from curate.warc import decode_html, read_warc
 
 from extract_pages import DATA, EXPECTATIONS, page
 
+TOKEN_FIELDS = ("heads", "inherited", "row_set", "set_parent", "set_added", "row", "words")
 FIELDS = ("texts", "link_chars", "frame", "parent", "depth", "hidden", "headers", "inherited", "chars", "frame_link_chars", "blocks")
 WARCS = sorted((DATA / "warc").glob("*.warc.gz")) + sorted(
     p for p in (DATA / "warc" / "malformed").iterdir() if not p.name.startswith("LICENSE")
@@ -56,6 +68,37 @@ def assert_same_page(html: str) -> None:
             assert have == want, field
     dispatched = page_blocks(html)  # curate.blocks with the speed-up on
     assert all(_same(dispatched, got, field) for field in FIELDS)
+    for blocks_of_page in (expected, got):  # the walk shares equal inherited sets between siblings, the reference does not
+        assert_same_tokens(blocks_of_page)
+
+
+def words_of(page: blocks.PageBlocks) -> np.ndarray:
+    return text_counts(page.texts)["edge_words"] if page.texts else np.zeros((0, 2), dtype=np.int64)
+
+
+def reference_tokens(page: blocks.PageBlocks, words: np.ndarray) -> blocks.BlockTokens:
+    """The plain path: curate.blocks.block_tokens with the switch off."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CURATE_SPEEDUP_BLOCK_WALK", "off")
+        return block_tokens(page, words)
+
+
+def assert_same_tokens(page: blocks.PageBlocks) -> None:
+    """Compiled and reference BlockTokens of a page: equal fields, dtypes, shapes, element types and order."""
+    words = words_of(page)
+    expected, got = reference_tokens(page, words), block_walk.block_tokens(page, words)
+    for field in TOKEN_FIELDS:
+        want, have = getattr(expected, field), getattr(got, field)
+        if isinstance(want, np.ndarray):
+            assert (have.dtype, have.shape) == (want.dtype, want.shape), field
+            assert np.array_equal(have, want), field
+        else:
+            assert type(have) is type(want) and have == want, field
+            assert [type(item) for item in have] == [type(item) for item in want], field
+            assert [list(map(type, item)) for item in have] == [list(map(type, item)) for item in want], field
+    assert got.words is words
+    dispatched = block_tokens(page, words)  # curate.blocks with the speed-up on
+    assert all(_same(dispatched, got, field) for field in TOKEN_FIELDS)
 
 
 def _same(a, b, field: str) -> bool:
@@ -212,6 +255,27 @@ def test_the_switches_turn_it_off(monkeypatch):
     assert calls == ["<p>one</p>"]
 
 
+def test_same_block_tokens_with_blocks_outside_any_frame_and_on_an_empty_page():
+    page = blocks.read_segments("loose text\ufdd0div\ufdd1nav main\ufdd1\ufdd1\ufdd1\ufdd1\ufdd2in\ufdd0p\ufdd2para\ufdd3\ufdd3tail")
+    assert page.frame.tolist() == [-1, 0, 1, -1]
+    assert_same_tokens(page)
+    assert block_walk.block_tokens(page, words_of(page)).row.tolist() == [0, 1, 2, 0]
+    assert_same_tokens(blocks.empty_page())
+
+
+def test_the_switches_turn_the_compiled_token_bag_off(monkeypatch):
+    calls = []
+    page = page_blocks("<p>one</p>")
+    monkeypatch.setattr(block_walk, "block_tokens", lambda page, words: calls.append(len(page.texts)))
+    block_features(page)
+    monkeypatch.setenv("CURATE_SPEEDUP_BLOCK_WALK", "off")
+    block_features(page)
+    monkeypatch.setenv("CURATE_SPEEDUP_BLOCK_WALK", "on")
+    monkeypatch.setenv("CURATE_SPEEDUPS", "off")
+    assert block_features(page)[1].heads == [(hashed("t:p"), hashed("pt:body"))]
+    assert calls == [1]
+
+
 def test_another_lxml_falls_back_to_the_reference_with_one_warning(monkeypatch):
     monkeypatch.setattr(block_walk.compiled(), "BUILT_AGAINST_LXML", "0.0.1")
     block_walk.compiled.cache_clear()
@@ -220,6 +284,8 @@ def test_another_lxml_falls_back_to_the_reference_with_one_warning(monkeypatch):
             warnings.simplefilter("always")
             assert page_blocks("<p>one</p>").texts == ["one"]
             assert page_blocks("<p>two</p>").texts == ["two"]
+            assert block_walk.block_tokens(page_blocks("<p>two</p>"), np.zeros((1, 2), dtype=np.int64)) is None
+            assert block_features(page_blocks("<p>three</p>"))[1].heads == [(hashed("t:p"), hashed("pt:body"))]
         assert [str(w.message) for w in caught if issubclass(w.category, speedups.SpeedupFallback)] == [
             "curate speed-up 'block_walk' not applied, the plain library runs instead: "
             f"built against lxml 0.0.1, lxml {lxml.__version__} is installed; reinstall curate"
@@ -239,6 +305,7 @@ def test_a_missing_module_falls_back_to_the_reference(monkeypatch):
     try:
         with pytest.warns(speedups.SpeedupFallback, match=re.escape("could not be imported")):
             assert page_blocks("<p>one</p>").texts == ["one"]
+        assert block_features(page_blocks("<p>two</p>"))[1].heads == [(hashed("t:p"), hashed("pt:body"))]
     finally:
         monkeypatch.undo()
         block_walk.compiled.cache_clear()

@@ -3,7 +3,9 @@
 ``block_walk_c`` (Cython, built by ``pip install``) applies the templates of
 ``curate.blocks.stylesheet`` in C to the same libxml2 tree lxml parsed and hands back the
 blocks and frames directly; ``curate.blocks`` (XSLT + ``read_segments``) stays the reference
-path that ``tests/test_speedups_block_walk.py`` compares it with, field by field.
+path that ``tests/test_speedups_block_walk.py`` compares it with, field by field. The same module
+also builds ``curate.blocks.block_tokens`` (the hashed-token bag of the frames) in C loops; the
+Python function stays its reference.
 
 The compiled module reads lxml's C structures, so it only runs with the lxml version it was
 built against; with another one (or when it was not built) the reference path runs, after one
@@ -15,6 +17,7 @@ from __future__ import annotations
 import functools
 
 import lxml
+import numpy as np
 
 from curate import speedups
 from curate.blocks import (
@@ -24,6 +27,7 @@ from curate.blocks import (
     INLINE_TAGS,
     MAX_TOKENS_PER_ATTRIBUTE,
     SKIPPED_TAGS,
+    BlockTokens,
     FrameHeader,
     PageBlocks,
 )
@@ -84,3 +88,13 @@ def page_blocks(root, html: str) -> PageBlocks | None:
         return page if page.texts else PageBlocks(*module.walk_blocks(root, with_noscript, clean))
     except module.GiveUp:
         return None
+
+
+def block_tokens(page: PageBlocks, words: np.ndarray) -> BlockTokens | None:
+    """``curate.blocks.block_tokens(page, words)`` from compiled loops over the frames and blocks, or None when the
+    module is not usable (the reference runs). Works on any PageBlocks, whichever path segmented the page."""
+    module = compiled()
+    if module is None:
+        return None
+    frame, parent = np.ascontiguousarray(page.frame, dtype=np.int64), np.ascontiguousarray(page.parent, dtype=np.int64)
+    return BlockTokens(*module.block_tokens(frame, parent, page.headers, page.inherited, words))

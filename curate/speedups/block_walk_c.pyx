@@ -724,3 +724,114 @@ def has_markers(str text):
         elif 0xFDD0 <= c <= 0xFDD5:
             return True
     return False
+
+
+# The token bag: curate.blocks.block_tokens (with inherited_sets) over a page's frames, one C loop per frame
+# and per block instead of Python loops and np.unique. Objects are compared by identity, as the reference does.
+
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
+from cpython.ref cimport Py_INCREF
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
+
+cdef uint32_t CRC_T = crc_start(b"t:")
+cdef tuple NO_IDS = ()
+
+
+def block_tokens(const int64_t[::1] frame, const int64_t[::1] parent, list headers, list inherited, words):
+    """The fields of ``curate.blocks.block_tokens(page, words)`` (heads, inherited, row_set, set_parent, set_added,
+    row, words) from the page's ``frame``, ``parent``, ``headers`` and ``inherited``."""
+    cdef Py_ssize_t frames = PyList_GET_SIZE(inherited)
+    if parent.shape[0] != frames or PyList_GET_SIZE(headers) != frames:
+        raise ValueError("parent, headers and inherited differ in length")
+    set_of_array = np.full(frames, -1, dtype=np.int64)
+    cdef int64_t[::1] set_of = set_of_array
+    set_parent, set_added = inherited_set_tree(parent, inherited, set_of)
+    rank_array = np.full(frames + 1, -1, dtype=np.int64)
+    row_array = np.empty(frame.shape[0], dtype=np.int64)
+    cdef int64_t[::1] rank = rank_array, row = row_array
+    cdef Py_ssize_t block, at, rows = 0
+    for block in range(frame.shape[0]):  # np.unique(frame, return_inverse=True): frames -1 ... frames - 1, sorted
+        if frame[block] < -1 or frame[block] >= frames:
+            raise IndexError("block in no frame of the page")
+        rank[frame[block] + 1] = 0
+    for at in range(frames + 1):
+        if rank[at] == 0:
+            rank[at] = rows
+            rows += 1
+    for block in range(frame.shape[0]):
+        row[block] = rank[frame[block] + 1]
+    heads, row_inherited = [], []
+    row_set_array = np.empty(rows, dtype=np.int64)
+    cdef int64_t[::1] row_set = row_set_array
+    cdef Py_ssize_t f
+    for at in range(frames + 1):
+        if rank[at] < 0:
+            continue
+        f = at - 1
+        if f < 0:
+            heads.append(NO_IDS)
+            row_inherited.append(frozenset())
+            row_set[rank[at]] = -1
+            continue
+        heads.append(row_head(headers, parent, f))
+        row_inherited.append(<object>PyList_GET_ITEM(inherited, f))
+        row_set[rank[at]] = set_of[f]
+    return heads, row_inherited, row_set_array, set_parent, set_added, row_array, words
+
+
+cdef tuple row_head(list headers, const int64_t[::1] parent, Py_ssize_t frame):
+    """(hashed "t:" + tag, the frame's own ids, its parent's child ids) as one tuple."""
+    header = <object>PyList_GET_ITEM(headers, frame)
+    cdef Py_ssize_t size
+    cdef const char* tag = PyUnicode_AsUTF8AndSize(<str>header[0], &size)
+    cdef tuple own = <tuple>header[1]
+    cdef tuple above = <tuple>(<object>PyList_GET_ITEM(headers, parent[frame]))[2] if parent[frame] >= 0 else NO_IDS
+    cdef Py_ssize_t own_size = PyTuple_GET_SIZE(own), above_size = PyTuple_GET_SIZE(above), i
+    cdef tuple head = PyTuple_New(1 + own_size + above_size)
+    item = crc_finish(crc_update(CRC_T, <const unsigned char*>tag, size))
+    Py_INCREF(item)
+    PyTuple_SET_ITEM(head, 0, item)
+    for i in range(own_size):
+        item = <object>PyTuple_GET_ITEM(own, i)
+        Py_INCREF(item)
+        PyTuple_SET_ITEM(head, 1 + i, item)
+    for i in range(above_size):
+        item = <object>PyTuple_GET_ITEM(above, i)
+        Py_INCREF(item)
+        PyTuple_SET_ITEM(head, 1 + own_size + i, item)
+    return untracked(head)
+
+
+cdef tuple inherited_set_tree(const int64_t[::1] parent, list inherited, int64_t[::1] set_of):
+    """``curate.blocks.inherited_sets``: (set_parent, set_added), and each frame's set index in ``set_of``.
+
+    A frame that holds its parent's set object takes its index without a lookup; other sets are found by identity."""
+    cdef dict seen = {}  # id of a set -> its index
+    cdef list set_parent = [], set_added = []
+    cdef Py_ssize_t frame, above
+    cdef PyObject* ids
+    for frame in range(PyList_GET_SIZE(inherited)):
+        ids = PyList_GET_ITEM(inherited, frame)
+        if ids == <PyObject*>None:
+            continue
+        above = parent[frame]
+        if above >= 0 and PyList_GET_ITEM(inherited, above) == ids and set_of[above] >= 0:
+            set_of[frame] = set_of[above]
+            continue
+        key = <size_t>ids
+        known = seen.get(key)
+        if known is not None:
+            set_of[frame] = <int64_t>known
+            continue
+        set_of[frame] = seen[key] = len(set_parent)
+        upper = <object>PyList_GET_ITEM(inherited, above) if above >= 0 else None
+        if upper is None:
+            set_parent.append(-1)
+            set_added.append(untracked(tuple(<object>ids)))
+        else:
+            set_parent.append(seen[<size_t><PyObject*>upper])
+            set_added.append(untracked(tuple(<object>ids - upper)))
+    return np.asarray(set_parent, dtype=np.int64), set_added
