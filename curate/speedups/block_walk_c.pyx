@@ -743,9 +743,19 @@ cdef tuple NO_IDS = ()
 def block_tokens(const int64_t[::1] frame, const int64_t[::1] parent, list headers, list inherited, words):
     """The fields of ``curate.blocks.block_tokens(page, words)`` (heads, inherited, row_set, set_parent, set_added,
     row, words) from the page's ``frame``, ``parent``, ``headers`` and ``inherited``."""
-    cdef Py_ssize_t frames = PyList_GET_SIZE(inherited)
-    if parent.shape[0] != frames or PyList_GET_SIZE(headers) != frames:
+    if parent.shape[0] != PyList_GET_SIZE(inherited) or PyList_GET_SIZE(headers) != PyList_GET_SIZE(inherited):
         raise ValueError("parent, headers and inherited differ in length")
+    # the tens of thousands of tuples made here hold only ints: no collections of the heap meanwhile (see walk_blocks)
+    cdef int collecting = PyGC_Disable()
+    try:
+        return token_bag(frame, parent, headers, inherited, words)
+    finally:
+        if collecting:
+            PyGC_Enable()
+
+
+cdef tuple token_bag(const int64_t[::1] frame, const int64_t[::1] parent, list headers, list inherited, words):
+    cdef Py_ssize_t frames = PyList_GET_SIZE(inherited)
     set_of_array = np.full(frames, -1, dtype=np.int64)
     cdef int64_t[::1] set_of = set_of_array
     set_parent, set_added = inherited_set_tree(parent, inherited, set_of)
@@ -763,7 +773,7 @@ def block_tokens(const int64_t[::1] frame, const int64_t[::1] parent, list heade
             rows += 1
     for block in range(frame.shape[0]):
         row[block] = rank[frame[block] + 1]
-    heads, row_inherited = [], []
+    cdef list heads = [], row_inherited = []
     row_set_array = np.empty(rows, dtype=np.int64)
     cdef int64_t[::1] row_set = row_set_array
     cdef Py_ssize_t f
@@ -784,11 +794,11 @@ def block_tokens(const int64_t[::1] frame, const int64_t[::1] parent, list heade
 
 cdef tuple row_head(list headers, const int64_t[::1] parent, Py_ssize_t frame):
     """(hashed "t:" + tag, the frame's own ids, its parent's child ids) as one tuple."""
-    header = <object>PyList_GET_ITEM(headers, frame)
+    cdef tuple header = <tuple>PyList_GET_ITEM(headers, frame)
     cdef Py_ssize_t size
-    cdef const char* tag = PyUnicode_AsUTF8AndSize(<str>header[0], &size)
-    cdef tuple own = <tuple>header[1]
-    cdef tuple above = <tuple>(<object>PyList_GET_ITEM(headers, parent[frame]))[2] if parent[frame] >= 0 else NO_IDS
+    cdef const char* tag = PyUnicode_AsUTF8AndSize(<str>PyTuple_GET_ITEM(header, 0), &size)
+    cdef tuple own = <tuple>PyTuple_GET_ITEM(header, 1)
+    cdef tuple above = <tuple>PyTuple_GET_ITEM(<tuple>PyList_GET_ITEM(headers, parent[frame]), 2) if parent[frame] >= 0 else NO_IDS
     cdef Py_ssize_t own_size = PyTuple_GET_SIZE(own), above_size = PyTuple_GET_SIZE(above), i
     cdef tuple head = PyTuple_New(1 + own_size + above_size)
     item = crc_finish(crc_update(CRC_T, <const unsigned char*>tag, size))
@@ -808,30 +818,59 @@ cdef tuple row_head(list headers, const int64_t[::1] parent, Py_ssize_t frame):
 cdef tuple inherited_set_tree(const int64_t[::1] parent, list inherited, int64_t[::1] set_of):
     """``curate.blocks.inherited_sets``: (set_parent, set_added), and each frame's set index in ``set_of``.
 
-    A frame that holds its parent's set object takes its index without a lookup; other sets are found by identity."""
-    cdef dict seen = {}  # id of a set -> its index
-    cdef list set_parent = [], set_added = []
-    cdef Py_ssize_t frame, above
+    A frame that holds its parent's set object takes its index without a lookup; other sets are found by
+    identity in an open-addressing table of object addresses (at most half full)."""
+    cdef Py_ssize_t frames = PyList_GET_SIZE(inherited), frame, above, slot
+    cdef size_t mask = 16
+    while mask < <size_t>(2 * frames):
+        mask *= 2
+    mask -= 1
+    cdef PyObject** keys = <PyObject**>calloc(mask + 1, sizeof(PyObject*))
+    cdef int64_t* values = <int64_t*>calloc(mask + 1, sizeof(int64_t))
+    cdef Buffer set_parent
+    set_parent.data, set_parent.size, set_parent.capacity, set_parent.item = NULL, 0, 0, sizeof(int64_t)
+    cdef list set_added = []
     cdef PyObject* ids
-    for frame in range(PyList_GET_SIZE(inherited)):
-        ids = PyList_GET_ITEM(inherited, frame)
-        if ids == <PyObject*>None:
-            continue
-        above = parent[frame]
-        if above >= 0 and PyList_GET_ITEM(inherited, above) == ids and set_of[above] >= 0:
-            set_of[frame] = set_of[above]
-            continue
-        key = <size_t>ids
-        known = seen.get(key)
-        if known is not None:
-            set_of[frame] = <int64_t>known
-            continue
-        set_of[frame] = seen[key] = len(set_parent)
-        upper = <object>PyList_GET_ITEM(inherited, above) if above >= 0 else None
-        if upper is None:
-            set_parent.append(-1)
-            set_added.append(untracked(tuple(<object>ids)))
-        else:
-            set_parent.append(seen[<size_t><PyObject*>upper])
-            set_added.append(untracked(tuple(<object>ids - upper)))
-    return np.asarray(set_parent, dtype=np.int64), set_added
+    if keys == NULL or values == NULL:
+        free(keys)
+        free(values)
+        raise MemoryError()
+    try:
+        for frame in range(frames):
+            ids = PyList_GET_ITEM(inherited, frame)
+            if ids == <PyObject*>None:
+                continue
+            above = parent[frame]
+            if above >= 0 and PyList_GET_ITEM(inherited, above) == ids and set_of[above] >= 0:
+                set_of[frame] = set_of[above]
+                continue
+            slot = ((<size_t>ids >> 4) * <size_t>0x9E3779B97F4A7C15) >> 20 & mask
+            while keys[slot] != NULL and keys[slot] != ids:
+                slot = (slot + 1) & mask
+            if keys[slot] == ids:
+                set_of[frame] = values[slot]
+                continue
+            keys[slot], values[slot] = ids, set_parent.size
+            set_of[frame] = set_parent.size
+            if above < 0 or PyList_GET_ITEM(inherited, above) == <PyObject*>None:
+                push64(&set_parent, -1)
+                set_added.append(untracked(tuple(<object>ids)))
+            else:
+                upper = <object>PyList_GET_ITEM(inherited, above)
+                push64(&set_parent, set_of[above] if set_of[above] >= 0 else set_index(keys, values, mask, <PyObject*>upper))
+                set_added.append(untracked(tuple(<object>ids - upper)))
+        return as_array(&set_parent), set_added
+    finally:
+        free(keys)
+        free(values)
+        free(set_parent.data)
+
+
+cdef int64_t set_index(PyObject** keys, int64_t* values, size_t mask, PyObject* ids) except -1:
+    """The index of a set seen before (``sets[id(upper)]`` of the reference: a KeyError if it was not)."""
+    cdef size_t slot = ((<size_t>ids >> 4) * <size_t>0x9E3779B97F4A7C15) >> 20 & mask
+    while keys[slot] != NULL:
+        if keys[slot] == ids:
+            return values[slot]
+        slot = (slot + 1) & mask
+    raise KeyError(<size_t>ids)
