@@ -320,6 +320,11 @@ def test_the_walk_leaves_garbage_collection_as_it_found_it():
         assert compiled(html).texts == ["one", "two"] and not gc.isenabled()
         gc.enable()
         assert compiled(html).texts == ["one", "two"] and gc.isenabled()
+        page = compiled(html)
+        gc.disable()
+        assert len(block_walk.block_tokens(page, words_of(page)).heads) == 2 and not gc.isenabled()
+        gc.enable()
+        assert len(block_walk.block_tokens(page, words_of(page)).heads) == 2 and gc.isenabled()
         with pytest.raises(block_walk.compiled().GiveUp):
             block_walk.compiled().walk_blocks(parse_html("<p>a\ufdd3b</p>"), block_walk.rules()[0], False)
         assert gc.isenabled()
