@@ -62,10 +62,9 @@ DISTILLED_WEIGHT = 0.5
 LABEL_SHARE = 0.5  # share of a block's trigrams found in the reference that makes it main text
 
 
-def reference_index(text: str) -> tuple[set, str]:
+def reference_trigrams(text: str) -> set:
     tokens = words(text)
-    trigrams = set(zip(tokens, tokens[1:], tokens[2:]))
-    return trigrams, " " + " ".join(tokens) + " "
+    return set(zip(tokens, tokens[1:], tokens[2:]))
 
 
 def block_labels(texts: list[str], reference: str) -> np.ndarray:
@@ -75,7 +74,7 @@ def block_labels(texts: list[str], reference: str) -> np.ndarray:
     and the two that straddle each of its edges: a one-word menu item ("Home") whose word happens to
     occur in the main text is not main text unless its neighbours' words follow it there too.
     """
-    trigrams, _ = reference_index(reference)
+    trigrams = reference_trigrams(reference)
     tokens = [words(t) for t in texts]
     flat = [w for block in tokens for w in block]
     found = np.array([g in trigrams for g in zip(flat, flat[1:], flat[2:])], dtype=np.float64)
