@@ -445,8 +445,8 @@ def block_tokens(page: PageBlocks, words: np.ndarray) -> BlockTokens:
         heads.append((hashed("t:" + header.tag), *header.own_ids, *parent_ids))
         inherited.append(page.inherited[frame])
         row_set.append(sets[id(page.inherited[frame])])
-    as_array = np.asarray
-    return BlockTokens(heads, inherited, as_array(row_set, dtype=np.int64), set_parent, set_added, rows.reshape(-1).astype(np.int64), words)
+    row_sets = np.asarray(row_set, dtype=np.int64)
+    return BlockTokens(heads, inherited, row_sets, set_parent, set_added, rows.reshape(-1).astype(np.int64), words)
 
 
 def inherited_sets(page: PageBlocks) -> tuple[dict[int, int], np.ndarray, list[tuple[int, ...]]]:
