@@ -36,13 +36,16 @@ from lxml import etree
 from curate import speedups
 
 SKIPPED_TAGS = frozenset(
-    "script style noscript template svg math iframe head title meta link button select option "
+    "script style noscript template svg math iframe head title meta link select option "
     "textarea input canvas video audio object embed map applet frameset frame datalist".split()
 )
+# <button> is a frame, not skipped: libxml2 nests everything after a button holding an unclosed
+# <div> inside that button (Dotdash Meredith's menu button does this), so skipping it dropped
+# whole articles. Its own text ("Menu", "Search") is a block the model learns to drop.
 BLOCK_TAGS = frozenset(
     "html body p div section article main aside header footer nav li ul ol dl dt dd h1 h2 h3 h4 h5 h6 "
     "table thead tbody tfoot tr td th caption blockquote pre figure figcaption form fieldset legend "
-    "address details summary center menu dialog hgroup hr".split()
+    "address details summary center menu dialog hgroup hr button".split()
 )
 INLINE_TAGS = frozenset(
     "a img span b i em strong code sub sup small label font u s abbr cite q mark time var kbd bdi bdo "

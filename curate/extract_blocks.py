@@ -11,7 +11,11 @@ Pipeline per page (all in one process, no network):
 3. Stage 2, a tiny network over stage-1 probabilities in context (neighbouring blocks, a window
    of five on each side, the length-weighted mean over six levels of enclosing containers,
    whether the block shares a container with the page's most convincing block, the page's best
-   block), decides; blocks above the model's threshold are kept, joined by newlines, in page order.
+   block), decides.
+4. The page's own threshold (:func:`kept_blocks`): the probabilities say how much word-F1 the page's
+   best cut can expect; blocks at or above ``threshold_share`` (in the model) times that figure are
+   kept, joined by newlines, in page order. A confident page drops its doubtful blocks, a page where
+   the model is unsure keeps more.
 
 Pages nested deeper than libxml2's 2048 levels (it would drop the rest of the page) go to
 resiliparse's main-content extractor instead.
@@ -92,7 +96,9 @@ def load_model(path: str | None = None) -> dict:
         raise ValueError(f"{path}: model was trained for another feature layout; retrain with models/train_extractor.py")
     if tuple(meta["context_features"]) != CONTEXT_FEATURES:
         raise ValueError(f"{path}: model was trained for other context features; retrain with models/train_extractor.py")
-    model["threshold"] = float(meta["threshold"])
+    if "threshold_share" not in meta:
+        raise ValueError(f"{path}: model has a fixed threshold, this code a page threshold; retrain with models/train_extractor.py")
+    model["threshold_share"] = float(meta["threshold_share"])
     model["embedding"] = model["embedding"].astype(np.float32)  # stored as float16; summed as float32
     model["word_embedding"] = model["word_embedding"].astype(np.float32)  # WORD_BUCKETS + 1 rows, the last ("no word") zero
     return model
@@ -249,12 +255,18 @@ def stage2_logits(model: dict, context: np.ndarray) -> np.ndarray:
 
 def block_probabilities(page: PageBlocks, model: dict) -> np.ndarray:
     """Stage-2 probability of each block of a page being main text."""
+    return scored_blocks(page, model)[0]
+
+
+def scored_blocks(page: PageBlocks, model: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(stage-2 probability, word count) of each block of a page."""
     if not page.texts:
-        return np.zeros(0, dtype=np.float32)
+        return np.zeros(0, dtype=np.float32), np.zeros(0)
     dense, tokens = block_features(page)
     logits = stage1_logits(model, dense, tokens)
     final = stage2_logits(model, context_features(ancestor_ids(page), len(page.parent), logits, dense))
-    return 1.0 / (1.0 + np.exp(-np.clip(final, -30, 30)))
+    words = np.rint(np.expm1(dense[:, DENSE_FEATURES.index("log_words")].astype(np.float64)))
+    return 1.0 / (1.0 + np.exp(-np.clip(final, -30, 30))), words
 
 
 def extract_main_text(html: str, model: dict | None = None) -> str | None:
@@ -264,10 +276,34 @@ def extract_main_text(html: str, model: dict | None = None) -> str | None:
         page = page_blocks(html)
     except PageTooDeep:
         return deep_page_text(html)
-    probability = block_probabilities(page, model)
+    probability, words = scored_blocks(page, model)
+    return main_text(page.texts, kept_blocks(probability, words, model["threshold_share"]))
+
+
+def best_expected_f1(probability: np.ndarray, words: np.ndarray) -> float:
+    """The page's best expected word-F1 over cuts "keep the k most probable blocks", reading each block's
+    probability as the share of its words that are main text: 2 * kept main words / (kept words + main words)."""
+    if not len(probability):
+        return 0.0
+    order = np.argsort(-probability, kind="stable")
+    expected = probability * words
+    kept_main = np.cumsum(expected[order])
+    return float((2 * kept_main / np.maximum(np.cumsum(words[order]) + expected.sum(), 1e-9)).max())
+
+
+def kept_blocks(probability: np.ndarray, words: np.ndarray, share: float) -> np.ndarray:
+    """Indices of the kept blocks, in page order: those at or above ``share`` times the page's best expected F1.
+
+    With calibrated probabilities the expected-F1-best cut keeps a block when its probability is at least
+    half that F1; the model's ``share`` (chosen on out-of-fold training pages) corrects for its calibration.
+    """
+    return np.flatnonzero(probability >= share * best_expected_f1(probability, words))
+
+
+def main_text(texts: list[str], kept: np.ndarray) -> str | None:
+    """The kept blocks joined by newlines, soft hyphens dropped; None when nothing is left."""
     # indices first: comparing numpy scalars one by one in Python cost ~0.3 ms a page
-    kept = [page.texts[i] for i in np.flatnonzero(probability >= model["threshold"]).tolist()]
-    text = "\n".join(kept).replace("\u00ad", "").strip()
+    text = "\n".join([texts[i] for i in kept.tolist()]).replace("\u00ad", "").strip()
     return text or None
 
 

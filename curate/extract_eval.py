@@ -2,7 +2,9 @@
 
 * :func:`word_f1`: word-level F1 of an extracted text against the reference, on multisets of
   lower-cased ``\\w+`` tokens (so order and whitespace do not matter, repeated words do);
-  an empty extraction scores 0, as does any text against an empty reference.
+  the rules of WCXB's own ``evaluate.py``, empty cases included: an empty extraction scores 0,
+  and a page whose reference is empty (WCXB judged it to have no main text) scores 1 for an
+  empty extraction and 0 for any text.
 * :func:`is_held_out`: the fixed train / held-out split of the WCXB dev pages, by a hash of
   the page URL (30% held out). The block extractor's model never sees held-out pages.
 * :func:`load_web_pages` / :func:`load_wcxb_truth`: the shared web corpus
@@ -28,8 +30,10 @@ def words(text: str | None) -> list[str]:
 
 
 def word_f1(extracted: str | None, reference: str) -> float:
-    """Word-level F1 (multiset overlap of lower-cased word tokens)."""
+    """Word-level F1 (multiset overlap of lower-cased word tokens), as WCXB's ``evaluate.py`` scores it."""
     got, want = Counter(words(extracted)), Counter(words(reference))
+    if not want:
+        return 0.0 if got else 1.0  # a page with no main text: extracting nothing is right
     overlap = sum((got & want).values())
     if not overlap:
         return 0.0

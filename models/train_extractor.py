@@ -18,8 +18,9 @@ Stage 1 (dense features + hashed tokens + hashed first/last words -> 32 ReLU uni
 is trained twice on halves of the training pages to give out-of-fold logits, on which stage 2
 (context features -> 32 ReLU units -> logit) is trained; then stage 1 is retrained on all
 training pages. The training figures are out of fold for both stages (a stage 2 trained on one
-half's out-of-fold inputs, applied to the other half), and the threshold is the one with the
-best out-of-fold mean word-F1 on the WCXB training pages. Learning rates fall linearly to zero.
+half's out-of-fold inputs, applied to the other half), and the page-threshold share
+(:func:`curate.extract_blocks.kept_blocks`) is the one with the best out-of-fold mean word-F1 on the
+WCXB training pages. Learning rates fall linearly to zero.
 Everything is seeded; torch runs on one thread. Writes the model and prints the figures for the
 model card (held-out figures last: run it once per change, not to choose between changes).
 """
@@ -43,7 +44,9 @@ from curate.extract_blocks import (  # noqa: E402
     CONTEXT_FEATURES,
     ancestor_ids,
     context_features,
+    kept_blocks,
     load_model,
+    main_text,
     stage1_logits,
     stage2_logits,
 )
@@ -266,25 +269,27 @@ def out_of_fold_probabilities(records: list[dict], contexts: list[np.ndarray], s
     return probs
 
 
-def page_text(record: dict, probability: np.ndarray, threshold: float) -> str:
-    return "\n".join(t for t, p in zip(record["texts"], probability) if p >= threshold)
+def page_text(record: dict, probability: np.ndarray, share: float) -> str | None:
+    """The text the extractor would give (the same kept-block rule, :func:`curate.extract_blocks.kept_blocks`)."""
+    words = np.rint(np.expm1(record["dense"][:, DENSE_FEATURES.index("log_words")].astype(np.float64)))
+    return main_text(record["texts"], kept_blocks(probability, words, share))
 
 
 def probabilities(model: dict, context: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(stage2_logits(model, context), -30, 30)))
 
 
-def mean_f1(records: list[dict], probs: list[np.ndarray], threshold: float) -> float:
-    scores = [word_f1(page_text(r, p, threshold), r["reference"]) for r, p in zip(records, probs)]
+def mean_f1(records: list[dict], probs: list[np.ndarray], share: float) -> float:
+    scores = [word_f1(page_text(r, p, share), r["reference"]) for r, p in zip(records, probs)]
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def per_type(records: list[dict], probs: list[np.ndarray], threshold: float) -> dict[str, tuple[int, float]]:
+def per_type(records: list[dict], probs: list[np.ndarray], share: float) -> dict[str, tuple[int, float]]:
     kinds = sorted({r["page_type"] for r in records})
     return {
         k: (
             sum(r["page_type"] == k for r in records),
-            mean_f1([r for r in records if r["page_type"] == k], [p for r, p in zip(records, probs) if r["page_type"] == k], threshold),
+            mean_f1([r for r in records if r["page_type"] == k], [p for r, p in zip(records, probs) if r["page_type"] == k], share),
         )
         for k in kinds
     }
@@ -301,13 +306,13 @@ def load_records(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     return train, held_out
 
 
-def save_model(model: dict, threshold: float, path: str) -> None:
+def save_model(model: dict, share: float, path: str) -> None:
     meta = {
         "dense_features": list(DENSE_FEATURES),
         "context_features": list(CONTEXT_FEATURES),
         "hash_buckets": HASH_BUCKETS,
         "word_buckets": WORD_BUCKETS,
-        "threshold": threshold,
+        "threshold_share": share,
     }
     os.makedirs(os.path.dirname(path), exist_ok=True)
     arrays = {k: (v.astype(np.float16) if k in ("embedding", "word_embedding") else v) for k, v in model.items()}
@@ -316,20 +321,20 @@ def save_model(model: dict, threshold: float, path: str) -> None:
     os.replace(temporary, path)
 
 
-def print_figures(train: list[dict], oof_probs: list[np.ndarray], held_out: list[dict], path: str, threshold: float) -> None:
+def print_figures(train: list[dict], oof_probs: list[np.ndarray], held_out: list[dict], path: str, share: float) -> None:
     """Training pages out of fold (WCXB per page type, and agreement with trafilatura on the distilled pages); held-out pages."""
     wcxb = [(r, p) for r, p in zip(train, oof_probs) if r["page_type"] != "distilled"]
     distilled = [(r, p) for r, p in zip(train, oof_probs) if r["page_type"] == "distilled"]
     records, probs = [r for r, _ in wcxb], [p for _, p in wcxb]
-    print(f"threshold {threshold}; training WCXB pages (out of fold, both stages): mean word-F1 {mean_f1(records, probs, threshold):.4f}")
-    for kind, (count, f1) in per_type(records, probs, threshold).items():
+    print(f"threshold share {share}; training WCXB pages (out of fold, both stages): mean word-F1 {mean_f1(records, probs, share):.4f}")
+    for kind, (count, f1) in per_type(records, probs, share).items():
         print(f"  train {kind}: {count} pages, {f1:.4f}")
-    agreement = mean_f1([r for r, _ in distilled], [p for _, p in distilled], threshold)
+    agreement = mean_f1([r for r, _ in distilled], [p for _, p in distilled], share)
     print(f"distilled pages: {len(distilled)}, mean word-F1 against trafilatura's text (out of fold) {agreement:.4f}")
     final = load_model(path)
     held_probs = [probabilities(final, page_context(final, r)) for r in held_out]
-    print(f"held-out WCXB pages: {len(held_out)}, mean word-F1 {mean_f1(held_out, held_probs, threshold):.4f}")
-    for kind, (count, f1) in per_type(held_out, held_probs, threshold).items():
+    print(f"held-out WCXB pages: {len(held_out)}, mean word-F1 {mean_f1(held_out, held_probs, share):.4f}")
+    for kind, (count, f1) in per_type(held_out, held_probs, share).items():
         print(f"  held-out {kind}: {count} pages, {f1:.4f}")
 
 
@@ -356,13 +361,13 @@ def main() -> None:
     oof_probs = out_of_fold_probabilities(train, contexts, args.seed)
     wcxb = [(r, p) for r, p in zip(train, oof_probs) if r["page_type"] != "distilled"]
     records, probs = [r for r, _ in wcxb], [p for _, p in wcxb]
-    threshold = round(float(max(np.arange(0.2, 0.81, 0.05), key=lambda t: mean_f1(records, probs, float(t)))), 2)
+    share = round(float(max(np.arange(0.3, 0.81, 0.05), key=lambda t: mean_f1(records, probs, float(t)))), 2)
     labels = np.concatenate([r["labels"] for r in train])
     weights = np.concatenate([block_weights(r) for r in train])
     model = train_stage2(np.concatenate(contexts), labels, weights, args.seed)
     model.update(train_stage1(train, args.seed))
-    save_model(model, threshold, args.out)
-    print_figures(train, oof_probs, held_out, args.out, threshold)
+    save_model(model, share, args.out)
+    print_figures(train, oof_probs, held_out, args.out, share)
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB) in {time.time() - start:.0f} s")
 
 

@@ -100,6 +100,19 @@ def test_noscript_is_read_only_when_the_page_has_no_other_text():
     assert page_blocks(f"<html><body><div id=app></div>{inside}</body></html>").texts == ["Crawler copy of the thread"]
 
 
+def test_a_button_holding_an_unclosed_div_does_not_swallow_the_page():
+    # libxml2 nests the rest of this page inside the <button> (the shape of a real Dotdash Meredith
+    # menu button); a skipped <button> used to take the article with it
+    html = (
+        '<html><body><header><a href="#main">Skip to content</a><button class="menu-button">'
+        '<span>Menu</span><div class="inner"><div></button></header>'
+        "<main><article><p>The article text itself.</p></article></main></body></html>"
+    )
+    page = page_blocks(html)
+    assert page.texts == ["Skip to content", "Menu", "The article text itself."]
+    assert "button" in chains(page)[2]
+
+
 def test_deep_nesting_and_unclosed_tags():
     deep = "<div>" * 2000 + "deep text" + "</div>" * 10 + "<p>unclosed <b>bold <i>italic"
     assert page_blocks(deep).texts == ["deep text", "unclosed bold italic"]
