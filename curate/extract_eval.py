@@ -7,8 +7,9 @@
   empty extraction and 0 for any text.
 * :func:`is_held_out`: the fixed train / held-out split of the WCXB dev pages, by a hash of
   the page URL (30% held out). The block extractor's model never sees held-out pages.
-* :func:`load_web_pages` / :func:`load_wcxb_truth`: the shared web corpus
-  (``<data>/web/*.warc.gz``, decoded by ``curate.warc``) and the WCXB ground truth.
+* :func:`load_web_pages` / :func:`load_web_sources` / :func:`load_wcxb_truth`: the shared web
+  corpus (``<data>/web/*.warc.gz``, decoded by ``curate.warc``), the set each page came from,
+  and the WCXB ground truth.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def load_web_pages(data_dir: str) -> list[tuple[str, str]]:
             for url, html in zip(batch.column("url").to_pylist(), batch.column("html").to_pylist()):
                 pages.append((url, html or ""))
     return pages
+
+
+def load_web_sources(data_dir: str) -> dict[str, str]:
+    """url -> the public set a page of ``<data_dir>/web`` came from (``manifest.jsonl``: wcxb, fundus, product, ...)."""
+    with open(os.path.join(data_dir, "web", "manifest.jsonl"), encoding="utf-8") as lines:
+        return {entry["url"]: entry["source"] for entry in map(json.loads, lines)}
 
 
 def load_wcxb_truth(data_dir: str) -> dict[str, dict]:
