@@ -280,7 +280,7 @@ def out_of_fold_probabilities(records: list[dict], contexts: list[np.ndarray], s
 def page_text(record: dict, probability: np.ndarray, share: float) -> str | None:
     """The text the extractor would give (the same kept-block rule, :func:`curate.extract_blocks.kept_blocks`)."""
     words = np.rint(np.expm1(record["dense"][:, DENSE_FEATURES.index("log_words")].astype(np.float64)))
-    return main_text(record["texts"], kept_blocks(probability, words, share))
+    return main_text(record["texts"], kept_blocks(probability, words, share), words)
 
 
 def probabilities(model: dict, context: np.ndarray) -> np.ndarray:
