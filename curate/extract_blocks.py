@@ -76,13 +76,18 @@ CONTEXT_FEATURES = (
 ANCESTOR_LEVELS = 6  # enclosing frames of a block that stage 2 reads
 REPEAT_MIN_WORDS = 3  # a kept block this long whose text was already kept is left out (see main_text)
 
-_MODEL: dict | None = None
+_MODELS: dict[str, dict] = {}  # path -> model, loaded once per process
 _MODEL_LOCK = threading.Lock()
 
 
 def model_path() -> str:
-    """The model file: ``$CURATE_EXTRACTOR_MODEL``, else the repository's ``models/extractor``."""
-    return os.environ.get("CURATE_EXTRACTOR_MODEL") or MODEL_PATH
+    """The model file: ``$CURATE_EXTRACTOR_MODEL``; else the repository's ``models/extractor/model.npz``;
+    else ``models/extractor/model.npz`` under the working directory, where a ``spark-submit`` driver
+    that imports curate from ``curate.zip`` finds the repository it was started in."""
+    if os.environ.get("CURATE_EXTRACTOR_MODEL"):
+        return os.environ["CURATE_EXTRACTOR_MODEL"]
+    in_cwd = os.path.abspath(os.path.join("models", "extractor", "model.npz"))
+    return MODEL_PATH if os.path.exists(MODEL_PATH) or not os.path.exists(in_cwd) else in_cwd
 
 
 def load_model(path: str | None = None) -> dict:
@@ -105,12 +110,13 @@ def load_model(path: str | None = None) -> dict:
     return model
 
 
-def shared_model() -> dict:
-    global _MODEL
+def shared_model(path: str | None = None) -> dict:
+    """The model at ``path`` (default :func:`model_path`), loaded once per process and shared by its threads."""
+    path = path or model_path()
     with _MODEL_LOCK:
-        if _MODEL is None:
-            _MODEL = load_model()
-        return _MODEL
+        if path not in _MODELS:
+            _MODELS[path] = load_model(path)
+        return _MODELS[path]
 
 
 def relu(values: np.ndarray) -> np.ndarray:

@@ -108,7 +108,7 @@ def test_timeout_rejects_a_page_that_takes_too_long(monkeypatch):
             pass
         return "never"
 
-    monkeypatch.setitem(extract_module.EXTRACTORS, "trafilatura", slow)
+    monkeypatch.setitem(extract_module.EXTRACTORS, ExtractParams().extractor, slow)  # the default extractor
     stage = ExtractStage(ExtractParams(timeout_s=0.2))
     start = time.perf_counter()
     out = stage(_records([{"id": "a", "source": "s", "url": "http://a/", "html": "<p>x</p>"}])).to_pylist()
@@ -126,7 +126,7 @@ def test_timeout_counts_cpu_time_not_waiting(monkeypatch):
         time.sleep(0.5)
         return "waited " * 40
 
-    monkeypatch.setitem(extract_module.EXTRACTORS, "trafilatura", waits)
+    monkeypatch.setitem(extract_module.EXTRACTORS, ExtractParams().extractor, waits)  # the default extractor
     stage = ExtractStage(ExtractParams(timeout_s=0.2))
     out = stage(_records([{"id": "a", "source": "s", "url": "http://a/", "html": "<p>x</p>"}])).to_pylist()
     assert out[0]["rejected_by"] is None and stage.counters.get("extract.timeouts", 0) == 0

@@ -15,6 +15,7 @@ from curate.extract import ExtractParams, ExtractStage, html_to_text_blocks
 from curate.blocks import page_blocks
 from curate.extract_blocks import MODEL_PATH, best_expected_f1, extract_main_text, kept_blocks, load_model, main_text
 from curate.schema import RECORD_SCHEMA
+from curate.stage import StageError
 from curate.warc import decode_html, read_warc
 from process_util import fresh_python
 
@@ -133,7 +134,7 @@ def test_timeout_applies_to_the_blocks_extractor(monkeypatch):
 
     import curate.extract as extract_module
 
-    def slow(html, url=None):
+    def slow(html, url=None, **options):
         # busy, not asleep: the limit counts CPU time
         end = time.process_time() + 2
         while time.process_time() < end:
@@ -164,6 +165,34 @@ def test_check_params_and_a_stale_model(tmp_path):
         load_model(str(stale))
     with pytest.raises(FileNotFoundError, match="CURATE_EXTRACTOR_MODEL"):
         load_model(str(tmp_path / "missing.npz"))
+
+
+def test_the_model_path_is_resolved_where_the_recipe_is_read(tmp_path, monkeypatch):
+    import shutil
+
+    import curate.extract_blocks as extract_blocks
+
+    assert ExtractParams().extractor == "blocks"  # the default extractor since issue #19
+    params = ExtractParams()
+    params.validate()
+    assert params.model_path == MODEL_PATH  # recorded in the run's manifest, shipped to executors as is
+    with pytest.raises(ValueError, match="model_path applies to extractor 'blocks' only"):
+        ExtractParams(extractor="trafilatura", model_path="x.npz").validate()
+    # a spark-submit driver imports curate from curate.zip: the repository's copy is then found
+    # under the working directory it was started in
+    copy = tmp_path / "models" / "extractor" / "model.npz"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(MODEL_PATH, copy)
+    monkeypatch.setattr(extract_blocks, "MODEL_PATH", str(tmp_path / "curate.zip" / "models" / "extractor" / "model.npz"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CURATE_EXTRACTOR_MODEL", raising=False)
+    assert extract_blocks.model_path() == str(copy)
+    monkeypatch.setenv("CURATE_EXTRACTOR_MODEL", "/elsewhere/model.npz")
+    assert extract_blocks.model_path() == "/elsewhere/model.npz"
+    # a stage given a missing model fails before any page, naming the file
+    stage = ExtractStage(ExtractParams(model_path=str(tmp_path / "missing.npz")))
+    with pytest.raises(StageError, match="missing.npz"):
+        stage.check()
 
 
 def test_embedding_sums_equal_the_plain_bag_of_each_blocks_ids():
