@@ -323,8 +323,8 @@ def agreement(ours: dict[str, str], peer: dict[str, str]) -> dict:
     return result
 
 
-def profile_ours(input_dir: str, limit: int) -> None:
-    """cProfile of our map stages in one process (no Spark), top functions per stage."""
+def profile_ours(input_dir: str, limit: int, extractor: str | None = None) -> None:
+    """cProfile of our map stages in one process (no Spark), top functions per stage (``extractor`` as in a run)."""
     import cProfile
     import pstats
 
@@ -338,8 +338,10 @@ def profile_ours(input_dir: str, limit: int) -> None:
         "sources": [{"name": "cc", "kind": "warc", "paths": [os.path.join(input_dir, "*.warc.gz")]}],
         "tokenizer": {"path": tokenizer_file()},
     }
-    recipe = load_recipe(RECIPE, overrides=overrides)
-    stages = [s for s in recipe.build_stages(run_dir=os.path.join(ROOT, "bench", "out", "profile")) if not s.is_global]
+    run_dir = os.path.join(ROOT, "bench", "out", "profile")
+    os.makedirs(run_dir, exist_ok=True)
+    recipe = load_recipe(recipe_with_extractor(extractor, run_dir), overrides=overrides)
+    stages = [s for s in recipe.build_stages(run_dir=run_dir) if not s.is_global]
     for s in stages:
         s.ensure_setup()
     source = recipe.sources[0]
@@ -400,7 +402,7 @@ def main() -> None:
     if args.peer_one:
         return peer_one(input_dir, os.path.abspath(args.out), args.tokenizer, args.lid)
     if args.profile:
-        return profile_ours(input_dir, args.profile_records)
+        return profile_ours(input_dir, args.profile_records, args.extractor)
 
     records = count_responses(input_dir)
     out = os.path.abspath(args.out)
