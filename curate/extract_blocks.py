@@ -76,7 +76,7 @@ CONTEXT_FEATURES = (
 ANCESTOR_LEVELS = 6  # enclosing frames of a block that stage 2 reads
 REPEAT_MIN_WORDS = 3  # a kept block this long whose text was already kept is left out (see main_text)
 
-_MODELS: dict[str, dict] = {}  # path -> model, loaded once per process
+_MODELS: dict[str | None, dict] = {}  # path (None: the default) -> model, loaded once per process
 _MODEL_LOCK = threading.Lock()
 
 
@@ -112,10 +112,9 @@ def load_model(path: str | None = None) -> dict:
 
 def shared_model(path: str | None = None) -> dict:
     """The model at ``path`` (default :func:`model_path`), loaded once per process and shared by its threads."""
-    path = path or model_path()
-    with _MODEL_LOCK:
+    with _MODEL_LOCK:  # the default is kept under None: no file-system lookup per page
         if path not in _MODELS:
-            _MODELS[path] = load_model(path)
+            _MODELS[path] = load_model(path or model_path())
         return _MODELS[path]
 
 
@@ -272,8 +271,12 @@ def scored_blocks(page: PageBlocks, model: dict) -> tuple[np.ndarray, np.ndarray
     dense, tokens = block_features(page)
     logits = stage1_logits(model, dense, tokens)
     final = stage2_logits(model, context_features(ancestor_ids(page), len(page.parent), logits, dense))
-    words = np.rint(np.expm1(dense[:, DENSE_FEATURES.index("log_words")].astype(np.float64)))
-    return 1.0 / (1.0 + np.exp(-np.clip(final, -30, 30))), words
+    return 1.0 / (1.0 + np.exp(-np.clip(final, -30, 30))), block_word_counts(dense)
+
+
+def block_word_counts(dense: np.ndarray) -> np.ndarray:
+    """Each block's word count, read back from its ``log_words`` feature (exact: float32 holds log1p of any count)."""
+    return np.rint(np.expm1(dense[:, DENSE_FEATURES.index("log_words")].astype(np.float64)))
 
 
 def extract_main_text(html: str, model: dict | None = None) -> str | None:

@@ -44,6 +44,7 @@ from curate.blocks import DENSE_FEATURES, HASH_BUCKETS, MAX_TOKENS_PER_BLOCK, WO
 from curate.extract_blocks import (  # noqa: E402
     CONTEXT_FEATURES,
     ancestor_ids,
+    block_word_counts,
     context_features,
     kept_blocks,
     load_model,
@@ -293,7 +294,7 @@ def out_of_fold_probabilities(records: list[dict], contexts: list[np.ndarray], s
 
 def page_text(record: dict, probability: np.ndarray, share: float) -> str | None:
     """The text the extractor would give (the same kept-block rule, :func:`curate.extract_blocks.kept_blocks`)."""
-    words = np.rint(np.expm1(record["dense"][:, DENSE_FEATURES.index("log_words")].astype(np.float64)))
+    words = block_word_counts(record["dense"])
     return main_text(record["texts"], kept_blocks(probability, words, share), words)
 
 
