@@ -8,7 +8,8 @@ FineWeb, MinHash dedup, PII, tokenization) with ``spark.master local[N]`` for ea
 ``--cores``, each in a fresh process (the JVM start is inside the measured time).
 
 Before the timed runs, the per-machine caches that any first run builds are made (Spark's JVM
-class archive, ``curate.speedups.class_archive``, ~45 s once; numba's MinHash kernels, ~8 s once;
+class archive, ``curate.speedups.class_archive``, ~45 s once; numba's MinHash and language-ID
+kernels, ~10 s once;
 bytecode of curate's own modules, which ``make`` also compiles), so that no timed run includes a
 once-per-machine cost; the printout says how long they took.
 
@@ -95,6 +96,8 @@ archive_s = time.time() - started
 started = time.time()
 from curate.dedup import MinHasher
 MinHasher(num_perm=8).signatures(pa.array(["one two three four five six seven"]))
+from curate.langid import predict_languages
+predict_languages(["warm the language identification kernels"])
 print(json.dumps({"archive": archive, "archive_s": archive_s, "numba_s": time.time() - started}))
 """
 

@@ -34,6 +34,8 @@ from curate.stage import Stage, StageError
 # One loaded model per path per Python process: Spark reuses worker processes across
 # tasks, and every LangIdStage instance in the process shares it.
 _MODELS: dict[str, object] = {}
+# path -> the batched predictor of curate.speedups.fasttext_lid (None: not mirrored, or off)
+_PREDICTORS: dict[str, object] = {}
 
 
 def default_model_path() -> str:
@@ -57,13 +59,32 @@ def load_model(path: str | None = None):
     return model
 
 
+def batch_predictor(path: str):
+    """The speed-up's predictor for the model at ``path``, or None (switched off, or a model it does not mirror)."""
+    from curate import speedups
+
+    if not speedups.enabled("fasttext_lid"):
+        return None
+    if path not in _PREDICTORS:
+        from curate.speedups.fasttext_lid import BatchPredictor
+
+        _PREDICTORS[path] = BatchPredictor.for_model(load_model(path), path)
+    return _PREDICTORS[path]
+
+
 def predict_languages(texts: list[str], model_path: str | None = None) -> tuple[list[str], list[float]]:
-    """Top language code and its probability for each text (one batched fastText call)."""
-    model = load_model(model_path)
+    """Top language code and its probability for each text (fastText's ``predict``, k=1, batched)."""
+    path = model_path or default_model_path()
     lines = [" ".join(t.split()) for t in texts]  # fastText rejects "\n"; runs of blanks add nothing
-    labels, probs = model.predict(lines, k=1)
-    codes = [label[0].removeprefix("__label__") if len(label) else "und" for label in labels]
-    scores = [min(1.0, float(p[0])) if len(p) else 0.0 for p in probs]
+    predictor = batch_predictor(path)
+    if predictor is not None:
+        labels, probs = predictor.predict(lines)
+    else:
+        found, found_probs = load_model(path).predict(lines, k=1)
+        labels = [label[0] if len(label) else None for label in found]
+        probs = [p[0] if len(p) else 0.0 for p in found_probs]
+    codes = [label.removeprefix("__label__") if label else "und" for label in labels]
+    scores = [min(1.0, float(p)) for p in probs]
     return codes, scores
 
 

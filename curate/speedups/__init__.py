@@ -33,6 +33,7 @@ ITEMS: dict[str, str] = {
     "quick_jit": "CURATE_JVM_QUICK_JIT",
     "pii": "CURATE_SPEEDUP_PII",
     "block_walk": "CURATE_SPEEDUP_BLOCK_WALK",
+    "fasttext_lid": "CURATE_SPEEDUP_FASTTEXT_LID",
 }
 
 

@@ -5,7 +5,8 @@ A run never builds them itself (a fresh machine's first run would pay more than 
 * the JVM class archive (:mod:`curate.speedups.class_archive`, ~45 s once, ~3 s off each
   later Spark start);
 * numba's compiled MinHash kernels (:mod:`curate.speedups.minhash_kernels`, ~8 s once; a run
-  compiles them on first use otherwise).
+  compiles them on first use otherwise), and the language-ID kernels
+  (:mod:`curate.speedups.fasttext_lid`, ~2 s once).
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
 
         MinHasher.from_params(MinHashParams()).signatures(pa.array(["warm the minhash kernels"]))
         print(f"MinHash kernels: compiled or loaded from numba's cache ({time.time() - started:.1f} s)")
+    if speedups.enabled("fasttext_lid"):
+        started = time.time()
+        from curate.langid import predict_languages
+
+        predict_languages(["warm the language identification kernels"])
+        print(f"language-ID kernels: compiled or loaded from numba's cache ({time.time() - started:.1f} s)")
     return 0
 
 
