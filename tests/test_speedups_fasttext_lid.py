@@ -91,14 +91,15 @@ def test_a_model_trained_here_with_hierarchical_softmax_is_mirrored_dense_and_qu
     assert_bit_identical(model, BatchPredictor.for_model(model, str(quantized)), lines)
 
 
-def test_a_softmax_model_goes_to_fasttexts_own_predict_with_a_warning(tmp_path, monkeypatch, real_texts):
+def test_a_negative_sampling_model_goes_to_fasttexts_own_predict_with_a_warning(tmp_path, monkeypatch, real_texts):
     monkeypatch.setattr(speedups, "_warned", set())
     train = tmp_path / "train.txt"
     train.write_text("\n".join(f"__label__{i % 2} {' '.join(t.split())}" for i, t in enumerate(real_texts[:50])) + "\n")
-    model = fasttext.train_supervised(str(train), loss="softmax", dim=4, epoch=1, lr=0.05, thread=1, seed=1, verbose=0)
-    path = tmp_path / "softmax.bin"
+    # negative sampling (this wheel's softmax training stops with "Encountered NaN" even on toy data)
+    model = fasttext.train_supervised(str(train), loss="ns", dim=4, epoch=1, thread=1, seed=1, verbose=0)
+    path = tmp_path / "ns.bin"
     model.save_model(str(path))
-    with pytest.warns(speedups.SpeedupFallback, match="loss softmax"):
+    with pytest.warns(speedups.SpeedupFallback, match="loss ns"):
         assert BatchPredictor.for_model(model, str(path)) is None
     monkeypatch.setattr(langid, "_PREDICTORS", {})
     codes, _ = langid.predict_languages(real_texts[:3], str(path))
