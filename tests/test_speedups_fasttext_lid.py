@@ -8,20 +8,20 @@ from pathlib import Path
 
 import fasttext
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from curate import langid, speedups
 from curate.extract import html_to_text
-from curate.speedups.fasttext_lid import BatchPredictor, dense_output_matrix, huffman_children
+from curate.speedups.fasttext_lid import BatchPredictor, huffman_children, read_model_file
 from curate.stage import Counters
 from curate.warc import read_warc
 
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.fixture(scope="module")
-def real_texts() -> list[str]:
-    """Page texts in several languages and scripts, their paragraphs, and WikiText lines."""
+def bundled_texts() -> list[str]:
+    """Texts of the bundled pages: trafilatura-eval pages in several languages and scripts, Dolma's sample WARCs."""
     texts = []
     expectations = json.loads((DATA / "html" / "expectations.json").read_text())
     for url, entry in expectations.items():
@@ -29,7 +29,13 @@ def real_texts() -> list[str]:
     for path in sorted((DATA / "warc").glob("*.warc.gz")):
         for batch in read_warc(str(path), "test", Counters()):
             texts += [html_to_text(html, url) for html, url in zip(batch.column("html").to_pylist(), batch.column("url").to_pylist())]
-    texts = [t for t in texts if t and t.strip()]
+    return [t for t in texts if t and t.strip()]
+
+
+@pytest.fixture(scope="module")
+def real_texts() -> list[str]:
+    """The bundled page texts, their paragraphs, and WikiText lines."""
+    texts = bundled_texts()
     paragraphs = [p for t in texts for p in t.split("\n") if p.strip()]
     wikitext = [line for line in (DATA / "text" / "wikitext-2-test.txt").read_text().splitlines() if line.strip()]
     return texts + paragraphs + wikitext
@@ -75,42 +81,51 @@ def test_lid176_predictions_are_fasttexts_bit_for_bit(real_texts):
     assert len(set(fasttext_top1(model, lines)[0])) >= 10  # many languages, not one
 
 
-def test_a_model_trained_here_with_hierarchical_softmax_is_mirrored_dense_and_quantized(tmp_path, real_texts):
-    train = tmp_path / "train.txt"
-    labelled = [f"__label__{'long' if len(t) > 400 else 'short'} {' '.join(t.split())}" for t in real_texts[:400]]
-    train.write_text("\n".join(labelled) + "\n", encoding="utf-8")
-    model = fasttext.train_supervised(str(train), loss="hs", dim=8, minn=2, maxn=4, epoch=2, thread=1, seed=1, verbose=0)
-    dense = tmp_path / "model.bin"
-    model.save_model(str(dense))
-    lines = [" ".join(t.split()) for t in real_texts[400:900] + ODD_LINES]
-    assert_bit_identical(model, BatchPredictor.for_model(model, str(dense)), lines)
-    model.quantize(input=str(train), qnorm=False, cutoff=2000, retrain=False, thread=1, verbose=0)
-    quantized = tmp_path / "model.ftz"
-    model.save_model(str(quantized))
-    model = fasttext.load_model(str(quantized))
-    assert_bit_identical(model, BatchPredictor.for_model(model, str(quantized)), lines)
+@pytest.mark.parametrize("name", ["lid-hs.bin", "lid-hs.ftz"])
+def test_other_hierarchical_softmax_models_dense_and_quantized_are_mirrored(name, real_texts):
+    path = str(DATA / "fasttext" / name)  # tests/data/fasttext/make_models.py
+    model = fasttext.load_model(path)
+    assert model.is_quantized() == name.endswith(".ftz")
+    predictor = BatchPredictor.for_model(model, path)
+    assert predictor.file.prune_size == (-1 if name.endswith(".bin") else len(predictor.file.prune_keys))
+    lines = [" ".join(t.split()) for t in real_texts + ODD_LINES]
+    assert_bit_identical(model, predictor, lines)
 
 
-def test_a_negative_sampling_model_goes_to_fasttexts_own_predict_with_a_warning(tmp_path, monkeypatch, real_texts):
+def test_a_negative_sampling_model_goes_to_fasttexts_own_predict_with_a_warning(monkeypatch, real_texts):
     monkeypatch.setattr(speedups, "_warned", set())
-    train = tmp_path / "train.txt"
-    train.write_text("\n".join(f"__label__{i % 2} {' '.join(t.split())}" for i, t in enumerate(real_texts[:50])) + "\n")
-    # negative sampling (this wheel's softmax training stops with "Encountered NaN" even on toy data)
-    model = fasttext.train_supervised(str(train), loss="ns", dim=4, epoch=1, thread=1, seed=1, verbose=0)
-    path = tmp_path / "ns.bin"
-    model.save_model(str(path))
+    path = str(DATA / "fasttext" / "lid-ns.bin")
+    model = fasttext.load_model(path)
     with pytest.warns(speedups.SpeedupFallback, match="loss ns"):
-        assert BatchPredictor.for_model(model, str(path)) is None
+        assert BatchPredictor.for_model(model, path) is None
     monkeypatch.setattr(langid, "_PREDICTORS", {})
-    codes, _ = langid.predict_languages(real_texts[:3], str(path))
-    assert codes == [label.removeprefix("__label__") for label in fasttext_top1(model, [" ".join(t.split()) for t in real_texts[:3]])[0]]
+    codes, _ = langid.predict_languages(real_texts[:3], path)
+    want = fasttext_top1(model, [" ".join(t.split()) for t in real_texts[:3]])[0]
+    assert codes == [label.removeprefix("__label__") for label in want]
 
 
-def test_a_file_that_does_not_end_with_the_output_matrix_is_refused(tmp_path):
-    path = tmp_path / "cut.ftz"
-    path.write_bytes(Path(langid.default_model_path()).read_bytes()[:-4])
-    assert dense_output_matrix(str(path), 176, 16) is None
-    assert dense_output_matrix(langid.default_model_path(), 176, 16).shape == (176, 16)
+def test_a_file_that_is_not_a_whole_fasttext_model_is_refused(tmp_path):
+    raw = Path(langid.default_model_path()).read_bytes()
+    (tmp_path / "cut.ftz").write_bytes(raw[:-4])
+    assert "does not end with a dense 176x16 output matrix" in read_model_file(str(tmp_path / "cut.ftz"), 176, 16)
+    (tmp_path / "other.ftz").write_bytes(b"\x00" * 8 + raw[8:])
+    assert "not a fastText model file of version 12" in read_model_file(str(tmp_path / "other.ftz"), 176, 16)
+    whole = read_model_file(langid.default_model_path(), 176, 16)
+    assert (whole.nwords, whole.bucket, whole.minn, whole.maxn, whole.prune_size) == (7235, 2_000_000, 2, 4, 42765)
+    assert whole.output.shape == (176, 16)
+
+
+def test_every_words_rows_are_fasttexts_subwords(real_texts):
+    """The n-gram hashing and the pruned bucket table, word by word, against ``get_subwords``."""
+    path = langid.default_model_path()
+    model = langid.load_model(path)
+    predictor = BatchPredictor.for_model(model, path)
+    words = sorted({w for t in real_texts for w in t.split()} | {"</s>", "é", "ß" * 40, "😀", "a\udcff"[:1]})
+    assert len(words) > 10_000
+    indices = predictor.word_indices(pa.array(words, pa.large_string()))
+    starts, ids = predictor.word_starts, predictor.word_ids
+    got = [ids[starts[i] : starts[i + 1]].tolist() for i in indices]
+    assert got == [[int(i) for i in model.get_subwords(w)[1]] for w in words]
 
 
 def test_switched_off_langid_uses_fasttexts_predict(monkeypatch, real_texts):
