@@ -8,8 +8,8 @@ FineWeb, MinHash dedup, PII, tokenization) with ``spark.master local[N]`` for ea
 ``--cores``, each in a fresh process (the JVM start is inside the measured time).
 
 Before the timed runs, the per-machine caches that any first run builds are made (Spark's JVM
-class archive, ``curate.speedups.class_archive``, ~45 s once; numba's MinHash and language-ID
-kernels, ~10 s once;
+class archive, ``curate.speedups.class_archive``, ~45 s once; numba's MinHash, language-ID and
+Gopher kernels, ~15 s once;
 bytecode of curate's own modules, which ``make`` also compiles), so that no timed run includes a
 once-per-machine cost; the printout says how long they took.
 
@@ -98,6 +98,8 @@ from curate.dedup import MinHasher
 MinHasher(num_perm=8).signatures(pa.array(["one two three four five six seven"]))
 from curate.langid import predict_languages
 predict_languages(["warm the language identification kernels"])
+from curate.filters.gopher import GopherRepetitionParams, GopherRepetitionStage
+GopherRepetitionStage(GopherRepetitionParams()).text_verdict("warm the gopher n-gram kernels " * 3)
 print(json.dumps({"archive": archive, "archive_s": archive_s, "numba_s": time.time() - started}))
 """
 

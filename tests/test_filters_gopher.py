@@ -135,6 +135,16 @@ def test_thresholds_are_parameters_and_none_turns_a_rule_off():
     assert stricter["abc7news.com-Napa.html.gz"][0] == "word_count"
 
 
+def test_a_null_ngram_threshold_turns_that_rule_off():
+    text = " ".join(["alpha beta"] * 40 + ["gamma delta epsilon zeta eta theta iota kappa lambda mu"] * 3)
+    on = outcomes(GopherRepetitionStage(GopherRepetitionParams()), texts_batch([text]))["0"]
+    assert on[0] == "top_2_gram"
+    params = GopherRepetitionParams(max_top_ngram_char_frac={2: None, 3: 0.18, 4: 0.16})
+    params.validate()
+    off = outcomes(GopherRepetitionStage(params), texts_batch([text]))["0"]
+    assert off[0] == "top_3_gram"
+
+
 def test_stop_words_are_case_sensitive_like_the_reference():
     text = " ".join(["The Cat And The Dog Have A Home With Walls"] * 10)
     found = outcomes(GopherQualityStage(GopherQualityParams()), texts_batch([text]))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate.filters.common import RuleStage, threshold_or_none
 from curate.filters.text import LINE_RUNS, PARAGRAPH_BREAK, cached_words, has_alpha, is_symbol_word, repeated_items
@@ -130,8 +132,22 @@ class GopherRepetitionParams:
                 threshold_or_none(frac, f"{table}.{n}", 0.0, 1.0)
 
 
+def word_ids_and_offsets(words: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Each word's id (ids in order of first use) and the cumulative word lengths (n + 1 values, from 0)."""
+    column = pa.array(words, pa.string())
+    ids = column.dictionary_encode().indices.to_numpy().astype(np.uint64)
+    cumulative = np.zeros(len(words) + 1, np.int64)
+    np.cumsum(pc.utf8_length(column).to_numpy(), out=cumulative[1:])
+    return ids, cumulative
+
+
+def active_sizes(limits: dict[int, float | None]) -> list[int]:
+    """The n-gram sizes whose rule is on (a null threshold turns a rule off), smallest first."""
+    return sorted(n for n, limit in limits.items() if limit is not None)
+
+
 # Odd 64-bit multiplier for the n-gram rolling hash; collisions need ~2^32 n-grams in one doc.
-_HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+NGRAM_HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
 
 class GopherRepetitionStage(RuleStage):
@@ -162,25 +178,44 @@ class GopherRepetitionStage(RuleStage):
             return "dup_line_frac", dup_count / len(lines)
         if p.max_dup_line_char_frac is not None and dup_chars / text_length > p.max_dup_line_char_frac:
             return "dup_line_char_frac", dup_chars / text_length
-        if not p.max_top_ngram_char_frac and not p.max_dup_ngram_char_frac:
+        if not active_sizes(p.max_top_ngram_char_frac) and not active_sizes(p.max_dup_ngram_char_frac):
             return None
         words = cached_words(text)
         if not words:
             return None
-        vocabulary: dict[str, int] = {}
-        ids = np.fromiter((vocabulary.setdefault(w, len(vocabulary)) for w in words), dtype=np.uint64, count=len(words))
-        lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
-        cumulative = np.concatenate(([0], np.cumsum(lengths)))
+        ids, cumulative = word_ids_and_offsets(words)
+        compiled = self.compiled_rules()
+        if compiled is not None:
+            return compiled.verdict(ids, cumulative, text_length)
+        return self.ngram_verdict(ids, cumulative, text_length)
+
+    def compiled_rules(self):
+        """The n-gram rules compiled (:mod:`curate.speedups.gopher_ngrams`), or None when that speed-up is off."""
+        if not hasattr(self, "_compiled_rules"):  # once per process: "_" attributes are not pickled
+            from curate import speedups
+
+            self._compiled_rules = None
+            if speedups.enabled("gopher_ngrams"):
+                from curate.speedups.gopher_ngrams import CompiledNgramRules
+
+                p = self.params
+                self._compiled_rules = CompiledNgramRules(p.max_top_ngram_char_frac, p.max_dup_ngram_char_frac)
+        return self._compiled_rules
+
+    def ngram_verdict(self, ids: np.ndarray, cumulative: np.ndarray, text_length: int) -> tuple[str, float] | None:
+        """The n-gram rules over a document's word ids (in order of first use) and cumulative word lengths."""
+        p = self.params
+        words = len(ids)
         hashes = {1: ids}
 
         def ngram_hashes(n: int) -> np.ndarray:
             for k in range(max(h for h in hashes if h <= n) + 1, n + 1):
                 previous = hashes[k - 1]
-                hashes[k] = previous[:-1] * _HASH_MULTIPLIER + ids[k - 1 :]
+                hashes[k] = previous[:-1] * NGRAM_HASH_MULTIPLIER + ids[k - 1 :]
             return hashes[n]
 
-        for n in sorted(p.max_top_ngram_char_frac):
-            if len(words) < n:
+        for n in active_sizes(p.max_top_ngram_char_frac):
+            if words < n:
                 continue
             keys = ngram_hashes(n)
             _, first, counts = np.unique(keys, return_index=True, return_counts=True)
@@ -192,8 +227,8 @@ class GopherRepetitionStage(RuleStage):
             if fraction > p.max_top_ngram_char_frac[n]:
                 return f"top_{n}_gram", fraction
 
-        for n in sorted(p.max_dup_ngram_char_frac):
-            if len(words) < n:
+        for n in active_sizes(p.max_dup_ngram_char_frac):
+            if words < n:
                 continue
             keys = ngram_hashes(n)
             unique, inverse = np.unique(keys, return_inverse=True)

@@ -34,6 +34,7 @@ ITEMS: dict[str, str] = {
     "pii": "CURATE_SPEEDUP_PII",
     "block_walk": "CURATE_SPEEDUP_BLOCK_WALK",
     "fasttext_lid": "CURATE_SPEEDUP_FASTTEXT_LID",
+    "gopher_ngrams": "CURATE_SPEEDUP_GOPHER_NGRAMS",
 }
 
 

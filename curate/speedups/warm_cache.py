@@ -5,8 +5,9 @@ A run never builds them itself (a fresh machine's first run would pay more than 
 * the JVM class archive (:mod:`curate.speedups.class_archive`, ~45 s once, ~3 s off each
   later Spark start);
 * numba's compiled MinHash kernels (:mod:`curate.speedups.minhash_kernels`, ~8 s once; a run
-  compiles them on first use otherwise), and the language-ID kernels
-  (:mod:`curate.speedups.fasttext_lid`, ~2 s once).
+  compiles them on first use otherwise), the language-ID kernels
+  (:mod:`curate.speedups.fasttext_lid`, ~4 s once) and the Gopher n-gram kernels
+  (:mod:`curate.speedups.gopher_ngrams`, ~2 s once).
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
 
         predict_languages(["warm the language identification kernels"])
         print(f"language-ID kernels: compiled or loaded from numba's cache ({time.time() - started:.1f} s)")
+    if speedups.enabled("gopher_ngrams"):
+        started = time.time()
+        from curate.filters.gopher import GopherRepetitionParams, GopherRepetitionStage
+
+        GopherRepetitionStage(GopherRepetitionParams()).text_verdict("warm the gopher n-gram kernels " * 3)
+        print(f"Gopher n-gram kernels: compiled or loaded from numba's cache ({time.time() - started:.1f} s)")
     return 0
 
 
