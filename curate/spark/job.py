@@ -58,7 +58,6 @@ from curate.spark.tasks import process_documents, process_files, tokenize_docume
 from curate.stage import Stage
 from curate.tokens import DocumentTokenizer
 
-TASK_SCHEMA = pa.schema([("file_index", pa.int64()), ("source_index", pa.int64()), ("path", pa.string())])
 OUTPUT_FOLDERS = ("documents", "rejected", "tokens")
 
 
@@ -238,9 +237,11 @@ class CurationJob:
         if not self._done(seg_path):
             spark = self.spark
             n = self.recipe.spark.partitions or len(tasks)
-            rdd = spark.sparkContext.parallelize([tuple(t.values()) for t in tasks], min(n, len(tasks)))
-            task_df = spark.createDataFrame(rdd, spark_schema(TASK_SCHEMA))
-            out = task_df.mapInArrow(process_files(self.recipe, segment.map_stages, stats_dir, later), spark_schema(DOCUMENT_SCHEMA))
+            # Task numbers from the JVM's range, not a Python RDD: each task then starts one Python
+            # worker (the mapInArrow one), not also an RDD worker to unpickle its row.
+            task_df = spark.range(0, len(tasks), 1, min(n, len(tasks)))
+            files = process_files(self.recipe, segment.map_stages, stats_dir, tasks, later)
+            out = task_df.mapInArrow(files, spark_schema(DOCUMENT_SCHEMA))
             out.write.mode("overwrite").parquet(seg_path)
         progress.reader_stats = manifest.collect_reader_stats(stats_dir)
         progress.funnel.extend(manifest.map_funnel(segment.map_stages, stats_dir))

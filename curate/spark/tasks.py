@@ -29,7 +29,8 @@ def reads_records(stage: Stage) -> bool:
     return stage.input_schema.names == RECORD_SCHEMA.names
 
 
-def process_files(recipe: Recipe, stages: list[Stage], stats_dir: str, later: list[Stage] | None = None):
+def process_files(recipe: Recipe, stages: list[Stage], stats_dir: str, tasks: list[dict], later: list[Stage] | None = None):
+    """Rows ``id`` (a task's index in ``tasks``: file_index, source_index, path) -> the documents of those files."""
     sources = recipe.sources
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -41,7 +42,8 @@ def process_files(recipe: Recipe, stages: list[Stage], stats_dir: str, later: li
 
     def run_files(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for task_batch in batches:
-            for task in task_batch.to_pylist():
+            for index in task_batch.column("id").to_pylist():
+                task = tasks[index]
                 source = sources[task["source_index"]]
                 reader_counters = Counters()
                 problems: list[str] = []
