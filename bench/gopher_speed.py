@@ -11,7 +11,6 @@ fraction agreed.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -19,15 +18,11 @@ from curate.filters.gopher import GopherRepetitionParams, GopherRepetitionStage,
 from curate.filters.text import split_words
 from curate.langid import predict_languages
 
-from langid_speed import page_texts  # noqa: E402  (bench/ is the script's folder)
+from langid_speed import bench_arguments, page_texts  # noqa: E402  (bench/ is the script's folder)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", default="bench/out/cc-1x")
-    parser.add_argument("--records", type=int, default=2500)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = bench_arguments(__doc__.splitlines()[0])
     texts = page_texts(args.input, args.records)
     codes, _ = predict_languages(texts)
     texts = [t for t, code in zip(texts, codes) if code == "en"]

@@ -47,12 +47,17 @@ def timed(function) -> tuple[float, list]:
     return time.process_time() - started, result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bench_arguments(description: str) -> argparse.Namespace:
+    """The options these per-stage speed benches share: input folder, records, timing rounds."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--input", default="bench/out/cc-1x")
     parser.add_argument("--records", type=int, default=2500)
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = bench_arguments(__doc__.splitlines()[0])
     texts = page_texts(args.input, args.records)
     lines = [" ".join(t.split()) for t in texts]
     path = default_model_path()
