@@ -99,6 +99,20 @@ def test_wrong_type_names_key_and_expectation(tmp_path):
     assert str(e).startswith("recipe.yaml: shards.num_shards: ")
 
 
+def test_an_ngram_size_left_out_turns_its_gopher_rule_off_and_null_is_refused(tmp_path):
+    stages = """
+    stages:
+      - stage: extract
+      - stage: gopher_repetition
+        max_top_ngram_char_frac: {{3: 0.18, 4: {limit}}}
+    """
+    recipe = load_recipe(str(write(tmp_path, base(stages=stages.format(limit="0.16")))))
+    assert recipe.stages[1].params.max_top_ngram_char_frac == {3: 0.18, 4: 0.16}
+    e = error_of(tmp_path, base(stages=stages.format(limit="null")))
+    assert e.path == "stages[1].max_top_ngram_char_frac.4"
+    assert "expected a number, got None" in str(e)
+
+
 def test_wrong_literal_lists_choices(tmp_path):
     e = error_of(
         tmp_path,
