@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -35,8 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer.evalsets import DEFAULT_EVAL_SETS, EvalSetError, EvalSetSpec, PreparedEvalSet, prepare_eval_set
-
-CONTROL_SUFFIX = "~control"
+from trainer.report import CONTROL_SUFFIX
 
 
 class AblationError(ValueError):
@@ -497,9 +495,3 @@ def _is_ablation_file(path: str) -> bool:
     except (OSError, yaml.YAMLError):
         return False
     return isinstance(data, dict) and "recipes" in data
-
-
-def tokens_needed(options: AblationOptions) -> int:
-    """Training tokens a run really uses: whole steps of micro_batch x seq_len."""
-    per_step = options.micro_batch * options.seq_len
-    return math.ceil(options.tokens / per_step) * per_step

@@ -14,6 +14,15 @@ import statistics
 
 from trainer.compare import Comparison, compare, verdict
 
+# An A/A control arm is named after the mix it repeats plus this suffix (trainer.ablate adds it).
+CONTROL_SUFFIX = "~control"
+
+
+def tokens_needed(options) -> int:
+    """Training tokens a run really uses: whole steps of micro_batch x seq_len (AblationOptions)."""
+    per_step = options.micro_batch * options.seq_len
+    return math.ceil(options.tokens / per_step) * per_step
+
 
 def collect_results(out_dir: str, arms: list, seeds: int):
     """One row per (mix, seed, evaluation): step, tokens, train loss, eval_<set> losses."""
@@ -107,8 +116,6 @@ def write_report(out_dir: str, results, arms: list, prepared: list, options, sum
 
     import pandas as pd
 
-    from trainer.ablate import CONTROL_SUFFIX, tokens_needed
-
     results.to_parquet(os.path.join(out_dir, "results.parquet"), index=False)
     tokens_trained = tokens_needed(options)
     baselines = unigram_baselines([a for a in arms if not a.name.endswith(CONTROL_SUFFIX)], prepared, options)
@@ -191,8 +198,6 @@ def _cell(mean: float, std: float) -> str:
 def render_markdown(
     arms, prepared, options, results, baselines, warnings, comparisons, verdicts, control_comparisons, control_verdict, timings, plots
 ) -> str:
-    from trainer.ablate import tokens_needed
-
     trained = tokens_needed(options)
     lines = ["# Ablation report", ""]
     for v in verdicts:
