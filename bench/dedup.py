@@ -571,7 +571,7 @@ def main() -> None:
     elif args.command == "incremental":
         from dedup_incremental import bench_incremental, default_data
 
-        bench_incremental(args.data or default_data(), args.bands, args.rows, args.num_perm)
+        bench_incremental(args.data or default_data(), args.bands, args.rows, args.num_perm, emit)
     elif args.command == "curate-child":
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

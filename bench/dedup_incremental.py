@@ -26,6 +26,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -140,9 +141,9 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def bench_incremental(data: Path, bands: int, rows: int, num_perm: int) -> None:
+def bench_incremental(data: Path, bands: int, rows: int, num_perm: int, emit: Callable[..., None]) -> None:
+    """The incremental bench; ``emit(**figures)`` prints a measurement (passed in by bench/dedup.py, which runs this)."""
     from curate.dedup import DedupParams, DedupStage, MinHashParams
-    from dedup import emit
 
     minhash = MinHashParams(num_perm=num_perm, bands=bands, rows=rows)
     started = time.perf_counter()

@@ -44,6 +44,7 @@ import pyarrow as pa
 import regex
 
 from curate.pii_context import explaining_rule, load_context_rules
+from curate.pii_phone import PHONE_MIN_NATIONAL_DIGITS
 from curate.speedups import pii as speedups
 from curate.speedups.pii import build_prechecks, phone_stretches
 from curate.schema import add_flag, add_scores, reject, replace_column
@@ -60,10 +61,6 @@ NER_ENTITIES = frozenset({"PERSON", "LOCATION"})
 # Numbers written with a country code ("+81 3-1234-5678", "0049 30 ...") are found for every
 # country whatever this list says. Each region costs one libphonenumber pass over a line.
 DEFAULT_PHONE_REGIONS = ["US", "GB", "DE", "FR", "IN", "CA", "AU", "BR", "ES", "IT", "NL", "JP", "MX"]
-
-# A valid number with fewer national digits than this is a short code or an extension; in
-# web text such 4-6 digit "numbers" are years, prices and IDs far more often than phones.
-PHONE_MIN_NATIONAL_DIGITS = 7
 
 SPANS_SCHEMA = pa.schema(
     [

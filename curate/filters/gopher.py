@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.filters.common import RuleStage, threshold_or_none
+from curate.filters.ngrams import NGRAM_HASH_MULTIPLIER, active_sizes
 from curate.filters.text import LINE_RUNS, PARAGRAPH_BREAK, cached_words, has_alpha, is_symbol_word, repeated_items
 
 GOPHER_STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
@@ -139,15 +140,6 @@ def word_ids_and_offsets(words: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray
     cumulative = np.zeros(len(words) + 1, np.int64)
     np.cumsum(pc.utf8_length(column).to_numpy(), out=cumulative[1:])
     return ids, cumulative
-
-
-def active_sizes(limits: dict[int, float | None]) -> list[int]:
-    """The n-gram sizes whose rule is on (a null threshold turns a rule off), smallest first."""
-    return sorted(n for n, limit in limits.items() if limit is not None)
-
-
-# Odd 64-bit multiplier for the n-gram rolling hash; collisions need ~2^32 n-grams in one doc.
-NGRAM_HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
 
 class GopherRepetitionStage(RuleStage):

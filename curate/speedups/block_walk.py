@@ -20,7 +20,7 @@ import lxml
 import numpy as np
 
 from curate import speedups
-from curate.blocks import (
+from curate.block_types import (
     BLOCK_TAGS,
     HASH_BUCKETS,
     HIDDEN_STYLE,

@@ -9,7 +9,7 @@ run loads into an archive (``-XX:ArchiveClassesAtExit``) and map it at the next 
 How it is kept safe:
 
 * The archive is built on request (``curate warm-cache``), once per (Java binary, pyspark
-  install), by a separate, short training run (:func:`build`), never by a run: building it
+  install), by a separate, short training run (``curate.spark.class_archive_run``), never by a run: building it
   costs a fresh machine ~45 s and ~190 MB, more than it ever saves that first run. A run
   uses it when it exists (:func:`existing`). The training run is a Spark session that runs
   the kinds of jobs curate runs (Arrow maps, Parquet, shuffles, windows, joins), stopped and waited for, so the JVM has finished writing
@@ -39,12 +39,15 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 from curate import speedups
 
 log = logging.getLogger(__name__)
+
+# The training run is a Spark program, so it lives with the session it starts
+# (curate/spark/class_archive_run.py): a speed-up never imports the module it speeds up.
+TRAINING_RUN = "curate.spark.class_archive_run"
 
 # -Xlog: the archive step logs one warning per class it cannot store (signed jars, old class
 # versions); at start-up a mismatched archive would warn too. Neither helps a user.
@@ -131,7 +134,7 @@ def ensure(timeout_s: float = 600) -> str | None:
         started = time.time()
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "curate.speedups.class_archive", path],
+                [sys.executable, "-m", TRAINING_RUN, path],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -153,70 +156,3 @@ def ensure(timeout_s: float = 600) -> str | None:
 def discard(path: str) -> None:
     with contextlib.suppress(OSError):
         os.remove(path)
-
-
-def build(path: str) -> None:
-    """The training run: Spark jobs like curate's, then the JVM's exit writes the archive.
-
-    Runs in its own interpreter (``python -m curate.speedups.class_archive PATH``) because only a
-    JVM started with ``-XX:ArchiveClassesAtExit`` records, and it writes at exit.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    from pyspark import SparkContext
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    from curate.spark.session import spark_session
-
-    partial = f"{path}.{os.getpid()}.partial"
-    work = tempfile.mkdtemp(prefix="curate-class-archive-")
-    try:
-        spark = spark_session(
-            "curate:class-archive",
-            master="local[2]",
-            progress=False,
-            conf={"spark.driver.extraJavaOptions": f"-XX:ArchiveClassesAtExit={partial} {QUIET}"},
-        )
-
-        def double_text(batches):
-            for batch in batches:
-                yield pa.RecordBatch.from_arrays(
-                    [batch.column("id"), batch.column("key"), pc.binary_join_element_wise(batch.column("text"), batch.column("text"), "")],
-                    names=["id", "key", "text"],
-                )
-
-        rows = spark.sparkContext.parallelize([(i, f"k{i % 7}", "x" * (i % 40)) for i in range(2000)], 2)
-        df = spark.createDataFrame(rows, "id long, key string, text string")
-        mapped = df.mapInArrow(double_text, df.schema)
-        mapped.write.mode("overwrite").parquet(os.path.join(work, "a"))
-        back = spark.read.schema(df.schema).parquet(os.path.join(work, "a"))
-        back.filter(F.col("text").isNotNull()).count()
-        ranked = back.withColumn("rank", F.row_number().over(Window.partitionBy("key").orderBy("id"))).withColumn(
-            "first", F.first("id").over(Window.partitionBy("key").orderBy("id"))
-        )
-        joined = back.join(ranked.select("id", "rank", "first"), "id", "left").unionByName(
-            back.withColumn("rank", F.lit(0)).withColumn("first", F.lit(0).cast("long"))
-        )
-        keyed = (
-            joined.withColumn("_shard", F.pmod(F.xxhash64("id"), F.lit(4))).repartition(4, "_shard").sortWithinPartitions("_shard", "id")
-        )
-        keyed.mapInArrow(lambda it: (b for b in it), keyed.schema).write.mode("overwrite").parquet(os.path.join(work, "b"))
-        back.groupBy("key").agg(F.count("*").alias("n"), F.countDistinct("text"), F.sum(F.length("text"))).collect()
-        back.select("id", F.posexplode(F.array("id", "id")).alias("band", "bucket")).distinct().localCheckpoint().count()
-
-        gateway = SparkContext._gateway
-        proc = gateway.proc
-        spark.stop()
-        gateway.shutdown()
-        proc.stdin.close()  # the gateway JVM exits at end of input, writing the archive on the way
-        if proc.wait(timeout=300) != 0 or not os.path.exists(partial):
-            raise RuntimeError(f"the JVM exited with {proc.returncode} and {'no' if not os.path.exists(partial) else 'an'} archive")
-        os.replace(partial, path)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        discard(partial)
-
-
-if __name__ == "__main__":
-    build(sys.argv[1])

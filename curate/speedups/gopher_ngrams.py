@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from curate.filters.gopher import NGRAM_HASH_MULTIPLIER, active_sizes
+from curate.filters.ngrams import NGRAM_HASH_MULTIPLIER, active_sizes
 
 compiled = numba.njit(cache=True, nogil=True)
 

@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 import regex
 
 from curate import speedups
+from curate.pii_phone import PHONE_MIN_NATIONAL_DIGITS
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +186,6 @@ def phone_gate() -> tuple[re.Pattern, re.Pattern]:
     if _gate_cache:
         return _gate_cache["gate"], _gate_cache["hard"]
     from phonenumbers.phonenumbermatcher import _PATTERN, _PUNCTUATION, PhoneNumberMatcher
-
-    from curate.pii import PHONE_MIN_NATIONAL_DIGITS
 
     # Every character a candidate can hold: a digit, one of the punctuation class's members,
     # or (case-insensitively, as the pattern is compiled) any character of the pattern's
