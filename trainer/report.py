@@ -67,7 +67,8 @@ def comparisons_for(results, first: str, others: list[str]) -> list[Comparison]:
     for column in columns:
         losses = final_losses(results, column)
         for other in others:
-            out.append(compare(column[5:], first, losses[first], other, losses[other]))
+            # every set of one pair is one family: its intervals hold jointly (trainer.compare)
+            out.append(compare(column[5:], first, losses[first], other, losses[other], sets=len(columns)))
     return out
 
 
