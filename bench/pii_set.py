@@ -42,6 +42,8 @@ from pathlib import Path
 
 import phonenumbers
 
+from curate.wikitext import PII_SENTENCES, detokenize_line
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "tests" / "data" / "pii"
 SENTENCES = DATA_DIR / "sentences.txt"
@@ -52,21 +54,6 @@ TRAFILATURA_PAGES = Path("/work/shared/data/html/trafilatura-eval/pages")
 
 # --- sentences ---------------------------------------------------------------------------
 
-_DETOKENIZE = [
-    (" @-@ ", "-"),
-    (" @,@ ", ","),
-    (" @.@ ", "."),
-    (" , ", ", "),
-    (" . ", ". "),
-    (" ; ", "; "),
-    (" : ", ": "),
-    (" 's", "'s"),
-    ("( ", "("),
-    (" )", ")"),
-    (" n't", "n't"),
-    (' " ', ' "'),
-]
-
 
 def wikitext_sentences(limit: int, seed: int) -> list[str]:
     sentences = []
@@ -75,8 +62,7 @@ def wikitext_sentences(limit: int, seed: int) -> list[str]:
             line = line.strip()
             if not line or line.startswith("=") or "<unk>" in line:
                 continue
-            for old, new in _DETOKENIZE:
-                line = line.replace(old, new)
+            line = detokenize_line(line, PII_SENTENCES)  # pinned: the committed sentences.txt
             for sentence in re.split(r"(?<=[.!?]) (?=[A-Z])", line):
                 sentence = sentence.strip()
                 if 60 <= len(sentence) <= 240 and sentence.endswith("."):

@@ -14,6 +14,7 @@ import os
 import sys
 
 from curate.recipe import Recipe, RecipeError, load_recipe
+from curate.storage import is_remote
 
 
 def run_recipe(
@@ -48,12 +49,16 @@ def summary_lines(manifest: dict) -> list[str]:
     problems = manifest.get("inputs", {}).get("problems", [])
     if problems:
         lines.append(f"  input problems    {len(problems):>10,}  (first: {problems[0]})")
-    lines.append(f"  output            {manifest['output']}")
-    for name in ("documents", "rejected", "tokens"):
-        lines.append(f"    {name + '/':<14}{os.path.join(manifest['output'], name)}")
-    lines.append(f"    manifest.json {os.path.join(manifest['output'], 'manifest.json')}")
-    if os.path.exists(os.path.join(manifest["output"], "report.html")):
-        lines.append(f"    report.html   {os.path.join(manifest['output'], 'report.html')}")
+    output = manifest["output"]
+    lines.append(f"  output            {output}")
+    for name in ("documents/", "rejected/", "tokens/", "manifest.json"):
+        lines.append(f"    {name:<14}{output.rstrip('/')}/{name}" if is_remote(output) else f"    {name:<14}{os.path.join(output, name)}")
+    if is_remote(output) or os.path.exists(os.path.join(output, "report.html")):
+        lines.append(
+            f"    report.html   {output.rstrip('/')}/report.html"
+            if is_remote(output)
+            else f"    report.html   {os.path.join(output, 'report.html')}"
+        )
     return lines
 
 
@@ -61,11 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="curate run", description="Run a curation recipe on Spark.")
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("--master", help="Spark master URL (default: the recipe's spark.master, local[*])")
-    parser.add_argument("--output", help="output folder (default: the recipe's output)")
+    parser.add_argument("--output", help="output folder or object-store URL, e.g. s3://bucket/runs/x (default: the recipe's output)")
+    parser.add_argument(
+        "--work-dir", help="folder for intermediate files (default: OUTPUT/_work; for an object-store output, ~/.cache/curate/work/...)"
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--overwrite", action="store_true", help="delete an existing run in the output folder first")
     group.add_argument("--resume", action="store_true", help="reuse completed work of the same recipe in the output folder")
-    parser.add_argument("--keep-work", action="store_true", help="keep intermediate stage outputs in OUTPUT/_work")
+    parser.add_argument("--keep-work", action="store_true", help="keep intermediate stage outputs (OUTPUT/_work or --work-dir)")
     parser.add_argument("--check", action="store_true", help="only validate the recipe (no Spark)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -74,11 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     except RecipeError as e:
         print(f"curate: invalid recipe: {e}", file=sys.stderr)
         return 2
+    if args.work_dir:
+        recipe.work_dir = os.path.abspath(args.work_dir)
     if args.check:
         print(f"curate: {args.recipe}: OK ({len(recipe.sources)} sources, {len(recipe.stages)} stages)")
         return 0
     from curate.dedup_index import DedupIndexError
-    from curate.spark.job import RunExistsError
+    from curate.run_output import RunExistsError
 
     try:
         manifest = run_recipe(

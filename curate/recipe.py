@@ -23,6 +23,10 @@ from typing import Any, Literal
 import yaml
 
 from curate.config import ConfigError, deep_merge, from_dict, show
+from curate.sources import READERS, InputAccess, SampleSpec, SourceSpec, source_files, source_reader
+from curate.storage import is_remote, protocol_of, redacted_options
+
+__all__ = ["Recipe", "RecipeError", "SampleSpec", "SourceSpec", "load_recipe", "parse_recipe"]
 
 STAGE_REGISTRY: dict[str, str] = {
     "extract": "curate.extract:ExtractStage",
@@ -50,22 +54,6 @@ def stage_class(kind: str) -> type:
 
 
 # --- the recipe's own sections -------------------------------------------------------------
-
-
-@dataclass
-class SourceSpec:
-    """One input. ``kind`` names a reader in ``curate.sources.READERS`` (warc, parquet, jsonl, run);
-    ``kind: run`` reads an already-curated run folder (its ``documents/``): its documents skip
-    the recipe's stages and only join the mixture, unless ``apply_stages``."""
-
-    name: str
-    kind: str
-    paths: list[str]
-    weight: float = 1.0
-    text_field: str = "text"
-    id_field: str = "id"
-    url_field: str = "url"
-    apply_stages: bool = False
 
 
 @dataclass
@@ -111,6 +99,31 @@ class SparkSpec:
 
 
 @dataclass
+class ReadingSpec:
+    """How input files are read from object stores (curate/ranged_reader.py); local files ignore it
+    except ``on_error``. None of it changes what a successful run writes."""
+
+    on_error: Literal["skip", "fail"] = "skip"  # a file that still fails after its retries
+    max_attempts: int = 12  # per request
+    retry_budget_s: float = 600.0  # seconds of back-off one file may spend
+    request_timeout_s: float = 60.0
+    block_size_mb: float = 8.0  # bytes per ranged request; at most two blocks in memory per file
+    max_concurrent_requests: int | None = None  # per machine, across its Python workers
+    prefetch: bool = True  # fetch the next block while the current one is parsed
+
+    def policy_options(self) -> dict:
+        """Keyword arguments of ``curate.ranged_reader.ReadPolicy``."""
+        return {
+            "block_size": int(self.block_size_mb * 2**20),
+            "max_attempts": self.max_attempts,
+            "retry_budget_s": self.retry_budget_s,
+            "request_timeout_s": self.request_timeout_s,
+            "max_concurrent_requests": self.max_concurrent_requests,
+            "prefetch": self.prefetch,
+        }
+
+
+@dataclass
 class Recipe:
     name: str
     output: str
@@ -122,6 +135,12 @@ class Recipe:
     mixture: MixtureSpec | None = None
     spark: SparkSpec = field(default_factory=SparkSpec)
     description: str = ""
+    # fsspec options per protocol ({s3: {endpoint_url: ...}}): never in the manifest unredacted, nor in the hash
+    storage_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reading: ReadingSpec = field(default_factory=ReadingSpec)
+    # intermediate files (stage segments, statistics, staged shards); default OUTPUT/_work for a
+    # local output, a local cache folder for an object-store output (docs/cluster.md)
+    work_dir: str | None = None
     file: str = ""  # where it was read from (not a YAML key)
 
     def build_stages(self, run_dir: str | None = None) -> list:
@@ -131,9 +150,10 @@ class Recipe:
         return [stage_class(s.kind)(s.params, ctx, name=s.name) for s in self.stages]
 
     def input_files(self, source: SourceSpec) -> list[str]:
-        from curate.sources import source_files
+        return source_files(source, self.storage_options)
 
-        return source_files(source)
+    def input_access(self) -> InputAccess:
+        return InputAccess(self.storage_options, self.reading.policy_options(), self.reading.on_error)
 
     def to_dict(self) -> dict:
         data = {
@@ -141,22 +161,36 @@ class Recipe:
             "description": self.description,
             "seed": self.seed,
             "output": self.output,
-            "sources": [dataclasses.asdict(s) for s in self.sources],
+            "sources": [_source_dict(s) for s in self.sources],
             "stages": [{"stage": s.kind, "name": s.name, **_plain(s.params)} for s in self.stages],
             "tokenizer": dataclasses.asdict(self.tokenizer),
             "shards": dataclasses.asdict(self.shards),
             "spark": dataclasses.asdict(self.spark),
+            "storage_options": redacted_options(self.storage_options),
+            "reading": dataclasses.asdict(self.reading),
+            "work_dir": self.work_dir,
         }
         if self.mixture is not None:
             data["mixture"] = dataclasses.asdict(self.mixture)
         return data
 
     def fingerprint(self) -> str:
-        """Hash of what determines the output (Spark settings excluded: they don't change it)."""
+        """Hash of what determines the output (Spark settings, where files are read from and how,
+        and the work folder excluded: they don't change it)."""
         data = self.to_dict()
-        data.pop("spark")
-        data.pop("description")
+        for key in ("spark", "description", "storage_options", "reading", "work_dir"):
+            data.pop(key)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _source_dict(source: SourceSpec) -> dict:
+    # Listing keys appear only when used, so the hash of a recipe without them is what it was
+    # before they existed (runs started then can still be resumed).
+    data = dataclasses.asdict(source)
+    for key in ("listing", "base_url", "limit", "sample"):
+        if not data[key]:
+            data.pop(key)
+    return data
 
 
 def _plain(value: Any) -> Any:
@@ -234,17 +268,19 @@ def _absolute_paths(obj: Any) -> Any:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if _is_path_key(f.name) and isinstance(value, str):
-            setattr(obj, f.name, os.path.abspath(value))
+            setattr(obj, f.name, _absolute(value))
         elif _is_path_key(f.name) and isinstance(value, list) and all(isinstance(v, str) for v in value):
-            setattr(obj, f.name, [os.path.abspath(v) for v in value])
+            setattr(obj, f.name, [_absolute(v) for v in value])
         elif dataclasses.is_dataclass(value) or isinstance(value, list):
             setattr(obj, f.name, _absolute_paths(value))
     return obj
 
 
-def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
-    from curate.sources import READERS, source_reader
+def _absolute(path: str) -> str:
+    return path if is_remote(path) else os.path.abspath(path)
 
+
+def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
     names = [s.name for s in recipe.sources]
     if not recipe.sources:
         raise RecipeError(file, "sources", "expected at least one source")
@@ -255,10 +291,9 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
             raise RecipeError(file, f"sources[{i}].name", f"source name {src.name!r} is used twice")
         if not src.weight > 0:
             raise RecipeError(file, f"sources[{i}].weight", f"expected a positive number, got {src.weight!r}")
-        if check_files and not recipe.input_files(src):
-            folder_glob = source_reader(src.kind).folder_glob
-            what = f"no folder with {folder_glob} matches" if folder_glob else "no file matches"
-            raise RecipeError(file, f"sources[{i}].paths", f"{what} {src.paths!r}")
+        _validate_where(src, f"sources[{i}]", file)
+        if check_files:
+            _check_source_files(recipe, src, f"sources[{i}]", file)
     if recipe.mixture is not None:
         for key, w in recipe.mixture.weights.items():
             if key not in names:
@@ -267,6 +302,13 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
                 raise RecipeError(file, f"mixture.weights.{key}", f"expected a positive number, got {w!r}")
         if recipe.mixture.total_tokens is not None and recipe.mixture.total_tokens <= 0:
             raise RecipeError(file, "mixture.total_tokens", "expected a positive integer")
+    if protocol_of(recipe.output) in ("http", "https"):
+        raise RecipeError(
+            file, "output", "an HTTP server cannot be written to; use a local folder or an object-store URL (s3://, gs://, ...)"
+        )
+    for protocol, options in recipe.storage_options.items():
+        if not isinstance(options, dict):
+            raise RecipeError(file, f"storage_options.{protocol}", "expected a mapping of fsspec options")
     if recipe.shards.num_shards < 1:
         raise RecipeError(file, "shards.num_shards", "expected a positive integer")
     _validate_rehydrate(recipe, file)
@@ -293,6 +335,30 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
                 stage.check()
             except (StageError, FileNotFoundError, ValueError) as e:
                 raise RecipeError(file, f"stages[{i}]", str(e)) from None
+
+
+def _validate_where(src: SourceSpec, where: str, file: str) -> None:
+    if not src.paths and not src.listing:
+        raise RecipeError(file, f"{where}.paths", "expected paths, a listing, or both")
+    if src.limit is not None and src.limit < 1:
+        raise RecipeError(file, f"{where}.limit", f"expected a positive integer, got {src.limit!r}")
+    if src.sample is not None and src.sample.n < 1:
+        raise RecipeError(file, f"{where}.sample.n", f"expected a positive integer, got {src.sample.n!r}")
+    if (src.limit is not None or src.sample is not None or src.base_url) and not src.listing:
+        raise RecipeError(file, where, "base_url, limit and sample apply to a listing; this source has none")
+
+
+def _check_source_files(recipe: Recipe, src: SourceSpec, where: str, file: str) -> None:
+    """The driver lists the files now, so a wrong path or an unreachable store fails before Spark starts."""
+    key = f"{where}.listing" if src.listing else f"{where}.paths"
+    try:
+        files = recipe.input_files(src)
+    except (OSError, ValueError) as e:
+        raise RecipeError(file, key, f"cannot list the files: {e}") from None
+    if not files:
+        folder_glob = source_reader(src.kind).folder_glob
+        what = f"no folder with {folder_glob} matches" if folder_glob else "no file matches"
+        raise RecipeError(file, key, f"{what} {src.paths or src.listing!r}")
 
 
 def _validate_rehydrate(recipe: Recipe, file: str) -> None:

@@ -3,29 +3,82 @@
 ``warc`` files yield ``RECORD_SCHEMA`` (the ``extract`` stage turns them into documents);
 ``parquet``, ``jsonl`` and ``run`` (an earlier run's ``documents/``) yield
 ``DOCUMENT_SCHEMA`` directly. Readers never load a whole file: Parquet is read by row
-group, JSONL line by line. A bad JSONL line is counted and reported by file and line
-number; the lines around it are kept.
+group, JSONL line by line, and a file in an object store through a ranged reader that
+fetches one block at a time (curate/ranged_reader.py). A bad JSONL line is counted and
+reported by file and line number; the lines around it are kept.
+
+Where a source's files are: ``paths`` (local paths, globs, or URLs of any fsspec protocol,
+with globs where the store can list) and/or a ``listing`` (a paths file such as Common
+Crawl's ``warc.paths.gz``, local or a URL, one path per line, each prefixed with
+``base_url``), of which ``sample`` takes a reproducible subset and ``limit`` the first N.
+The driver lists; each task opens only its own files.
 """
 
 from __future__ import annotations
 
-import glob
+import gzip
+import io
 import json
 import logging
 import os
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import xxhash
 
-from curate.recipe import SourceSpec
 from curate.schema import DOCUMENT_SCHEMA, document_id, documents_from_pylist
 from curate.stage import Counters
+from curate.storage import StorageOptions, StorageReadError, display_url, expand_pattern, file_name, filesystem, is_remote, local_path
 
 log = logging.getLogger(__name__)
 
 MAX_PROBLEMS = 100
+
+
+@dataclass
+class SampleSpec:
+    """``n`` paths of a listing, chosen by a seeded hash of each path: the same ``n`` and
+    ``seed`` take the same files whatever machine or Python runs it."""
+
+    n: int
+    seed: int = 0
+
+
+@dataclass
+class SourceSpec:
+    """One input. ``kind`` names a reader in ``READERS`` (warc, parquet, jsonl, run);
+    ``kind: run`` reads an already-curated run folder (its ``documents/``): its documents skip
+    the recipe's stages and only join the mixture, unless ``apply_stages``."""
+
+    name: str
+    kind: str
+    paths: list[str] = field(default_factory=list)
+    weight: float = 1.0
+    text_field: str = "text"
+    id_field: str = "id"
+    url_field: str = "url"
+    apply_stages: bool = False
+    listing: str | None = None
+    base_url: str = ""
+    limit: int | None = None
+    sample: SampleSpec | None = None
+
+
+@dataclass(frozen=True)
+class InputAccess:
+    """How files are opened: fsspec options per protocol, the ranged reader's retry policy
+    (keyword arguments of ``curate.ranged_reader.ReadPolicy``), and what a file that still
+    fails does: ``skip`` (reported, the run goes on) or ``fail`` (the run stops)."""
+
+    storage_options: StorageOptions = field(default_factory=dict)
+    policy_options: dict[str, Any] = field(default_factory=dict)
+    on_error: str = "skip"
+
+
+class InputFailedError(RuntimeError):
+    """A file could not be read and the recipe says ``on_error: fail``."""
 
 
 def note_problem(problems: list[str] | None, message: str) -> None:
@@ -34,11 +87,22 @@ def note_problem(problems: list[str] | None, message: str) -> None:
         problems.append(message)
 
 
+def open_input(path: str, access: InputAccess | None, counters: Counters) -> BinaryIO:
+    """A seekable binary stream of a local file, or of a stored object through the ranged reader."""
+    if not is_remote(path):
+        return open(local_path(path), "rb")
+    from curate.ranged_reader import ReadPolicy, open_ranged
+
+    access = access or InputAccess()
+    return open_ranged(path, filesystem(path, access.storage_options), ReadPolicy(**access.policy_options), counters)
+
+
 @dataclass(frozen=True)
 class SourceReader:
     """How one source ``kind`` is read; the job and the recipe loader ask this, never the kind's name.
 
-    ``read(source, path, counters, problems, batch_size)`` streams one file's batches.
+    ``read(source, path, counters, problems, batch_size, opener)`` streams one file's batches;
+    ``opener(path)`` gives its bytes.
     ``yields_records``: batches are ``RECORD_SCHEMA`` (raw pages for the ``extract`` stage), not documents.
     ``curated``: documents of an earlier run, which skip every stage and only join the mixture.
     ``folder_glob``: joined to each ``paths`` entry to find the files (a ``run`` source names folders).
@@ -50,10 +114,10 @@ class SourceReader:
     folder_glob: str | None = None
 
 
-def _read_warc(source: SourceSpec, path: str, counters: Counters, problems, batch_size: int) -> Iterator[pa.RecordBatch]:
+def _read_warc(source: SourceSpec, path: str, counters: Counters, problems, batch_size: int, opener) -> Iterator[pa.RecordBatch]:
     from curate.warc import read_warc
 
-    yield from read_warc(path, source.name, counters=counters, batch_size=batch_size, problems=problems)
+    yield from read_warc(path, source.name, counters, batch_size, problems, opener=opener, shown=display_url(path))
 
 
 def skips_stages(source: SourceSpec) -> bool:
@@ -69,15 +133,43 @@ def source_reader(kind: str) -> SourceReader:
         raise ValueError(f"unknown source kind {kind!r}; known: {', '.join(READERS)}") from None
 
 
-def source_files(source: SourceSpec) -> list[str]:
-    """The files a source reads, sorted, absolute. A ``run`` source reads its ``documents/``."""
+def source_files(source: SourceSpec, storage_options: StorageOptions | None = None) -> list[str]:
+    """The files a source reads, sorted: local paths absolute, URLs whole. A ``run`` source reads its ``documents/``."""
     folder_glob = source_reader(source.kind).folder_glob
     files: list[str] = []
     for pattern in source.paths:
         if folder_glob:
-            pattern = os.path.join(pattern, folder_glob)
-        files.extend(glob.glob(pattern, recursive=True))
-    return sorted(dict.fromkeys(os.path.abspath(f) for f in files if os.path.isfile(f)))
+            pattern = pattern.rstrip("/") + "/" + folder_glob if is_remote(pattern) else os.path.join(pattern, folder_glob)
+        files.extend(expand_pattern(pattern, storage_options))
+    if source.listing:
+        files.extend(listing_paths(source, storage_options))
+    return sorted(dict.fromkeys(files))
+
+
+def listing_paths(source: SourceSpec, storage_options: StorageOptions | None = None) -> list[str]:
+    """The paths a source's ``listing`` names: ``base_url`` + each line, sampled, then limited."""
+    raw = _read_whole(source.listing, storage_options)
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    lines = [line.strip() for line in raw.decode("utf-8").splitlines()]
+    paths = [source.base_url + line for line in lines if line and not line.startswith("#")]
+    if source.sample is not None and source.sample.n < len(paths):
+        seed = source.sample.seed % 2**64
+        ranked = sorted(range(len(paths)), key=lambda i: (xxhash.xxh64_intdigest(paths[i].encode(), seed=seed), i))
+        chosen = set(ranked[: source.sample.n])
+        paths = [p for i, p in enumerate(paths) if i in chosen]
+    if source.limit is not None:
+        paths = paths[: source.limit]
+    return [p if is_remote(p) else local_path(p) for p in paths]
+
+
+def _read_whole(path: str, storage_options: StorageOptions | None) -> bytes:
+    if not is_remote(path):
+        with open(local_path(path), "rb") as fh:
+            return fh.read()
+    from curate.ranged_reader import ReadPolicy, fetch_small
+
+    return fetch_small(path, filesystem(path, storage_options), ReadPolicy(), Counters())
 
 
 def read_source(
@@ -86,9 +178,24 @@ def read_source(
     counters: Counters | None = None,
     problems: list[str] | None = None,
     batch_size: int = 256,
+    access: InputAccess | None = None,
 ) -> Iterator[pa.RecordBatch]:
+    """One file's batches. A file the store keeps failing is counted (``storage.failed_files:<reason>``)
+    and reported; the run goes on unless ``access.on_error`` is ``fail``."""
     counters = counters if counters is not None else Counters()
-    yield from source_reader(source.kind).read(source, path, counters, problems, batch_size)
+    access = access or InputAccess()
+
+    def opener(p: str) -> BinaryIO:
+        return open_input(p, access, counters)
+
+    try:
+        yield from source_reader(source.kind).read(source, path, counters, problems, batch_size, opener)
+    except StorageReadError as e:
+        counters[f"storage.failed_files:{e.reason}"] += 1
+        message = f"{display_url(path)}: unreadable after {e.attempts} attempt(s) ({e.reason}): {e}"
+        if access.on_error == "fail":
+            raise InputFailedError(message + " (reading.on_error: fail)") from None
+        note_problem(problems, message + "; skipped (reading.on_error: skip)")
 
 
 def _row_to_document(source: SourceSpec, path: str, position: int, row: dict) -> dict:
@@ -96,7 +203,7 @@ def _row_to_document(source: SourceSpec, path: str, position: int, row: dict) ->
     if text is not None and not isinstance(text, str):
         raise TypeError(f"field {source.text_field!r} is {type(text).__name__}, expected a string")
     raw_id = row.get(source.id_field)
-    doc_id = str(raw_id) if raw_id is not None else document_id(source.name, os.path.basename(path), str(position))
+    doc_id = str(raw_id) if raw_id is not None else document_id(source.name, file_name(path), str(position))
     url = row.get(source.url_field)
     return {
         "id": doc_id,
@@ -108,17 +215,26 @@ def _row_to_document(source: SourceSpec, path: str, position: int, row: dict) ->
     }
 
 
-def _read_parquet(source: SourceSpec, path: str, counters: Counters, problems, batch_size: int) -> Iterator[pa.RecordBatch]:
+def _read_parquet(source: SourceSpec, path: str, counters: Counters, problems, batch_size: int, opener) -> Iterator[pa.RecordBatch]:
+    with opener(path) as fh:
+        yield from _parquet_batches(source, path, fh, counters, problems, batch_size)
+
+
+def _parquet_batches(
+    source: SourceSpec, path: str, fh: BinaryIO, counters: Counters, problems, batch_size: int
+) -> Iterator[pa.RecordBatch]:
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(fh)
+    except StorageReadError:
+        raise
     except Exception as e:  # not Parquet, truncated footer, ...
         counters["source.unreadable_files"] += 1
-        note_problem(problems, f"{path}: not a readable Parquet file ({e})")
+        note_problem(problems, f"{display_url(path)}: not a readable Parquet file ({e})")
         return
     names = parquet.schema_arrow.names
     if source.text_field not in names:
         counters["source.unreadable_files"] += 1
-        note_problem(problems, f"{path}: no column {source.text_field!r} (columns: {', '.join(names)})")
+        note_problem(problems, f"{display_url(path)}: no column {source.text_field!r} (columns: {', '.join(names)})")
         return
     if source_reader(source.kind).curated:
         # An earlier curate run: documents are already in our schema; keep them whole.
@@ -137,36 +253,43 @@ def _read_parquet(source: SourceSpec, path: str, counters: Counters, problems, b
                 rows.append(_row_to_document(source, path, position, row))
             except TypeError as e:
                 counters["source.bad_records"] += 1
-                note_problem(problems, f"{path}: row {position}: {e}")
+                note_problem(problems, f"{display_url(path)}: row {position}: {e}")
             position += 1
         counters["source.records"] += len(rows)
         if rows:
             yield documents_from_pylist(rows)
 
 
-def _read_jsonl(source: SourceSpec, path: str, counters: Counters, problems, batch_size: int) -> Iterator[pa.RecordBatch]:
-    opener = open
+def _text_stream(path: str, raw: BinaryIO) -> io.TextIOWrapper:
+    """A JSONL file's lines, decompressed by its name (``.gz``, ``.zst``)."""
     if path.endswith(".gz"):
-        import gzip
-
-        opener = gzip.open  # type: ignore[assignment]
+        raw = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
     elif path.endswith(".zst"):
-        import io
-
         import zstandard  # optional; only for .zst inputs
 
-        def opener(p, mode="rt", encoding="utf-8"):  # type: ignore[no-redef]
-            return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(open(p, "rb")), encoding=encoding)
+        raw = zstandard.ZstdDecompressor().stream_reader(raw)
+    return io.TextIOWrapper(raw, encoding="utf-8")
 
+
+def _read_jsonl(source: SourceSpec, path: str, counters: Counters, problems, batch_size: int, opener) -> Iterator[pa.RecordBatch]:
+    with opener(path) as raw:
+        yield from _jsonl_batches(source, path, _text_stream(path, raw), counters, problems, batch_size)
+
+
+def _jsonl_batches(
+    source: SourceSpec, path: str, fh: io.TextIOWrapper, counters: Counters, problems, batch_size: int
+) -> Iterator[pa.RecordBatch]:
     rows: list[dict] = []
-    with opener(path, "rt", encoding="utf-8") as fh:
+    with fh:
         line_no = 0
         while True:
             try:
                 line = fh.readline()
+            except StorageReadError:
+                raise
             except (UnicodeDecodeError, EOFError, OSError) as e:
                 counters["source.bad_records"] += 1
-                note_problem(problems, f"{path}: after line {line_no}: unreadable ({e}); rest of file skipped")
+                note_problem(problems, f"{display_url(path)}: after line {line_no}: unreadable ({e}); rest of file skipped")
                 break
             if not line:
                 break
@@ -180,7 +303,7 @@ def _read_jsonl(source: SourceSpec, path: str, counters: Counters, problems, bat
                 rows.append(_row_to_document(source, path, line_no, obj))
             except (ValueError, TypeError) as e:
                 counters["source.bad_records"] += 1
-                note_problem(problems, f"{path}: line {line_no}: {e}")
+                note_problem(problems, f"{display_url(path)}: line {line_no}: {e}")
                 continue
             if len(rows) >= batch_size:
                 counters["source.records"] += len(rows)
@@ -195,7 +318,7 @@ def is_document_batch(batch: pa.RecordBatch) -> bool:
     return "text" in batch.schema.names and batch.schema.names == DOCUMENT_SCHEMA.names
 
 
-# source kind -> its reader. A new kind: a reader here, and its name in SourceSpec.kind (curate/recipe.py).
+# source kind -> its reader. A new kind: a reader here, and its name in SourceSpec.kind (above).
 READERS: dict[str, SourceReader] = {
     "warc": SourceReader(_read_warc, yields_records=True),
     "parquet": SourceReader(_read_parquet),

@@ -50,7 +50,6 @@ import contextlib
 import gzip
 import io
 import logging
-import os
 import re
 import zlib
 from typing import BinaryIO, Callable, Iterator
@@ -58,6 +57,7 @@ from typing import BinaryIO, Callable, Iterator
 import pyarrow as pa
 
 from curate.schema import RECORD_SCHEMA, document_id
+from curate.storage import StorageReadError, file_name
 from curate.stage import Counters
 
 log = logging.getLogger(__name__)
@@ -228,25 +228,54 @@ def _find_record_start(fh: BinaryIO, start: int, gzip_members: bool, limit: int 
 # --- the reader -----------------------------------------------------------------------------
 
 
-class _Layer:
-    """The byte stream records are parsed from: the file itself or its decompressed content."""
+Opener = Callable[[str], BinaryIO]
 
-    def __init__(self, path: str, kind: str):
+
+def open_local(path: str) -> BinaryIO:
+    return open(path, "rb")
+
+
+class _Layer:
+    """The byte stream records are parsed from: the file itself or its decompressed content.
+
+    ``opener`` opens the stored bytes (a local file, or a ranged object-store reader: it must
+    seek); ``shown`` is the file's name in problem lines (a URL without its secrets).
+    """
+
+    def __init__(self, path: str, kind: str, opener: Opener = open_local, shown: str | None = None):
         self.path, self.kind = path, kind  # kind: "gzip_members", "plain", "gzip_stream"
+        self.opener, self.shown = opener, shown or path
+
+    def with_kind(self, kind: str) -> "_Layer":
+        return _Layer(self.path, kind, self.opener, self.shown)
 
     def open(self) -> BinaryIO:
         if self.kind == "gzip_stream":
-            return gzip.open(self.path, "rb")  # type: ignore[return-value]
-        return open(self.path, "rb")
+            return _Gunzipped(self.opener(self.path))  # type: ignore[return-value]
+        return self.opener(self.path)
 
     @property
     def offset_note(self) -> str:
         return " (offset in the decompressed stream)" if self.kind == "gzip_stream" else ""
 
 
-def _sniff_format(path: str) -> tuple[str | None, str, int]:
+class _Gunzipped(gzip.GzipFile):
+    """A gzip stream over an opened file that closes that file too (GzipFile leaves a given file open)."""
+
+    def __init__(self, raw: BinaryIO):
+        super().__init__(fileobj=raw, mode="rb")
+        self.source_file = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.source_file.close()
+
+
+def _sniff_format(path: str, opener: Opener = open_local) -> tuple[str | None, str, int]:
     """(layer kind or None if not a WARC, description, offset of the first record)."""
-    with open(path, "rb") as fh:
+    with opener(path) as fh:
         head = fh.read(4096)
         if not head:
             return None, "empty file", 0
@@ -283,11 +312,13 @@ class _IncompleteRecord(Exception):
     """A record whose block ends before its Content-Length: truncated or split across gzip members."""
 
 
-def _decompresses_as_one_stream(path: str) -> bool:
+def _decompresses_as_one_stream(layer: "_Layer") -> bool:
     try:
-        with gzip.open(path, "rb") as gz:
+        with layer.with_kind("gzip_stream").open() as gz:
             while gz.read(SCAN_CHUNK):
                 pass
+    except StorageReadError:
+        raise
     except (OSError, EOFError, zlib.error):
         return False
     return True
@@ -325,25 +356,30 @@ def read_warc(
     counters: Counters | None = None,
     batch_size: int = 256,
     problems: list[str] | None = None,
+    opener: Opener = open_local,
+    shown: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream the HTML responses of one WARC file as ``RECORD_SCHEMA`` batches.
 
+    ``opener`` opens ``path`` for reading (seekable); ``shown`` names it in problem lines.
     Never raises on file content (see the module docstring); an unreadable path (missing,
-    permission denied) still raises ``OSError``.
+    permission denied, an object store that keeps failing) still raises ``OSError``.
     """
     counters = counters if counters is not None else Counters()
-    warc_file = os.path.basename(path)
+    shown = shown or path
+    warc_file = file_name(path)
     counters["warc.files"] += 1
-    kind, description, first_record = _sniff_format(path)
+    kind, description, first_record = _sniff_format(path, opener)
     if kind is None:
         counters["warc.not_warc_files"] += 1
-        note_problem(problems, f"{path}: not a WARC file: {description}")
+        note_problem(problems, f"{shown}: not a WARC file: {description}")
         return
     if first_record:
         counters["warc.errors:garbage_at_start"] += 1
-        note_problem(problems, f"{path}: offset 0: {description}")
+        note_problem(problems, f"{shown}: offset 0: {description}")
     rows: list[dict] = []
-    for row in _iterate_responses(_Layer(path, kind), source, warc_file, counters, problems, start=first_record):
+    layer = _Layer(path, kind, opener, shown)
+    for row in _iterate_responses(layer, source, warc_file, counters, problems, start=first_record):
         rows.append(row)
         if len(rows) >= batch_size:
             yield pa.RecordBatch.from_pylist(rows, schema=RECORD_SCHEMA)
@@ -371,6 +407,8 @@ def _record_start_after(layer: _Layer, offset: int, counters: Counters | None = 
     scan = layer.open()
     try:
         return _find_record_start(scan, offset + 1, gzip_members=layer.kind == "gzip_members")
+    except StorageReadError:
+        raise
     except Exception as exc:  # a truncated gzip stream can fail while scanning too
         if counters is not None:
             counters[f"warc.errors:{_error_reason(exc)}"] += 1
@@ -413,11 +451,13 @@ def _iterate_responses(
                     if records_seen <= skip_records:
                         continue
                     row = _quietly(lambda: _record_to_row(record, record_start, source, warc_file, counters), notices)
+                except StorageReadError:
+                    raise  # the store failed, not the file: nothing after this point is known
                 except Exception as exc:  # anything warcio or zlib raises on bad bytes
                     reason = _error_reason(exc)
                     resume = _decompressed_resume(layer, reason, records_seen, iterator.offset, counters, problems)
                     if resume is not None:
-                        stream = _Layer(layer.path, "gzip_stream")
+                        stream = layer.with_kind("gzip_stream")
                         yield from _iterate_responses(stream, source, warc_file, counters, problems, skip_records=resume)
                         return
                     # iterator.offset: the end of the last record warcio finished, i.e. where the
@@ -425,7 +465,7 @@ def _iterate_responses(
                     failed_at = record_start if reason in ("incomplete_record", "no_content_length") else max(record_start, iterator.offset)
                     counters[f"warc.errors:{reason}"] += 1
                     note_problem(
-                        problems, f"{layer.path}: offset {failed_at}{layer.offset_note}: unreadable record ({reason}: {_first_line(exc)})"
+                        problems, f"{layer.shown}: offset {failed_at}{layer.offset_note}: unreadable record ({reason}: {_first_line(exc)})"
                     )
                     break
                 finally:
@@ -452,7 +492,7 @@ def _stopped_early(layer: _Layer, stopped: int, counters: Counters, problems: li
         return None
     counters["warc.errors:stopped_early"] += 1
     note_problem(
-        problems, f"{layer.path}: offset {stopped}{layer.offset_note}: unreadable record (reading stopped before the end of the file)"
+        problems, f"{layer.shown}: offset {stopped}{layer.offset_note}: unreadable record (reading stopped before the end of the file)"
     )
     return stopped
 
@@ -463,18 +503,18 @@ def _decompressed_resume(
     """How many records to skip when the file must be re-read as one decompressed stream, else None."""
     if layer.kind != "gzip_members":
         return None
-    if reason in ("incomplete_record", "invalid_record") and _decompresses_as_one_stream(layer.path):
+    if reason in ("incomplete_record", "invalid_record") and _decompresses_as_one_stream(layer):
         # Members cut in the wrong places (a record split over two members): the concatenated
         # stream is a valid WARC, so read that instead, from the record that was split.
         counters["warc.misaligned_gzip_files"] += 1
-        note_problem(problems, f"{layer.path}: gzip members do not align with records (offset {offset}); reading it decompressed")
+        note_problem(problems, f"{layer.shown}: gzip members do not align with records (offset {offset}); reading it decompressed")
         return records_seen - 1 if reason == "incomplete_record" else records_seen
     if reason == "non_chunked_gzip":
         # A valid WARC in one gzip stream: re-read it from the start through a streaming
         # decompressor. The record being parsed when warcio noticed was not emitted: skip only
         # the ones before it.
         counters["warc.single_gzip_stream_files"] += 1
-        note_problem(problems, f"{layer.path}: compressed as one gzip stream, not one member per record; reading it decompressed")
+        note_problem(problems, f"{layer.shown}: compressed as one gzip stream, not one member per record; reading it decompressed")
         return records_seen
     return None
 
@@ -487,7 +527,7 @@ def _count_notices(notices: list[str], layer: _Layer, counters: Counters, proble
             counters["warc.warnings:bad_content_length"] += 1
             note_problem(
                 problems,
-                f"{layer.path}: offset {found.group(1)}{layer.offset_note}: record not followed by a blank line (wrong Content-Length?)",
+                f"{layer.shown}: offset {found.group(1)}{layer.offset_note}: record not followed by a blank line (wrong Content-Length?)",
             )
 
 
@@ -542,6 +582,8 @@ def _response_row(record, offset: int, source: str, warc_file: str) -> tuple[dic
         return None, "warc.skipped:not_html"
     try:
         body = record.content_stream().read()
+    except StorageReadError:
+        raise
     except Exception:
         # A payload that claims gzip/br but is not: keep the bytes as they are.
         body = _drain(record.raw_stream)

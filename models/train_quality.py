@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from curate.classify import TrainingConfig, evaluate, train_fasttext, write_model_card  # noqa: E402
+from curate.wikitext import QUALITY_POSITIVES, detokenize_line  # noqa: E402
 
 DATA = HERE / "data" / "classifiers"
 OUTPUT = HERE / "quality.bin"
@@ -37,15 +38,6 @@ CONFIG = TrainingConfig(
 )
 MIN_WORDS = 40
 MAX_WORDS = 200
-
-
-def detokenize_wikitext(line: str) -> str:
-    """Undo WikiText's tokenization so positives look like ordinary text, not like a format."""
-    line = line.replace(" @-@ ", "-").replace(" @,@ ", ",").replace(" @.@ ", ".").replace("<unk>", "")
-    line = re.sub(r" ([.,;:!?)\]'])", r"\1", line)
-    line = re.sub(r"([(\[]) ", r"\1", line)
-    line = re.sub(r'" ([^"]*?) "', r'"\1"', line)
-    return re.sub(r"\s+", " ", line).strip()
 
 
 def wikitext_articles() -> list[list[str]]:
@@ -58,7 +50,9 @@ def wikitext_articles() -> list[list[str]]:
                 if re.fullmatch(r"= [^=].* =", stripped):
                     articles.append([])
                 elif stripped and not stripped.startswith("=") and articles:
-                    articles[-1].append(detokenize_wikitext(stripped))
+                    # undone so positives look like ordinary text, not like a format; with the
+                    # rules quality.bin was trained on (pinned, tests/test_wikitext.py)
+                    articles[-1].append(detokenize_line(stripped, QUALITY_POSITIVES))
     return [a for a in articles if a]
 
 

@@ -41,10 +41,10 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>"]
 TRAIN_FILES = ["wikitext2-valid.txt.gz", "trafilatura-eval-pages.txt.gz"]
 HELDOUT_FILES = ["wikitext2-test.txt.gz", "trafilatura-eval-heldout.txt.gz"]
 
-# WikiText's tokenization is undone by trainer.evalsets.detokenize_wikitext, the same code that
+# WikiText's tokenization is undone by curate.wikitext.detokenize_wikitext, the same code that
 # makes the ablations' "wiki" reference set.
 sys.path.insert(0, str(HERE.parent))
-from trainer.evalsets import detokenize_wikitext  # noqa: E402
+from curate.wikitext import detokenize_wikitext  # noqa: E402
 
 
 def _write_documents(path: Path, documents: list[str]) -> None:

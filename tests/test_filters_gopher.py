@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from curate.filters.gopher import GopherQualityParams, GopherQualityStage, GopherRepetitionParams, GopherRepetitionStage
 from curate.recipe import RecipeError, parse_recipe
+from curate.wikitext import detokenize_line
 from filters_pages import outcomes, pages_batch, texts_batch
 
 WIKITEXT = Path(__file__).resolve().parent / "data" / "text" / "wikitext-2-test.txt"
@@ -20,8 +20,7 @@ def wiki_paragraphs() -> list[str]:
     for line in WIKITEXT.read_text(encoding="utf-8").splitlines():
         line = line.strip()
         if line and not line.startswith("=") and len(line.split()) > 60:
-            line = line.replace(" @-@ ", "-").replace(" @,@ ", ",").replace(" @.@ ", ".").replace("<unk>", "X")
-            paragraphs.append(re.sub(r" ([.,;:)])", r"\1", line))
+            paragraphs.append(detokenize_line(line, unk="X"))
     return paragraphs
 
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 from curate.pipeline import run_recipe, summary_lines
 from curate.recipe import load_recipe
-from curate.spark.job import RunExistsError
+from curate.run_output import RunExistsError
 from curate.tokens import DocumentTokenizer
 
 DEMO = str(ROOT / "pipelines" / "recipes" / "demo.yaml")

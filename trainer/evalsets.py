@@ -32,6 +32,8 @@ from typing import Literal
 import numpy as np
 import xxhash
 
+from curate.wikitext import detokenize_wikitext
+
 EVALDATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "evaldata")
 
 EvalKind = Literal["auto", "wikitext", "text", "jsonl", "parquet", "warc", "run", "shards"]
@@ -81,39 +83,6 @@ DEFAULT_EVAL_SETS = [
 
 
 # --- reading ----------------------------------------------------------------------------------
-
-_WIKITEXT_RULES = [
-    (re.compile(r" @(.)@ "), r"\1"),  # 1 @,@ 000 -> 1,000 ; well @-@ known -> well-known
-    (re.compile(r" ?<unk> ?"), " "),
-    (re.compile(r" ([.,;:!?%)\]}])"), r"\1"),
-    (re.compile(r"([(\[{$]) "), r"\1"),
-    (re.compile(r" (n't|'s|'re|'ve|'ll|'d|'m)\b"), r"\1"),
-    (re.compile(r'" (.*?) "'), r'"\1"'),
-    (re.compile(r" {2,}"), " "),
-]
-_HEADING = re.compile(r"^ ?(=(?: =)*) (.*?) \1 ?$")
-
-
-def detokenize_wikitext(lines: list[str]) -> list[str]:
-    """WikiText-2 lines -> plain documents (one per top-level ``= Title =`` article)."""
-    documents: list[list[str]] = []
-    for line in lines:
-        line = line.rstrip("\n")
-        if not line.strip():
-            continue
-        heading = _HEADING.match(line)
-        if heading:
-            if heading.group(1) == "=":
-                documents.append([])
-            line = heading.group(2)
-        for pattern, replacement in _WIKITEXT_RULES:
-            line = pattern.sub(replacement, line)
-        line = line.strip()
-        if not documents:
-            documents.append([])
-        if line:
-            documents[-1].append(line)
-    return ["\n".join(doc) for doc in documents if doc]
 
 
 def wikitext_articles(path: str) -> list[str]:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,9 +45,9 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from curate.recipe import Recipe
 from curate.rehydrate import rehydration_of
+from curate.run_output import RunOutput
 from curate.schema import DOCUMENT_SCHEMA, TOKENS_SCHEMA
 from curate.shards import remove_temporaries, write_json_atomic
-from curate.sources import source_files
 from curate.spark import manifest
 from curate.spark.global_stages import run_global_stage
 from curate.spark.plan import Segment, first_segment_counts_every_document, later_stages, plan_segments
@@ -59,10 +58,6 @@ from curate.stage import Stage
 from curate.tokens import DocumentTokenizer
 
 OUTPUT_FOLDERS = ("documents", "rejected", "tokens")
-
-
-class RunExistsError(RuntimeError):
-    pass
 
 
 def spark_schema(schema: pa.Schema):
@@ -97,47 +92,24 @@ class CurationJob:
         keep_work: bool = False,
     ):
         self.recipe = recipe
-        self.output = os.path.abspath(output or recipe.output)
+        self.destination = RunOutput(output or recipe.output, recipe.storage_options, recipe.work_dir)
+        # Where this run's files are written: the output folder itself, or (for an object-store
+        # output) a local folder that is uploaded when the run is complete.
+        self.output = self.destination.staging
         self.master = master
         self.overwrite = overwrite
         self.resume = resume
         self.keep_work = keep_work
         self._spark = spark
-        self.work = os.path.join(self.output, "_work")
+        self.work = self.destination.work
         self.timings: dict[str, float] = {}
         # rejected:<reason> and rejected_chars:<reason> over rejected/, from the shard writers
         self.rejections: Counter = Counter()
 
     # -- set-up -------------------------------------------------------------------------
     def prepare_output(self) -> dict | None:
-        """Refuse to clobber a run; return the finished manifest when resuming a complete run."""
-        manifest_path = os.path.join(self.output, "manifest.json")
-        fingerprint = self.recipe.fingerprint()
-        if os.path.exists(self.output) and os.listdir(self.output):
-            if self.overwrite:
-                shutil.rmtree(self.output)
-            elif self.resume:
-                if os.path.exists(manifest_path):
-                    with open(manifest_path) as fh:
-                        manifest = json.load(fh)
-                    if manifest.get("recipe_hash") == fingerprint:
-                        return manifest
-                    raise RunExistsError(
-                        f"{self.output}: holds a finished run of a different recipe (hash {manifest.get('recipe_hash', '?')[:12]}); "
-                        "choose another output folder or pass --overwrite"
-                    )
-                marker = os.path.join(self.work, "recipe_hash")
-                if os.path.exists(marker) and open(marker).read().strip() != fingerprint:
-                    raise RunExistsError(f"{self.output}: holds an unfinished run of a different recipe; pass --overwrite to start again")
-            else:
-                what = "a finished run" if os.path.exists(manifest_path) else "an unfinished run"
-                raise RunExistsError(
-                    f"{self.output}: already holds {what}; pass --resume to reuse completed work or --overwrite to start again"
-                )
-        os.makedirs(self.work, exist_ok=True)
-        with open(os.path.join(self.work, "recipe_hash"), "w") as fh:
-            fh.write(fingerprint)
-        return None
+        """Refuse to clobber a run or to share one; return the finished manifest when resuming a complete run."""
+        return self.destination.prepare(self.recipe.fingerprint(), self.overwrite, self.resume, f"curate run {self.destination.shown}")
 
     @property
     def spark(self) -> SparkSession:
@@ -156,7 +128,7 @@ class CurationJob:
     def tasks(self) -> list[dict]:
         tasks = []
         for si, source in enumerate(self.recipe.sources):
-            for path in source_files(source):
+            for path in self.recipe.input_files(source):
                 tasks.append({"file_index": len(tasks), "source_index": si, "path": path})
         return tasks
 
@@ -166,12 +138,15 @@ class CurationJob:
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> dict:
         self._indexed: list[Stage] = []
+        self._holds_output = False
         try:
             return self._run()
         except BaseException:
             # A failed run publishes nothing to a cross-run dedup index (docs/dedup.md).
             for stage in self._indexed:
                 stage.close_index()
+            if self._holds_output:
+                self.destination.abandon()
             raise
 
     def _run(self) -> dict:
@@ -180,6 +155,7 @@ class CurationJob:
         if finished is not None:
             finished["resumed"] = "complete"
             return finished
+        self._holds_output = True
         recipe = self.recipe
         stages = recipe.build_stages(run_dir=self.output)
         # Cross-run dedup indexes are locked before any work, so a second run on one index
@@ -213,10 +189,10 @@ class CurationJob:
             from curate.spark.rehydrate import rehydration_totals
 
             result["rehydrate"] = rehydration_totals(self.spark, os.path.join(self.output, "tokens"), rehydration)
-        if not self.keep_work:
-            self._clear_work()
-        write_json_atomic(result, os.path.join(self.output, "manifest.json"))
-        self._write_report(result)
+        result["output"] = self.destination.shown
+        self.destination.publish(result, self._write_report)
+        self.destination.finish(self.keep_work)
+        self._holds_output = False
         # Last: the run's survivors join the index only once its outputs are complete.
         for stage in self._indexed:
             stage.commit_index()
@@ -372,12 +348,10 @@ class CurationJob:
         context = self.spark.sparkContext
         return {"master": context.master, "version": self.spark.version, "default_parallelism": context.defaultParallelism}
 
-    def _write_report(self, result: dict) -> None:
+    @staticmethod
+    def _write_report(folder: str, result: dict) -> str:
         try:
             from curate.report import write_report
         except ImportError:
-            return
-        write_report(self.output, result)
-
-    def _clear_work(self) -> None:
-        shutil.rmtree(self.work, ignore_errors=True)
+            return ""
+        return write_report(folder, result)

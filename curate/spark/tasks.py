@@ -20,6 +20,7 @@ from curate.shards import write_json_atomic
 from curate.sources import read_source, skips_stages
 from curate.spark.worker_warm_up import files_task_ended, files_task_started
 from curate.stage import Counters, Stage, run_map_stages
+from curate.storage import display_url
 from curate.tokens import DocumentTokenizer
 
 
@@ -32,6 +33,7 @@ def reads_records(stage: Stage) -> bool:
 def process_files(recipe: Recipe, stages: list[Stage], stats_dir: str, tasks: list[dict], later: list[Stage] | None = None):
     """Rows ``id`` (a task's index in ``tasks``: file_index, source_index, path) -> the documents of those files."""
     sources = recipe.sources
+    access = recipe.input_access()
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         files_task_started()
@@ -53,7 +55,7 @@ def process_files(recipe: Recipe, stages: list[Stage], stats_dir: str, tasks: li
                 # the recipe asks for its stages on it.
                 active = [] if skips_stages(source) else stages
                 started = time.perf_counter()
-                for batch in read_source(source, task["path"], reader_counters, problems):
+                for batch in read_source(source, task["path"], reader_counters, problems, access=access):
                     use = active if batch.schema.names == RECORD_SCHEMA.names else [s for s in active if not reads_records(s)]
                     if batch.schema.names == RECORD_SCHEMA.names and not use:
                         continue
@@ -63,7 +65,7 @@ def process_files(recipe: Recipe, stages: list[Stage], stats_dir: str, tasks: li
                     if rejected.num_rows:
                         yield rejected
                 stats = {
-                    "file": task["path"],
+                    "file": display_url(task["path"]),
                     "source": source.name,
                     "seconds": time.perf_counter() - started,
                     "reader": dict(reader_counters),
