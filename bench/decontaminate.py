@@ -44,28 +44,11 @@ BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 OUT = ROOT / "bench" / "out" / "decontaminate"
 NGRAM = 13
 
-_DETOKENIZE = [
-    (" @-@ ", "-"),
-    (" @,@ ", ","),
-    (" @.@ ", "."),
-    (" , ", ", "),
-    (" . ", ". "),
-    (" ; ", "; "),
-    (" : ", ": "),
-    (" 's", "'s"),
-    (" ( ", " ("),
-    (" ) ", ") "),
-]
+from curate.wikitext import PLANTED_PASSAGES, detokenize_line  # noqa: E402
 
 
 def emit(**figures) -> None:
     print(json.dumps(figures), flush=True)
-
-
-def detokenize(text: str) -> str:
-    for old, new in _DETOKENIZE:
-        text = text.replace(old, new)
-    return text.strip()
 
 
 def test_paragraphs(path: Path) -> list[str]:
@@ -122,7 +105,7 @@ def plant(pages: list[dict], paragraphs: list[str], n: int, seed: int = 0) -> tu
                 passage = _partial(run, rng.randint(15, 30), rng)
             words = text.split(" ")
             at = rng.randrange(len(words) + 1)
-            text = " ".join(words[:at] + [detokenize(" ".join(passage))] + words[at:])
+            text = " ".join(words[:at] + [detokenize_line(" ".join(passage), PLANTED_PASSAGES)] + words[at:])
             planted.add(page["id"])
         out.append({**page, "text": text})
     return out, planted
