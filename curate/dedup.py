@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from curate.dedup_engine import SURVIVOR_ORDER, URL_KEEP, UnionFind, groups_to_rejections, shared_buckets, survivor_rank
+from curate.dedup_engine import SURVIVOR_ORDER, URL_KEEP, components, groups_to_rejections, minhash_links, survivor_rank
 from curate.dedup_index import (
     BUCKET_SCHEMA,
     EXACT_SCHEMA,
@@ -593,11 +593,6 @@ def band_buckets(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return keys.view(np.int64)
 
 
-def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Fraction of permutations on which two signatures (or rows of two arrays) agree."""
-    return np.mean(np.asarray(a) == np.asarray(b), axis=-1)
-
-
 # --- choosing the survivor -------------------------------------------------------------------
 
 
@@ -662,7 +657,8 @@ class DedupStage(GlobalStage):
     def open_index(self, holder: str) -> None:
         """Lock the cross-run index (``index``) for this run; a no-op without one."""
         if self.params.index and self.index_session is None:
-            self.index_session = IndexSession(self.params.index, index_settings(self.params), holder).open()
+            settings = index_settings(self.params)
+            self.index_session = IndexSession(self.params.index, settings, holder, self.context.storage_options).open()
 
     def commit_index(self) -> int | None:
         """Publish the survivors staged by this run (call once the run's outputs are written)."""
@@ -817,22 +813,13 @@ class DedupStage(GlobalStage):
         else:
             signatures = MinHasher.from_params(mh).signatures(words.take(pa.array(rows_live)))
         buckets = band_buckets(signatures, bands, rows)
-        union = UnionFind(len(rows_live))
         self.counters["minhash_docs"] += len(rows_live)
-        for band in range(bands):
-            # Each bucket links its members to its smallest-id member (rows are id-sorted, so
-            # the first occurrence), exactly as the Spark implementation does.
-            for members in shared_buckets(buckets[:, band]):
-                root = int(members.min())
-                for m in members.tolist():
-                    if m == root:
-                        continue
-                    self.counters["minhash_candidate_edges"] += 1
-                    if mh.verify and estimated_jaccard(signatures[m], signatures[root]) < mh.threshold:
-                        self.counters["minhash_edges_failed_verify"] += 1
-                        continue
-                    union.union(m, root)
-        component = [union.find(i) for i in range(len(rows_live))]
+        # Local rows 0..k-1 are in id order: the same links the Spark plans build.
+        signatures_of = signatures.__getitem__ if mh.verify else None
+        links, verified = minhash_links(buckets, np.arange(len(rows_live)), signatures_of, mh.num_perm, mh.threshold)
+        self.counters.update(verified)
+        root = components(len(rows_live), links)
+        component = [root.get(i, i) for i in range(len(rows_live))]
         keys = [None] * batch.num_rows
         for local, row in enumerate(rows_live.tolist()):
             keys[row] = component[local]

@@ -15,7 +15,7 @@ partitioning or the order in which files are read.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -118,6 +118,34 @@ def shared_buckets(column: np.ndarray) -> Iterator[np.ndarray]:
     for start, end in zip(starts.tolist(), ends.tolist()):
         if end - start >= 2:
             yield order[start:end]
+
+
+def minhash_links(
+    buckets: np.ndarray, rows: np.ndarray, signatures_of: Callable[[np.ndarray], np.ndarray] | None, num_perm: int, threshold: float
+) -> tuple[list[tuple[int, int]], dict[str, int]]:
+    """The MinHash links among ``rows`` (ascending, so in id order) and their counters.
+
+    ``buckets[i, band]`` is row ``rows[i]``'s LSH bucket in that band. Every bucket two or more
+    rows share links each member to its smallest row (a star: enough for connectivity), the
+    same links the distributed Spark plan builds. With ``signatures_of`` (``verify``: rows ->
+    their signatures, one row each), a link is kept only when its two signatures agree on at
+    least ``threshold`` of their ``num_perm`` values. Returns the sorted distinct links
+    (member, root) and, when links were verified, ``minhash_candidate_edges`` and
+    ``minhash_edges_failed_verify``.
+    """
+    links: set[tuple[int, int]] = set()
+    for band in range(buckets.shape[1]):
+        for shared in shared_buckets(buckets[:, band]):
+            members = rows[shared]
+            root = int(members.min())
+            links.update((int(m), root) for m in members.tolist() if m != root)
+    pairs = sorted(links)
+    if signatures_of is None or not pairs:
+        return pairs, {}
+    agree = (signatures_of(np.array([a for a, _ in pairs])) == signatures_of(np.array([b for _, b in pairs]))).sum(axis=1)
+    passed = (agree / float(num_perm) >= threshold).tolist()
+    counters = {"minhash_candidate_edges": len(pairs), "minhash_edges_failed_verify": passed.count(False)}
+    return [pair for pair, ok in zip(pairs, passed) if ok], counters
 
 
 def best_of_groups(group_of: list, rank: np.ndarray, live: np.ndarray) -> tuple[dict, dict]:

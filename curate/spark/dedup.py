@@ -50,8 +50,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from curate.dedup import DedupStage, MinHasher, band_buckets, document_words, exact_keys, has_shingles, normalize_url
-from curate.dedup_engine import SURVIVOR_ORDER, URL_KEEP, components, groups_to_rejections, shared_buckets, survivor_rank
+from curate.dedup import DedupStage, MinHasher, MinHashParams, band_buckets, document_words, exact_keys, has_shingles, normalize_url
+from curate.dedup_engine import SURVIVOR_ORDER, URL_KEEP, components, groups_to_rejections, minhash_links, survivor_rank
 from curate.schema import DOCUMENT_COLUMNS, scores_of
 
 KEYS_SCHEMA = pa.schema(
@@ -299,6 +299,86 @@ def _keys_rank(keys: pa.Table, keep: str) -> np.ndarray:
     return survivor_rank(keys.column("id").to_pylist(), keep, columns)
 
 
+class _OneTaskDecisions:
+    """What the one task decides per row (rows in id order), and its counters."""
+
+    def __init__(self, ids: list[str], stage_name: str):
+        self.ids, self.stage_name = ids, stage_name
+        n = len(ids)
+        self.live = np.ones(n, dtype=bool)
+        self.rejected_by: list = [None] * n
+        self.value: list = [None] * n
+        self.duplicate_of: list = [None] * n
+        self.counters: dict[str, float] = {}
+        # MinHash clusters of two or more, by row: the cluster's smallest row, its size, its survivor
+        self.cluster_of: dict[int, int] = {}
+        self.size_of: dict[int, int] = {}
+        self.kept_of: dict[int, int] = {}
+
+    def reject(self, row: int, rule: str, size: int, kept_row: int) -> None:
+        self.rejected_by[row], self.value[row], self.duplicate_of[row] = f"{self.stage_name}.{rule}", float(size), self.ids[kept_row]
+
+    def group_rule(self, group: list, rank: np.ndarray, rule: str) -> None:
+        """Exact or URL groups among the live rows: all but the survivor of each are rejected."""
+        rejected, kept_row, sizes = groups_to_rejections(group, rank, self.live)
+        rows = np.flatnonzero(rejected).tolist()
+        for row in rows:
+            self.reject(row, rule, sizes[row], kept_row[row])
+        self.live[rows] = False
+        if rows:
+            self.counters[f"{rule}_duplicates"] = len(rows)
+            self.counters[f"{rule}_groups"] = len({kept_row[row] for row in rows})
+
+    def outcomes(self) -> pa.Table:
+        """OUTCOMES_SCHEMA rows of every rejected or clustered row (no counters row)."""
+        cluster_of = self.cluster_of
+        out_rows = sorted(set(cluster_of) | {row for row in range(len(self.ids)) if self.rejected_by[row] is not None})
+        return pa.table(
+            {
+                "id": pa.array([self.ids[r] for r in out_rows], pa.string()),
+                "rejected_by": pa.array([self.rejected_by[r] for r in out_rows], pa.string()),
+                "rejected_value": pa.array([self.value[r] for r in out_rows], pa.float64()),
+                "duplicate_of": pa.array([self.duplicate_of[r] for r in out_rows], pa.string()),
+                "cluster_id": pa.array([self.ids[cluster_of[r]] if r in cluster_of else None for r in out_rows], pa.string()),
+                "cluster_size": pa.array([self.size_of.get(r) for r in out_rows], pa.int64()),
+                "kept": pa.array([self.kept_of[r] == r if r in cluster_of else None for r in out_rows], pa.bool_()),
+                "task_counters": pa.nulls(len(out_rows), pa.string()),
+            },
+            schema=OUTCOMES_SCHEMA,
+        )
+
+
+def _minhash_clusters(keys: pa.Table, mh: MinHashParams, rank: np.ndarray, decisions: _OneTaskDecisions) -> None:
+    """MinHash clusters among the live rows with buckets; all but each cluster's survivor rejected."""
+    n = len(decisions.ids)
+    counters = decisions.counters
+    bands, rows = mh.band_layout()
+    counters["minhash_bands"], counters["minhash_rows"] = bands, rows
+    hashed = np.flatnonzero(decisions.live & pc.is_valid(keys.column("buckets")).to_numpy(zero_copy_only=False))
+    links: list[tuple[int, int]] = []
+    if len(hashed):
+        buckets = pc.list_flatten(keys.column("buckets").take(pa.array(hashed))).to_numpy().reshape(len(hashed), bands)
+        signature = keys.column("signature")
+
+        def signatures_of(rows: np.ndarray) -> np.ndarray:
+            return pc.list_flatten(signature.take(pa.array(rows))).to_numpy().reshape(len(rows), -1)
+
+        links, verify_counters = minhash_links(buckets, hashed, signatures_of if mh.verify else None, mh.num_perm, mh.threshold)
+        counters.update(verify_counters)
+    counters["minhash_links"] = len(links)
+    counters["minhash_cc_rounds"] = 0
+    cluster_of = components(n, links)  # root = smallest row = smallest id
+    rejected, kept_row, sizes = groups_to_rejections([cluster_of.get(row) for row in range(n)], rank, np.ones(n, dtype=bool))
+    for node in cluster_of:
+        decisions.size_of[node], decisions.kept_of[node] = sizes[node], kept_row[node]
+        if rejected[node]:
+            decisions.reject(node, "minhash", sizes[node], kept_row[node])
+    decisions.cluster_of = cluster_of
+    if cluster_of:
+        counters["minhash_duplicates"] = int(rejected.sum())
+        counters["minhash_clusters"] = len(cluster_of) - int(rejected.sum())
+
+
 def decide_in_one_task(keys: pa.Table, stage: DedupStage) -> tuple[pa.Table, dict]:
     """The distributed plan's decisions, clusters and counters, from all keys at once.
 
@@ -308,85 +388,18 @@ def decide_in_one_task(keys: pa.Table, stage: DedupStage) -> tuple[pa.Table, dic
     params = stage.params
     keys = keys.sort_by("id")
     ids = keys.column("id").to_pylist()
-    n = len(ids)
     for a, b in zip(ids, ids[1:]):
         if a == b:
             raise ValueError(f"{stage.name}: document id {a!r} occurs more than once")
-    live = np.ones(n, dtype=bool)
-    rejected_by: list = [None] * n
-    value: list = [None] * n
-    duplicate_of: list = [None] * n
-    counters: dict[str, float] = {}
-
-    def group_rule(group: list, rank: np.ndarray, rule: str) -> None:
-        rejected, kept_row, sizes = groups_to_rejections(group, rank, live)
-        rows = np.flatnonzero(rejected).tolist()
-        for row in rows:
-            rejected_by[row], value[row], duplicate_of[row] = f"{stage.name}.{rule}", float(sizes[row]), ids[kept_row[row]]
-        live[rows] = False
-        if rows:
-            counters[f"{rule}_duplicates"] = len(rows)
-            counters[f"{rule}_groups"] = len({kept_row[row] for row in rows})
-
+    decisions = _OneTaskDecisions(ids, stage.name)
     rank = _keys_rank(keys, params.keep)
     if params.exact:
-        group_rule(keys.column("exact_key").to_pylist(), rank, "exact")
+        decisions.group_rule(keys.column("exact_key").to_pylist(), rank, "exact")
     if params.url:
-        group_rule(keys.column("url_key").to_pylist(), _keys_rank(keys, URL_KEEP), "url")
-    cluster_of: dict[int, int] = {}
-    size_of: dict[int, int] = {}
-    kept_of: dict[int, int] = {}
-    mh = params.minhash
-    if mh is not None:
-        bands, rows = mh.band_layout()
-        counters["minhash_bands"], counters["minhash_rows"] = bands, rows
-        hashed = np.flatnonzero(live & pc.is_valid(keys.column("buckets")).to_numpy(zero_copy_only=False))
-        edges: set[tuple[int, int]] = set()
-        if len(hashed):
-            buckets = pc.list_flatten(keys.column("buckets").take(pa.array(hashed))).to_numpy().reshape(len(hashed), bands)
-            for band in range(bands):
-                for shared in shared_buckets(buckets[:, band]):
-                    members = hashed[shared]
-                    root = int(members.min())  # rows are in id order: the smallest id
-                    edges.update((int(m), root) for m in members.tolist() if m != root)
-        if mh.verify and edges:
-            signature = keys.column("signature")
-            pairs = sorted(edges)
-            src = np.array([a for a, _ in pairs])
-            dst = np.array([b for _, b in pairs])
-            s1 = pc.list_flatten(signature.take(pa.array(src))).to_numpy().reshape(len(pairs), -1)
-            s2 = pc.list_flatten(signature.take(pa.array(dst))).to_numpy().reshape(len(pairs), -1)
-            agree = (s1 == s2).sum(axis=1) / float(mh.num_perm)
-            passed = agree >= mh.threshold
-            counters["minhash_candidate_edges"] = len(pairs)
-            counters["minhash_edges_failed_verify"] = int((~passed).sum())
-            edges = {pair for pair, ok in zip(pairs, passed.tolist()) if ok}
-        counters["minhash_links"] = len(edges)
-        counters["minhash_cc_rounds"] = 0
-        cluster_of = components(n, edges)  # root = smallest row = smallest id
-        rejected, kept_row, sizes = groups_to_rejections([cluster_of.get(row) for row in range(n)], rank, np.ones(n, dtype=bool))
-        for node in cluster_of:
-            size_of[node], kept_of[node] = sizes[node], kept_row[node]
-            if rejected[node]:
-                rejected_by[node], value[node], duplicate_of[node] = f"{stage.name}.minhash", float(sizes[node]), ids[kept_row[node]]
-        if cluster_of:
-            counters["minhash_duplicates"] = int(rejected.sum())
-            counters["minhash_clusters"] = len(cluster_of) - int(rejected.sum())
-    out_rows = sorted(set(cluster_of) | {row for row in range(n) if rejected_by[row] is not None})
-    outcomes = pa.table(
-        {
-            "id": pa.array([ids[r] for r in out_rows], pa.string()),
-            "rejected_by": pa.array([rejected_by[r] for r in out_rows], pa.string()),
-            "rejected_value": pa.array([value[r] for r in out_rows], pa.float64()),
-            "duplicate_of": pa.array([duplicate_of[r] for r in out_rows], pa.string()),
-            "cluster_id": pa.array([ids[cluster_of[r]] if r in cluster_of else None for r in out_rows], pa.string()),
-            "cluster_size": pa.array([size_of.get(r) for r in out_rows], pa.int64()),
-            "kept": pa.array([kept_of[r] == r if r in cluster_of else None for r in out_rows], pa.bool_()),
-            "task_counters": pa.nulls(len(out_rows), pa.string()),
-        },
-        schema=OUTCOMES_SCHEMA,
-    )
-    return outcomes, counters
+        decisions.group_rule(keys.column("url_key").to_pylist(), _keys_rank(keys, URL_KEEP), "url")
+    if params.minhash is not None:
+        _minhash_clusters(keys, params.minhash, rank, decisions)
+    return decisions.outcomes(), decisions.counters
 
 
 def _one_task_outcomes(stage: DedupStage):
