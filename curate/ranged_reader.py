@@ -30,10 +30,10 @@ there is not detected.
 Counters: ``storage.requests`` (every request sent, HEADs included), ``storage.bytes`` (body bytes
 received, partial ones included), ``storage.retries:<reason>`` (``throttled``, ``forbidden``,
 ``server_error``, ``connection``, ``incomplete``, ``timeout``), ``storage.resumes`` (retries
-that continue a file after its first byte instead of starting it over),
-``storage.backoff_seconds`` (total backoff sleep, rounded per file) and
-``storage.failures:<reason>`` (requests given up on; the error raised is a
-:class:`curate.storage.StorageReadError`, a :class:`RangedReadError` that also gives the offset).
+that continue a file after its first byte instead of starting it over)
+and ``storage.backoff_seconds`` (total backoff sleep, rounded per file). A request given up on
+raises a :class:`curate.storage.StorageReadError` (a :class:`RangedReadError`, which also gives
+the byte offset); the caller counts the file as failed.
 """
 
 from __future__ import annotations
@@ -301,6 +301,7 @@ class HttpTransport:
     def __init__(self, fs: fsspec.AbstractFileSystem, timeout_s: float):
         self.fs, self.timeout_s = fs, timeout_s
         self.request_kwargs = dict(fs.kwargs)  # storage_options' request settings (auth, headers, ...)
+        self.request_kwargs.pop("allow_redirects", None)  # HEAD follows redirects like GET does
         # identity: a range of a compressed representation is not a range of the file
         self.headers = {**self.request_kwargs.pop("headers", {}), "Accept-Encoding": "identity"}
 
@@ -337,9 +338,12 @@ class HttpTransport:
                 if r.status >= 400:
                     body = await r.content.read(300)  # for the message only, never as data
                     raise ResponseProblem(*reason_for_status(r.status), f"GET answered {r.status}: {body[:200]!r}")
-                if r.status != 206:
+                if r.status == 200 and (start, end) == (0, size) and r.content_length == size:
+                    pass  # the range was the whole object: a 200 with all of it is the same answer
+                elif r.status != 206:
                     raise ResponseProblem("range_ignored", False, f"asked for a range, the server answered {r.status}")
-                check_content_range(r.headers.get("Content-Range"), start, end, size)
+                else:
+                    check_content_range(r.headers.get("Content-Range"), start, end, size)
                 async for chunk in r.content.iter_chunked(CHUNK):
                     sink.extend(chunk)
 
@@ -468,7 +472,6 @@ class Requests:
             gave_up = not retryable or attempts >= self.policy.max_attempts or forbidden >= self.policy.forbidden_attempts
             delay = None if gave_up or (cancelled is not None and cancelled.is_set()) else self.next_delay(attempts)
             if delay is None:
-                _count(self.counters, f"storage.failures:{reason}")
                 raise RangedReadError(self.url, reason, attempts, at, str(error)[:300]) from error
             _count(self.counters, f"storage.retries:{reason}")
             _count(self.counters, "storage.resumes", int(at > 0))
