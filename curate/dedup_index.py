@@ -19,13 +19,17 @@ whose names start with ``_`` or ``.`` are not data.) With DuckDB::
 
 Safety:
 
-* one run at a time: ``LOCK`` is created with O_CREAT|O_EXCL and names its holder (host,
-  pid, start time, run). A second run is refused with an error naming the holder. A lock
-  whose holder is on this host and no longer running is stale: the next run breaks it
-  (see :func:`acquire_lock`); a lock from another host is never broken automatically.
+* one run at a time: ``LOCK`` is created only if absent (``O_EXCL``; ``If-None-Match: *`` on
+  S3) and names its holder (host, pid, start time, run). A second run is refused with an
+  error naming the holder. A lock whose holder is on this host and no longer running is
+  stale: the next run breaks it. A local lock from another host is never broken
+  automatically; in an object store, a lock its holder stopped renewing (ten minutes) is.
 * a run writes its part under ``staging/`` and commits it at the very end of a successful
-  run with one ``rename`` into ``parts/``. A run killed before that leaves the index as it
-  was; the next holder of the lock deletes the leftover staging folder.
+  run with one ``rename`` into ``parts/`` (in an object store: its files, then its
+  ``part.json``, which marks it committed). A run killed before that leaves the index as it
+  was; the next holder of the lock deletes the leftover.
+* the index may live in an object store (``index: s3://bucket/dedup-index``): see
+  :class:`IndexSession`.
 * readers only read committed parts, and every choice among earlier documents is by
   (snapshot, id), so no decision depends on the order in which files are read.
 """
@@ -36,12 +40,13 @@ import json
 import os
 import secrets
 import shutil
-import socket
-import time
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from curate.store import LockedError, Store, StoreLock
+from curate.storage import StorageOptions, local_cache
 
 INDEX_FORMAT = 1
 LOCK_NAME = "LOCK"
@@ -95,93 +100,12 @@ def _differences(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
     return out
 
 
-# --- the lock ----------------------------------------------------------------------------------
+# --- the lock ---------------------------------------------------------------------------------
 
 
-def _holder_info(holder: str) -> dict:
-    return {
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "holder": holder,
-    }
-
-
-def _is_stale(info: dict) -> bool:
-    """A lock is stale when its holder ran on this host and is no longer running."""
-    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
-        return False
-    try:
-        os.kill(info["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return False
-
-
-def _read_lock(lock: str) -> dict | None:
-    try:
-        with open(lock, encoding="utf-8") as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}  # being written, or damaged: treat as held by an unknown holder
-
-
-def acquire_lock(path: str, holder: str) -> dict:
-    """Create ``PATH/LOCK`` atomically, or raise :class:`IndexLockedError` naming the holder.
-
-    Stale lock (holder on this host, process gone): renamed aside under a unique name, then
-    the creation is retried; if the renamed file turns out not to be the stale lock (another
-    run broke it first and took the index), it is linked back and the index stays refused.
-    """
-    lock = os.path.join(path, LOCK_NAME)
-    info = _holder_info(holder)
-    for _ in range(3):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            current = _read_lock(lock)
-            if current is None:
-                continue  # released meanwhile
-            if not _is_stale(current):
-                raise IndexLockedError(_locked_message(path, lock, current)) from None
-            _break_stale(lock, current)
-            continue
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(info, fh)
-        return info
-    raise IndexLockedError(_locked_message(path, lock, _read_lock(lock) or {}))
-
-
-def _break_stale(lock: str, stale: dict) -> None:
-    aside = f"{lock}.stale-{secrets.token_hex(4)}"
-    try:
-        os.rename(lock, aside)
-    except FileNotFoundError:
-        return
-    if _read_lock(aside) != stale:
-        try:
-            os.link(aside, lock)  # not the stale lock: give it back (fails if one exists)
-        except FileExistsError:
-            pass
-    os.unlink(aside)
-
-
-def _locked_message(path: str, lock: str, info: dict) -> str:
-    who = f"{info.get('holder', '?')} (pid {info.get('pid', '?')} on {info.get('host', '?')}, since {info.get('started', '?')})"
-    return (
-        f"dedup index {path} is in use by {who}; two runs must not write one index at once. "
-        f"If that run is gone, delete {lock} (a lock left by a dead process on this host is removed automatically)"
-    )
-
-
-def release_lock(path: str, info: dict) -> None:
-    lock = os.path.join(path, LOCK_NAME)
-    if _read_lock(lock) == info:
-        os.unlink(lock)
+def index_lock(home: Store) -> StoreLock:
+    """``PATH/LOCK``: created only if absent, naming its holder (curate/store.py)."""
+    return StoreLock(home, LOCK_NAME, f"dedup index {home.shown()}")
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -238,23 +162,37 @@ def read_earlier(path: str, bands: int) -> EarlierDocuments:
 
 
 class IndexSession:
-    """A run's hold on an index: lock, read, stage the run's survivors, commit or abandon."""
+    """A run's hold on an index: lock, read, stage the run's survivors, commit or abandon.
 
-    def __init__(self, path: str, settings: dict, holder: str):
-        self.path = path
+    An index in an object store (``s3://...``) is mirrored in a local folder (``path``: under
+    ``$CURATE_WORK_DIR`` or ``~/.cache/curate/index``; on a cluster it must be a shared folder):
+    committed parts are downloaded once (they never change), the run's part is staged locally,
+    and :meth:`commit` uploads its files, then its ``part.json`` last, which is what makes a
+    part committed there; a part without it is a dead commit's and is deleted by the next holder.
+    """
+
+    def __init__(self, path: str, settings: dict, holder: str, storage_options: StorageOptions | None = None):
+        self.home = Store(path, storage_options)  # where the index lives
+        self.path = local_cache("index", path) if self.home.remote else path  # where its files are read
         self.settings = settings
         self.holder = holder
+        self.lock = index_lock(self.home)
         self.lock_info: dict | None = None
         self.staging: str | None = None
         self.snapshot: int | None = None
 
     def open(self) -> "IndexSession":
         os.makedirs(self.path, exist_ok=True)
-        self.lock_info = acquire_lock(self.path, self.holder)
+        try:
+            self.lock_info = self.lock.acquire(self.holder)
+        except LockedError as e:
+            raise IndexLockedError(str(e)) from None
         try:
             self._check_settings()
             # Holding the lock, any staging folder is a dead run's: drop it.
             shutil.rmtree(os.path.join(self.path, "staging"), ignore_errors=True)
+            if self.home.remote:
+                mirror_committed_parts(self.home, self.path)
             taken = [int(os.path.basename(p)[1:]) for p in committed_parts(self.path)]
             self.snapshot = max(taken, default=0) + 1
             self.staging = os.path.join(self.path, "staging", secrets.token_hex(8))
@@ -265,21 +203,16 @@ class IndexSession:
         return self
 
     def _check_settings(self) -> None:
-        settings_file = os.path.join(self.path, "index.json")
         try:
-            with open(settings_file, encoding="utf-8") as fh:
-                stored = json.load(fh)
-        except FileNotFoundError:
-            tmp = settings_file + f".tmp-{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(self.settings, fh, indent=1, sort_keys=True)
-            os.replace(tmp, settings_file)
-            return
+            stored = self.home.read_json("index.json")
         except ValueError as e:
-            raise DedupIndexError(f"damaged dedup index settings {settings_file}: {e}") from None
+            raise DedupIndexError(f"damaged dedup index settings {self.home.shown('index.json')}: {e}") from None
+        if stored is None:
+            self.home.write_bytes(json.dumps(self.settings, indent=1, sort_keys=True).encode(), "index.json")
+            return
         problems = _differences(stored, self.settings)
         if problems:
-            raise DedupIndexError(f"dedup index {self.path} was built with other settings: " + "; ".join(problems))
+            raise DedupIndexError(f"dedup index {self.home.shown()} was built with other settings: " + "; ".join(problems))
 
     def write_part(self, exact: pa.Table, url: pa.Table, buckets: dict[int, pa.Table], superseded: pa.Table | None, run: str) -> None:
         """Stage the run's survivors (not visible to anyone until :meth:`commit`)."""
@@ -306,11 +239,14 @@ class IndexSession:
             json.dump(info, fh, indent=1, sort_keys=True)
 
     def commit(self) -> int:
-        """Publish the staged part (one rename), then release the lock. Returns its snapshot."""
+        """Publish the staged part (one rename; on an object store, its files then ``part.json``), then release the lock."""
         if self.staging is None or not os.path.exists(os.path.join(self.staging, "part.json")):
-            raise DedupIndexError(f"dedup index {self.path}: nothing staged to commit")
+            raise DedupIndexError(f"dedup index {self.home.shown()}: nothing staged to commit")
+        name = f"s{self.snapshot:06d}"
+        if self.home.remote:
+            upload_part(self.staging, self.home, name)
         os.makedirs(os.path.join(self.path, "parts"), exist_ok=True)
-        os.rename(self.staging, os.path.join(self.path, "parts", f"s{self.snapshot:06d}"))
+        os.rename(self.staging, os.path.join(self.path, "parts", name))
         self.staging = None
         snapshot = self.snapshot
         self.close()
@@ -322,8 +258,44 @@ class IndexSession:
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging = None
         if self.lock_info is not None:
-            release_lock(self.path, self.lock_info)
+            self.lock.release()
             self.lock_info = None
+
+
+# --- an index in an object store ---------------------------------------------------------------
+
+
+def upload_part(staging: str, home: Store, name: str) -> None:
+    """Upload a staged part's data files, then its ``part.json``: only then is it committed."""
+    files = [rel for rel in Store(staging).files_under() if not os.path.basename(rel).startswith((".", "_"))]
+    for rel in sorted(files, key=lambda r: r == "part.json"):
+        home.put_file(os.path.join(staging, rel), "parts", name, *rel.split(os.sep))
+
+
+def mirror_committed_parts(home: Store, mirror: str) -> None:
+    """Make ``mirror/parts`` hold exactly the committed parts of ``home`` (called holding the lock)."""
+    committed = {}
+    for name in home.listdir("parts"):
+        info = home.read_bytes("parts", name, "part.json")
+        if info is None:
+            home.delete("parts", name)  # a commit that died before its part.json: never visible
+        else:
+            committed[name] = info
+    local_parts = os.path.join(mirror, "parts")
+    os.makedirs(local_parts, exist_ok=True)
+    for name in os.listdir(local_parts):
+        kept = os.path.join(local_parts, name, "part.json")
+        if name not in committed or not os.path.exists(kept) or open(kept, "rb").read() != committed[name]:
+            shutil.rmtree(os.path.join(local_parts, name), ignore_errors=True)
+    for name in sorted(set(committed) - set(os.listdir(local_parts))):
+        part = home.child("parts", name)
+        incoming = os.path.join(mirror, "incoming", name)
+        shutil.rmtree(incoming, ignore_errors=True)
+        for rel in part.files_under():
+            target = os.path.join(incoming, *rel.split("/"))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            part.fs.get_file(part.path(*rel.split("/")), target)
+        os.rename(incoming, os.path.join(local_parts, name))
 
 
 # --- matching --------------------------------------------------------------------------------

@@ -107,6 +107,8 @@ class ReadingSpec:
     max_attempts: int = 12  # per request
     retry_budget_s: float = 600.0  # seconds of back-off one file may spend
     request_timeout_s: float = 60.0
+    backoff_base_s: float = 0.5  # first back-off; doubles per retry, with full jitter
+    backoff_max_s: float = 60.0
     block_size_mb: float = 8.0  # bytes per ranged request; at most two blocks in memory per file
     max_concurrent_requests: int | None = None  # per machine, across its Python workers
     prefetch: bool = True  # fetch the next block while the current one is parsed
@@ -118,6 +120,8 @@ class ReadingSpec:
             "max_attempts": self.max_attempts,
             "retry_budget_s": self.retry_budget_s,
             "request_timeout_s": self.request_timeout_s,
+            "backoff_base_s": self.backoff_base_s,
+            "backoff_max_s": self.backoff_max_s,
             "max_concurrent_requests": self.max_concurrent_requests,
             "prefetch": self.prefetch,
         }
@@ -146,7 +150,9 @@ class Recipe:
     def build_stages(self, run_dir: str | None = None) -> list:
         from curate.stage import StageContext
 
-        ctx = StageContext(recipe_dir=os.path.dirname(os.path.abspath(self.file or ".")), seed=self.seed, run_dir=run_dir)
+        ctx = StageContext(
+            recipe_dir=os.path.dirname(os.path.abspath(self.file or ".")), seed=self.seed, run_dir=run_dir, storage_options=self.storage_options
+        )
         return [stage_class(s.kind)(s.params, ctx, name=s.name) for s in self.stages]
 
     def input_files(self, source: SourceSpec) -> list[str]:

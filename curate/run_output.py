@@ -21,11 +21,12 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 from curate.store import TMP_MARK, LockedError, Store, StoreLock, is_stale
-from curate.storage import StorageOptions, display_url, is_remote, local_path, url_digest
+from curate.storage import StorageOptions, display_url, is_remote, local_cache, local_path
 
 LOCK_NAME = "_lock.json"
 MANIFEST = "manifest.json"
 WORK = "_work"
+# Uploads at once from the driver when publishing an object-store output (CURATE_UPLOAD_THREADS).
 UPLOAD_THREADS = 8
 
 
@@ -37,19 +38,13 @@ class RunLockedError(RunExistsError):
     """Another run is writing this output."""
 
 
-def default_work_dir(destination: str) -> str:
-    """The local folder an object-store output is staged in (``$CURATE_WORK_DIR`` or the user cache)."""
-    root = os.environ.get("CURATE_WORK_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "curate", "work")
-    return os.path.join(root, url_digest(destination))
-
-
 class RunOutput:
     def __init__(self, destination: str, storage_options: StorageOptions | None = None, work_dir: str | None = None):
         self.remote = is_remote(destination)
         self.destination = destination.rstrip("/") if self.remote else local_path(destination)
         self.store = Store(self.destination, storage_options)
         if self.remote:
-            self.staging = local_path(work_dir) if work_dir else default_work_dir(self.destination)
+            self.staging = local_path(work_dir) if work_dir else local_cache("work", self.destination)
         else:
             self.staging = self.destination
         self.work = local_path(work_dir) if (work_dir and not self.remote) else os.path.join(self.staging, WORK)
@@ -110,7 +105,7 @@ class RunOutput:
         """Upload the staged files (object store), then the report, then ``manifest.json`` last."""
         if self.remote:
             files = [rel for rel in Store(self.staging).files_under() if _is_output_file(rel)]
-            with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+            with ThreadPoolExecutor(int(os.environ.get("CURATE_UPLOAD_THREADS", UPLOAD_THREADS))) as pool:
                 list(pool.map(lambda rel: self.store.put_file(os.path.join(self.staging, rel), *rel.split(os.sep)), files))
         report = write_report(self.staging, manifest)
         if report and self.remote:

@@ -49,6 +49,8 @@ class StageContext:
     recipe_dir: str = "."
     seed: int = 0
     run_dir: str | None = None
+    # fsspec options per protocol, for a stage that reads or writes an object store (the dedup index)
+    storage_options: dict = dataclasses.field(default_factory=dict)
 
 
 class Stage:

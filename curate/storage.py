@@ -143,6 +143,13 @@ def url_digest(url: str) -> str:
     return hashlib.sha256(display_url(url).encode()).hexdigest()[:16]
 
 
+def local_cache(kind: str, url: str) -> str:
+    """The local folder kept for an object-store location: ``$CURATE_WORK_DIR/KIND/<digest>``
+    (default root ``~/.cache/curate``). On a cluster, point ``CURATE_WORK_DIR`` at a shared folder."""
+    root = os.environ.get("CURATE_WORK_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "curate")
+    return os.path.join(root, kind, url_digest(url))
+
+
 def file_name(path: str) -> str:
     """The last part of a path or URL, without a URL's query (``warc_file`` of a document)."""
     return urlsplit(path).path.rsplit("/", 1)[-1] if is_remote(path) else os.path.basename(path)
