@@ -657,7 +657,8 @@ class DedupStage(GlobalStage):
     def open_index(self, holder: str) -> None:
         """Lock the cross-run index (``index``) for this run; a no-op without one."""
         if self.params.index and self.index_session is None:
-            self.index_session = IndexSession(self.params.index, index_settings(self.params), holder).open()
+            settings = index_settings(self.params)
+            self.index_session = IndexSession(self.params.index, settings, holder, self.context.storage_options).open()
 
     def commit_index(self) -> int | None:
         """Publish the survivors staged by this run (call once the run's outputs are written)."""
