@@ -35,6 +35,7 @@ SLOW_TESTS = {
     "test_pii::test_narrowed_phone_recognizer_equals_whole_line_matching",
     "test_pii::test_a_blank_pipeline_does_not_import_torch_and_a_later_import_still_works",
     "test_pii::test_a_matcher_per_stretch_finds_what_one_matcher_per_line_finds",
+    "test_ranged_reader::test_the_cap_on_concurrent_requests_holds_across_processes",
 }
 
 

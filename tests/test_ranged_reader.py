@@ -34,7 +34,7 @@ FAULTS = {
     "403": ["--p-403", "0.2"],
     "drop": ["--p-drop", "0.3"],
     "slow": ["--p-slow", "0.3", "--slow-s", "0.6"],
-    "all": ["--p-503", "0.1", "--p-403", "0.05", "--p-drop", "0.15", "--p-slow", "0.05", "--slow-s", "0.6"],
+    "all": ["--p-503", "0.1", "--p-403", "0.05", "--p-drop", "0.15", "--p-slow", "0.05", "--slow-s", "0.2"],
 }
 REASONS = {"503": ["throttled"], "403": ["forbidden"], "drop": ["incomplete"], "slow": ["timeout"], "all": ["throttled", "incomplete"]}
 
@@ -107,7 +107,8 @@ def test_a_missing_file_fails_at_once_with_not_found(plain_server) -> None:
 
 
 def test_a_spent_retry_budget_raises_naming_url_reason_and_offset() -> None:
-    policy = ReadPolicy(block_size=16 * 1024, max_attempts=10_000, retry_budget_s=0.3, backoff_base_s=0.05, backoff_max_s=0.1)
+    # every request is throttled; backoff sleeps of up to 0.4 s until 1.2 s are spent
+    policy = ReadPolicy(block_size=16 * 1024, max_attempts=10_000, retry_budget_s=1.2, backoff_base_s=0.4, backoff_max_s=0.4)
     with fault_server(WARC_DIR, "--p-503", "1.0") as server:
         counters = Counters()
         started = time.monotonic()
@@ -116,8 +117,9 @@ def test_a_spent_retry_budget_raises_naming_url_reason_and_offset() -> None:
         elapsed = time.monotonic() - started
     assert error.value.reason == "throttled" and error.value.attempts > 2
     assert str(error.value).startswith(f"{server.url}/{WARC}: throttled at byte 0 after ")
-    assert elapsed < 5  # the budget, not max_attempts, ended it
+    assert 1.2 <= elapsed < 6  # the budget, not max_attempts, ended it
     assert counters["storage.retries:throttled"] == error.value.attempts - 1
+    assert counters["storage.backoff_seconds"] == 1
 
 
 def test_max_attempts_ends_the_retries() -> None:
@@ -244,10 +246,10 @@ for url, cap, go in zip(*[iter(sys.argv[2:])] * 3):
 
 
 def test_the_cap_on_concurrent_requests_holds_across_processes(tmp_path: Path) -> None:
-    # Every request is slow (0.2 s before its headers, 0.2 s of body). Four processes read one
+    # Every request is slow (0.1 s before its headers, 0.1 s of body). Four processes read one
     # file each, all at once: first uncapped (with prefetch they overlap), then with a cap of 2.
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    slow = ("--p-slow", "1.0", "--slow-s", "0.2")
+    slow = ("--p-slow", "1.0", "--slow-s", "0.1")
     with fault_server(WARC_DIR, *slow) as uncapped, fault_server(WARC_DIR, *slow) as capped:
         runs = [(uncapped, 0, tmp_path / "go-uncapped"), (capped, 2, tmp_path / "go-capped")]
         args = [f"cap-test-{os.getpid()}"] + [str(x) for server, cap, go in runs for x in (f"{server.url}/{WARC}", cap, go)]
