@@ -354,19 +354,24 @@ def _autocast(runtime: Runtime):
     return torch.autocast(device_type=runtime.device.type, dtype=runtime.dtype)
 
 
-def train(config: TrainConfig, stop_after: int | None = None) -> dict:
-    """Run (or resume) training; returns a summary (final step, tokens, last losses).
+@dataclass
+class _TrainState:
+    """What the loop advances: the unwrapped model, its optimizer and schedule, and the step."""
 
-    ``stop_after`` ends the run after that step while the schedule still spans the whole
-    budget: a time-sliced job (preemptible machines, queue limits) continues on the next call.
-    """
-    config.validate()
-    runtime = start_runtime(config.system)
-    os.makedirs(config.out_dir, exist_ok=True)
+    model: GPT
+    optimizer: torch.optim.Optimizer
+    schedule: WarmupCosine
+    step: int
+    resumed: bool
+    max_steps: int
+    tokens_per_step: int
+
+
+def _start_state(config: TrainConfig, runtime: Runtime) -> _TrainState:
+    """A fresh model, optimizer and schedule, or the newest checkpoint's (``checkpoint.resume``)."""
     opt = config.optim
     tokens_per_step = opt.micro_batch * opt.grad_accum * runtime.world_size * config.data.seq_len
     max_steps = opt.max_steps if opt.max_steps is not None else math.ceil(opt.max_tokens / tokens_per_step)
-
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
@@ -376,7 +381,6 @@ def train(config: TrainConfig, stop_after: int | None = None) -> dict:
     )
     schedule = WarmupCosine(opt.lr, opt.min_lr, opt.warmup_steps, max_steps)
     metrics_path = os.path.join(config.out_dir, "metrics.jsonl")
-
     step = 0
     resume_from = latest_checkpoint(config.out_dir) if config.checkpoint.resume else None
     if resume_from:
@@ -392,115 +396,142 @@ def train(config: TrainConfig, stop_after: int | None = None) -> dict:
         os.remove(metrics_path)
     if runtime.world_size > 1:
         dist.barrier()
+    return _TrainState(model, optimizer, schedule, step, bool(resume_from), max_steps, tokens_per_step)
 
-    raw_model = model
+
+def _wrap(model: GPT, config: TrainConfig, runtime: Runtime) -> torch.nn.Module:
+    """The module the steps run: ``model`` compiled and/or in DDP (checkpoints save ``model`` itself)."""
     if config.system.compile:
         model = torch.compile(model)
     if runtime.world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None)
+    return model
 
-    stream = TokenStream(config.data.train)
-    layout = Layout(config.data.seq_len, opt.micro_batch, runtime.world_size, runtime.rank)
-    batches = make_loader(stream, layout, step * opt.grad_accum, config.data.num_workers, config.data.shuffle_seed)
-    eval_streams = {name: TokenStream(path) for name, path in config.eval.sets.items()}
-    flops_per_token = raw_model.flops_per_token(config.data.seq_len)
-    peak = peak_flops(runtime, config.system)
-    data_log = None
-    if config.log.record_data:
-        data_log = open(os.path.join(config.out_dir, f"data-rank{runtime.rank}.jsonl"), "a" if resume_from else "w")
-    metrics = _MetricsFile(metrics_path) if runtime.is_main else None
 
-    progress = None
-    if runtime.is_main and config.log.progress:
-        from tqdm.auto import tqdm
+class _RunLogs:
+    """A rank's outputs while it trains: metrics.jsonl (rank 0), the data log, the progress bar."""
 
-        progress = tqdm(total=max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, file=sys.stderr)
+    def __init__(self, config: TrainConfig, runtime: Runtime, state: _TrainState):
+        self.data = None
+        if config.log.record_data:
+            self.data = open(os.path.join(config.out_dir, f"data-rank{runtime.rank}.jsonl"), "a" if state.resumed else "w")
+        self.metrics = _MetricsFile(os.path.join(config.out_dir, "metrics.jsonl")) if runtime.is_main else None
+        self.progress = None
+        if runtime.is_main and config.log.progress:
+            from tqdm.auto import tqdm
 
-    last: dict[str, Any] = {}
-    model.train()
-    end = max_steps if stop_after is None else min(max_steps, stop_after)
-    # The losses of the steps since the last metrics line are summed on the device: reading a
-    # loss (.item()) waits for the step to finish, so only a line's step pays that wait.
-    window_loss: torch.Tensor | None = None
-    window_steps = 0
-    window_started = time.perf_counter()
-    try:
-        while step < end:
-            lr = schedule.value(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            step_loss = None
-            for micro in range(opt.grad_accum):
-                x, y, seq_idx = next(batches)
-                if data_log is not None:
-                    data_log.write(json.dumps({"step": step, "micro": micro, "sequences": seq_idx.tolist()}) + "\n")
-                x, y = x.to(runtime.device, non_blocking=True), y.to(runtime.device, non_blocking=True)
-                # DDP all-reduces gradients only on the last micro-step of an accumulation
-                sync = micro == opt.grad_accum - 1 or runtime.world_size == 1
-                with contextlib.nullcontext() if sync else model.no_sync(), _autocast(runtime):
-                    _, loss = model(x, y)
-                    (loss / opt.grad_accum if opt.grad_accum > 1 else loss).backward()
-                step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
-            if opt.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), opt.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            schedule.step = step
-            step_loss = step_loss / opt.grad_accum if opt.grad_accum > 1 else step_loss
-            window_loss = step_loss if window_loss is None else window_loss + step_loss
-            window_steps += 1
+            self.progress = tqdm(total=state.max_steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True, file=sys.stderr)
 
-            checkpoint_now = bool(config.checkpoint.every and step % config.checkpoint.every == 0) or step == max_steps
-            # a line also closes the window at a checkpoint and at the run's last step, so each
-            # line's loss is the mean since the previous line, across resumes too
-            if step % config.log.every == 0 or step == end or checkpoint_now:
-                mean_loss = _all_mean(window_loss / window_steps if window_steps > 1 else window_loss, runtime).item()
-                if runtime.device.type == "cuda":
-                    torch.cuda.synchronize()
-                # the whole loop since the previous line (data, logging, progress bar included),
-                # minus evaluations and checkpoints, which reset the clock below
-                now = time.perf_counter()
-                rate = window_steps * tokens_per_step / (now - window_started)
-                record = {"step": step, "tokens": step * tokens_per_step, "loss": mean_loss, "lr": lr, "tokens_per_s": rate}
-                window_started, window_loss, window_steps = now, None, 0
-                if peak:
-                    record["mfu"] = flops_per_token * record["tokens_per_s"] / (peak * runtime.world_size)
-                last.update(record)
-                if metrics is not None:
-                    metrics.write(record)
-                if progress is not None:
-                    # refresh=False: the bar redraws on its own clock (update), not on every line
-                    progress.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}", refresh=False)
-            if progress is not None:
-                progress.update(1)
+    def close(self) -> None:
+        for output in (self.progress, self.data, self.metrics):
+            if output is not None:
+                output.close()
 
-            paused = False
-            if eval_streams and ((config.eval.every and step % config.eval.every == 0) or step == max_steps):
-                losses = evaluate(model, eval_streams, config, runtime)
-                last.update({f"eval_{k}": v for k, v in losses.items()})
-                if metrics is not None:
-                    metrics.write({"step": step, "tokens": step * tokens_per_step, "eval": losses})
-                paused = True
 
-            if checkpoint_now:
-                if metrics is not None:
-                    metrics.flush()  # every line up to the checkpoint is on disk before it exists
-                _checkpoint(config, runtime, raw_model, optimizer, schedule, step)
-                paused = True
-            if paused:
-                window_started = time.perf_counter()
-    finally:
-        if progress is not None:
-            progress.close()
+def _one_step(
+    model: torch.nn.Module, state: _TrainState, batches, config: TrainConfig, runtime: Runtime, lr: float, data_log
+) -> torch.Tensor:
+    """One optimizer step over ``grad_accum`` micro-batches; the step's mean loss, left on the device."""
+    opt = config.optim
+    for group in state.optimizer.param_groups:
+        group["lr"] = lr
+    step_loss = None
+    for micro in range(opt.grad_accum):
+        x, y, seq_idx = next(batches)
         if data_log is not None:
-            data_log.close()
-        if metrics is not None:
-            metrics.close()
+            data_log.write(json.dumps({"step": state.step, "micro": micro, "sequences": seq_idx.tolist()}) + "\n")
+        x, y = x.to(runtime.device, non_blocking=True), y.to(runtime.device, non_blocking=True)
+        # DDP all-reduces gradients only on the last micro-step of an accumulation
+        sync = micro == opt.grad_accum - 1 or runtime.world_size == 1
+        with contextlib.nullcontext() if sync else model.no_sync(), _autocast(runtime):
+            _, loss = model(x, y)
+            (loss / opt.grad_accum if opt.grad_accum > 1 else loss).backward()
+        step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
+    if opt.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), opt.grad_clip)
+    state.optimizer.step()
+    state.optimizer.zero_grad(set_to_none=True)
+    state.step += 1
+    state.schedule.step = state.step
+    return step_loss / opt.grad_accum if opt.grad_accum > 1 else step_loss
+
+
+class _LossWindow:
+    """The steps since the last metrics line: their losses summed on the device (reading a loss,
+    ``.item()``, waits for its step to finish, so only a line's step pays that wait) and the
+    clock since the line before."""
+
+    def __init__(self):
+        self.loss: torch.Tensor | None = None
+        self.steps = 0
+        self.started = time.perf_counter()
+
+    def add(self, step_loss: torch.Tensor) -> None:
+        self.loss = step_loss if self.loss is None else self.loss + step_loss
+        self.steps += 1
+
+    def close(self, runtime: Runtime, tokens_per_step: int) -> tuple[float, float]:
+        """(mean loss over all ranks, tokens/s) of the window, which starts again empty."""
+        mean_loss = _all_mean(self.loss / self.steps if self.steps > 1 else self.loss, runtime).item()
+        if runtime.device.type == "cuda":
+            torch.cuda.synchronize()
+        # the whole loop since the previous line (data, logging, progress bar included), minus
+        # evaluations and checkpoints, which restart the clock
+        now = time.perf_counter()
+        rate = self.steps * tokens_per_step / (now - self.started)
+        self.started, self.loss, self.steps = now, None, 0
+        return mean_loss, rate
+
+    def restart_clock(self) -> None:
+        self.started = time.perf_counter()
+
+
+def _log_line(
+    window: _LossWindow, state: _TrainState, lr: float, runtime: Runtime, logs: _RunLogs, flops_per_token: float, peak: float | None
+) -> dict:
+    """Close the loss window into one metrics line (rank 0 writes it); returns the line."""
+    mean_loss, rate = window.close(runtime, state.tokens_per_step)
+    record = {"step": state.step, "tokens": state.step * state.tokens_per_step, "loss": mean_loss, "lr": lr, "tokens_per_s": rate}
+    if peak:
+        record["mfu"] = flops_per_token * record["tokens_per_s"] / (peak * runtime.world_size)
+    if logs.metrics is not None:
+        logs.metrics.write(record)
+    if logs.progress is not None:
+        # refresh=False: the bar redraws on its own clock (update), not on every line
+        logs.progress.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}", refresh=False)
+    return record
+
+
+def _evaluate_and_checkpoint(
+    model: torch.nn.Module,
+    eval_streams: dict,
+    state: _TrainState,
+    config: TrainConfig,
+    runtime: Runtime,
+    logs: _RunLogs,
+    checkpoint_now: bool,
+) -> tuple[dict, bool]:
+    """The evaluation and checkpoint due at this step: (eval_<set> losses, whether either ran)."""
+    step, losses, paused = state.step, {}, False
+    if eval_streams and ((config.eval.every and step % config.eval.every == 0) or step == state.max_steps):
+        losses = evaluate(model, eval_streams, config, runtime)
+        if logs.metrics is not None:
+            logs.metrics.write({"step": step, "tokens": step * state.tokens_per_step, "eval": losses})
+        paused = True
+    if checkpoint_now:
+        if logs.metrics is not None:
+            logs.metrics.flush()  # every line up to the checkpoint is on disk before it exists
+        _checkpoint(config, runtime, state.model, state.optimizer, state.schedule, step)
+        paused = True
+    return {f"eval_{k}": v for k, v in losses.items()}, paused
+
+
+def _summary(config: TrainConfig, runtime: Runtime, state: _TrainState, last: dict) -> dict:
+    """The run's summary (rank 0 also writes ``summary.json``)."""
     summary = {
-        "step": step,
-        "max_steps": max_steps,
-        "tokens": step * tokens_per_step,
+        "step": state.step,
+        "max_steps": state.max_steps,
+        "tokens": state.step * state.tokens_per_step,
         "world_size": runtime.world_size,
         **{k: v for k, v in last.items() if k not in ("step", "tokens")},
     }
@@ -508,6 +539,48 @@ def train(config: TrainConfig, stop_after: int | None = None) -> dict:
         with open(os.path.join(config.out_dir, "summary.json"), "w") as fh:
             json.dump(summary, fh, indent=2)
     return summary
+
+
+def train(config: TrainConfig, stop_after: int | None = None) -> dict:
+    """Run (or resume) training; returns a summary (final step, tokens, last losses).
+
+    ``stop_after`` ends the run after that step while the schedule still spans the whole
+    budget: a time-sliced job (preemptible machines, queue limits) continues on the next call.
+    """
+    config.validate()
+    runtime = start_runtime(config.system)
+    os.makedirs(config.out_dir, exist_ok=True)
+    state = _start_state(config, runtime)
+    model = _wrap(state.model, config, runtime)
+    layout = Layout(config.data.seq_len, config.optim.micro_batch, runtime.world_size, runtime.rank)
+    start = state.step * config.optim.grad_accum
+    batches = make_loader(TokenStream(config.data.train), layout, start, config.data.num_workers, config.data.shuffle_seed)
+    eval_streams = {name: TokenStream(path) for name, path in config.eval.sets.items()}
+    peak = peak_flops(runtime, config.system)
+    flops_per_token = state.model.flops_per_token(config.data.seq_len)
+    logs = _RunLogs(config, runtime, state)
+    last: dict[str, Any] = {}
+    model.train()
+    end = state.max_steps if stop_after is None else min(state.max_steps, stop_after)
+    window = _LossWindow()
+    try:
+        while state.step < end:
+            lr = state.schedule.value(state.step)
+            window.add(_one_step(model, state, batches, config, runtime, lr, logs.data))
+            checkpoint_now = bool(config.checkpoint.every and state.step % config.checkpoint.every == 0) or state.step == state.max_steps
+            # a line also closes the window at a checkpoint and at the run's last step, so each
+            # line's loss is the mean since the previous line, across resumes too
+            if state.step % config.log.every == 0 or state.step == end or checkpoint_now:
+                last.update(_log_line(window, state, lr, runtime, logs, flops_per_token, peak))
+            if logs.progress is not None:
+                logs.progress.update(1)
+            losses, paused = _evaluate_and_checkpoint(model, eval_streams, state, config, runtime, logs, checkpoint_now)
+            last.update(losses)
+            if paused:
+                window.restart_clock()
+    finally:
+        logs.close()
+    return _summary(config, runtime, state, last)
 
 
 def _checkpoint(config: TrainConfig, runtime: Runtime, model: GPT, optimizer, schedule: WarmupCosine, step: int) -> None:
