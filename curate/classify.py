@@ -464,8 +464,7 @@ def default_card_path(output: str) -> str:
     return os.path.join(os.path.dirname(output) or ".", f"MODEL_CARD_{stem}.md")
 
 
-def train_main(argv: list[str]) -> int:
-    """``curate train-classifier``: train a fastText model from Parquet/JSONL with a held-out split."""
+def _train_arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="curate train-classifier", description="Train a fastText classifier from Parquet/JSONL (text + label) and write a model card."
     )
@@ -485,10 +484,11 @@ def train_main(argv: list[str]) -> int:
     parser.add_argument("--no-quantize", action="store_true")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--normalization", choices=["curate", "newlines"], default=defaults.normalization)
-    args = parser.parse_args(argv)
-    if not 0.0 <= args.held_out < 1.0:
-        parser.error("--held-out must be in [0, 1)")
-    config = TrainingConfig(
+    return parser
+
+
+def _training_config(args: argparse.Namespace) -> TrainingConfig:
+    return TrainingConfig(
         epoch=args.epoch,
         lr=args.lr,
         word_ngrams=args.word_ngrams,
@@ -500,6 +500,15 @@ def train_main(argv: list[str]) -> int:
         seed=args.seed,
         normalization=args.normalization,
     )
+
+
+def train_main(argv: list[str]) -> int:
+    """``curate train-classifier``: train a fastText model from Parquet/JSONL with a held-out split."""
+    parser = _train_arguments()
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.held_out < 1.0:
+        parser.error("--held-out must be in [0, 1)")
+    config = _training_config(args)
     try:
         examples = [ex for path in args.input for ex in read_examples(path, args.text_field, args.label_field)]
     except (OSError, ValueError) as e:
@@ -520,6 +529,18 @@ def train_main(argv: list[str]) -> int:
         return 2
     seconds = time.perf_counter() - start
     metrics = evaluate(model, held, config.normalization)
+    card = _write_trained_card(args, config, len(train), len(held), label_counts, metrics)
+    print(
+        f"trained {args.output} on {len(train)} examples in {seconds:.1f} s; held-out accuracy {metrics.get('accuracy', {}).get('value', math.nan):.3f}; card: {card}"
+    )
+    print(format_metrics(metrics))
+    return 0
+
+
+def _write_trained_card(
+    args: argparse.Namespace, config: TrainingConfig, n_train: int, n_held: int, label_counts: dict, metrics: dict
+) -> str:
+    """The model card of a ``curate train-classifier`` run; returns its path."""
     card = args.card or default_card_path(args.output)
     data = (
         "Trained with `curate train-classifier` from: "
@@ -532,12 +553,8 @@ def train_main(argv: list[str]) -> int:
         model_path=args.output,
         data=data,
         config=config,
-        n_train=len(train),
+        n_train=n_train,
         label_counts=label_counts,
-        evaluations={f"Held-out metrics ({len(held)} examples, {config.held_out:.0%} of each label)": metrics},
+        evaluations={f"Held-out metrics ({n_held} examples, {config.held_out:.0%} of each label)": metrics},
     )
-    print(
-        f"trained {args.output} on {len(train)} examples in {seconds:.1f} s; held-out accuracy {metrics.get('accuracy', {}).get('value', math.nan):.3f}; card: {card}"
-    )
-    print(format_metrics(metrics))
-    return 0
+    return card

@@ -247,8 +247,37 @@ def _funnel_section(manifest: dict) -> str:
     final_chars = funnel[-1]["chars_out"] if funnel else 0
     tokens_per_char = tokens_total / final_chars if final_chars else 0.0
     docs_in = int(summary.get("documents_in", funnel[0]["docs_in"] if funnel else 0))
+    doc_rows, char_rows, table_rows = _funnel_rows(funnel)
+    doc_rows = [("input", [(docs_in, "#999", f"{docs_in:,} documents read")])] + doc_rows
+    doc_rows.append(("output", [(int(summary.get("documents_out", 0)), "#59a14f", "documents written")]))
 
-    doc_rows: list[tuple[str, list]] = [("input", [(docs_in, "#999", f"{docs_in:,} documents read")])]
+    parts = [
+        "<h2>Funnel</h2>",
+        "<p>Documents through each stage (blue: kept; other colours: removed, one per rule; hover a bar for the rule).</p>",
+        hbar_chart("funnel-docs", "documents per stage", doc_rows),
+    ]
+    if char_rows:
+        parts += ["<h3>Characters</h3>", hbar_chart("funnel-chars", "characters per stage", char_rows)]
+    parts += [
+        "<h3>Tokens</h3>",
+        "<p>Only the final shards are tokenized; tokens after earlier stages are estimated from their characters at the run's "
+        f"measured {tokens_per_char:.3f} tokens per character.</p>"
+        if tokens_per_char
+        else "",
+        hbar_chart("funnel-tokens", "tokens", _token_rows(funnel, tokens_per_char, tokens_total)),
+    ]
+    if table_rows:
+        parts += [
+            "<h3>Removed per stage and rule</h3>",
+            _table(["stage / rule", "documents", "characters", "% of stage input"], table_rows),
+        ]
+    return "".join(parts)
+
+
+def _funnel_rows(funnel: list[dict]) -> tuple[list, list, list]:
+    """Per stage: its documents bar (kept, then removed per rule), its characters bar, and the
+    removal table's rows (the stage, then one per rule)."""
+    doc_rows: list[tuple[str, list]] = []
     char_rows: list[tuple[str, list]] = []
     table_rows = []
     for entry in funnel:
@@ -266,17 +295,21 @@ def _funnel_section(manifest: dict) -> str:
             table_rows.append((f"↳ {reason}", n, entry.get("rejected_chars", {}).get(reason, 0), share(n)))
         doc_rows.append((entry["stage"], segments))
         if entry["chars_in"] or entry["chars_out"]:
+            removed = max(entry["chars_in"] - entry["chars_out"], 0)
             char_rows.append(
                 (
                     entry["stage"],
                     [
                         (entry["chars_out"], KEPT_COLOR, f"{entry['chars_out']:,} characters kept"),
-                        (max(entry["chars_in"] - entry["chars_out"], 0), "#e15759", "characters removed"),
+                        (removed, "#e15759", "characters removed"),
                     ],
                 )
             )
-    doc_rows.append(("output", [(int(summary.get("documents_out", 0)), "#59a14f", "documents written")]))
+    return doc_rows, char_rows, table_rows
 
+
+def _token_rows(funnel: list[dict], tokens_per_char: float, tokens_total: int) -> list:
+    """Tokens after each stage, estimated from its characters, then the tokens really written."""
     token_rows = []
     if tokens_per_char:
         for entry in funnel:
@@ -286,28 +319,7 @@ def _funnel_section(manifest: dict) -> str:
                     (entry["stage"], [(est, "#76b7b2", f"≈{est:,} tokens after {entry['stage']} (estimated from characters)")])
                 )
     token_rows.append(("tokens written", [(tokens_total, "#59a14f", f"{tokens_total:,} tokens in the shards")]))
-
-    parts = [
-        "<h2>Funnel</h2>",
-        "<p>Documents through each stage (blue: kept; other colours: removed, one per rule; hover a bar for the rule).</p>",
-        hbar_chart("funnel-docs", "documents per stage", doc_rows),
-    ]
-    if char_rows:
-        parts += ["<h3>Characters</h3>", hbar_chart("funnel-chars", "characters per stage", char_rows)]
-    parts += [
-        "<h3>Tokens</h3>",
-        "<p>Only the final shards are tokenized; tokens after earlier stages are estimated from their characters at the run's "
-        f"measured {tokens_per_char:.3f} tokens per character.</p>"
-        if tokens_per_char
-        else "",
-        hbar_chart("funnel-tokens", "tokens", token_rows),
-    ]
-    if table_rows:
-        parts += [
-            "<h3>Removed per stage and rule</h3>",
-            _table(["stage / rule", "documents", "characters", "% of stage input"], table_rows),
-        ]
-    return "".join(parts)
+    return token_rows
 
 
 def _languages_section(langs: dict[str, Counter]) -> str:
