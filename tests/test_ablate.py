@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from pathlib import Path
@@ -76,6 +77,28 @@ def test_ablation_of_the_shipped_recipes(tmp_path, spark, wikitext_bpe, leaked_p
     prepared = [prepare_eval_set(s, str(wikitext_bpe), "<|endoftext|>", str(tmp_path / "report" / "eval")) for s in options.eval_sets]
     again = prepare_arms(RECIPES, runs_dir=str(tmp_path / "runs"), tokenizer=str(wikitext_bpe), spark=spark, protected=prepared)
     assert [a.manifest.get("resumed") for a in again] == ["complete", "complete"]
+
+    # --calibrate and --per-rule on the finished runs: built from the filtered run, no curation again
+    from trainer.controls import rules_removed
+
+    before = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    rule = next(iter(rules_removed(str(tmp_path / "runs" / "filtered"))))
+    known = dataclasses.replace(options, control=False, calibrate=True, degradations=["shuffled"], doses=[0.5], per_rule=1)
+    runs = [str(tmp_path / "runs" / "filtered"), str(tmp_path / "runs" / "unfiltered")]
+    summary = run_ablation(runs, str(tmp_path / "known"), known, tokenizer=str(wikitext_bpe))
+    assert summary["arms"] == ["filtered", "unfiltered", "filtered~shuffled@0.5", f"filtered+{rule}"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == before
+    dose = json.loads((tmp_path / "known" / "mixes" / "filtered~shuffled@0.5" / "manifest.json").read_text())
+    assert dose["tokens"]["total"] == manifests["filtered"]["tokens"]["total"] and dose["control"]["share"] == 0.5
+    comparisons = pd.read_parquet(tmp_path / "known" / "comparisons.parquet")
+    assert list(comparisons["kind"]) == ["mixes"] * 3 + ["calibration"] * 3 + ["rule"] * 3
+    report = (tmp_path / "known" / "report.md").read_text()
+    assert "## Along the run: filtered vs unfiltered" in report and "- wiki: " in report
+    assert "## Resolution" in report and "| wiki | shuffled | 50%: " in report
+    assert "## Per rule" in report and f"| {rule} | " in report
+    ablation = json.loads((tmp_path / "known" / "ablation.json").read_text())
+    assert set(ablation["calibration"]) == {"wiki", "web", "leak"} and ablation["per_rule"][0]["rule"] == rule
+    assert ablation["arms"][f"filtered+{rule}"]["role"] == "rule"
 
 
 def test_repeated_data_and_unchecked_runs_are_warned_about():

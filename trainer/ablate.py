@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer.evalsets import DEFAULT_EVAL_SETS, EvalSetError, EvalSetSpec, PreparedEvalSet, prepare_eval_set
+from trainer.controls import Dose, build_dose, build_rule_mix, rules_removed
 from trainer.report import CONTROL_SUFFIX
 
 
@@ -63,6 +64,13 @@ class AblationOptions:
     eval_sets: list[EvalSetSpec] = field(default_factory=lambda: [dataclasses.replace(s) for s in DEFAULT_EVAL_SETS])
     shuffle: bool = True  # seed k also draws the data order (else every seed reads the data in stream order)
     control: bool = False  # add an A/A control run of the first mix (different data order)
+    # --calibrate: the first mix against copies of itself with a known degradation at these
+    # doses (shares of its documents; trainer/controls.py), to state what this budget can see
+    calibrate: bool = False
+    degradations: list[str] = field(default_factory=lambda: ["shuffled", "boilerplate"])
+    doses: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5])
+    # --per-rule N: the first mix plus the documents each of its N most-removing rules removed first
+    per_rule: int = 0
     decontaminate: bool = True  # protect the eval sets in every recipe
     share_prefix: bool = True  # run the stages recipes share once
     jobs: int | None = None  # training processes at once (default: one per core, at most one per run)
@@ -78,6 +86,10 @@ class AblationOptions:
         names = [s.name for s in self.eval_sets]
         if len(set(names)) != len(names):
             raise ValueError(f"eval_sets: names must be unique, got {names}")
+        if self.calibrate:
+            [Dose(kind, share) for kind in self.degradations for share in self.doses]  # raises on a bad one
+        if self.per_rule < 0:
+            raise ValueError(f"per_rule: expected a number of rules (0: off), got {self.per_rule}")
 
 
 @dataclass
@@ -90,6 +102,7 @@ class Arm:
     shuffle_offset: int = 0  # != 0 only for the A/A control
     excluded: dict[str, int] = field(default_factory=dict)  # documents removed to protect the eval sets, by reason
     checked: bool = True  # whether the run was checked against the eval sets
+    role: str = "mix"  # "mix" (compared in the verdict), "control" (A/A), "calibration" or "rule" (built from the first mix)
 
     @property
     def tokens(self) -> int:
@@ -262,6 +275,51 @@ def _check_arms(arms: list[Arm]) -> None:
             raise AblationError(f"{arm.run_dir}: the run '{arm.name}' has no tokens to train on")
 
 
+# --- known-answer mixes built from the first mix (trainer/controls.py) ----------------------------
+
+
+def derived_arms(arms: list[Arm], options: AblationOptions, folder: str) -> list[Arm]:
+    """The calibration doses and per-rule mixes of the first mix, built once into ``folder``
+    from its run (no second curation); a folder already holding one is reused."""
+    first = arms[0]
+    out = []
+    if options.calibrate:
+        for share in options.doses:
+            for kind in options.degradations:
+                dose = Dose(kind, share)
+                out.append(
+                    _derived(
+                        first, f"{first.name}~{dose.label}", folder, "calibration", lambda d, dose=dose: build_dose(first.run_dir, d, dose)
+                    )
+                )
+    if options.per_rule:
+        other = next((a for a in arms[1:] if a.role == "mix"), None)
+        shared = shared_stages(first.manifest, other.manifest) if other else set()
+        for rule in list(rules_removed(first.run_dir, shared))[: options.per_rule]:
+            out.append(_derived(first, f"{first.name}+{rule}", folder, "rule", lambda d, rule=rule: build_rule_mix(first.run_dir, d, rule)))
+    return out
+
+
+def _derived(first: Arm, name: str, folder: str, role: str, build) -> Arm:
+    path = os.path.join(folder, name)
+    manifest_path = os.path.join(path, "manifest.json")
+    if os.path.exists(manifest_path):
+        with open(manifest_path) as fh:
+            manifest = json.load(fh)
+        if manifest.get("control", manifest.get("rule_mix", {})).get("of") != os.path.abspath(first.run_dir):
+            manifest = build(path)
+    else:
+        manifest = build(path)
+    print(f"ablate: {role} mix {name}: {manifest['tokens']['total']:,} tokens -> {path}", file=sys.stderr)
+    return Arm(name, path, manifest, excluded=first.excluded, checked=first.checked, role=role)
+
+
+def shared_stages(a: dict, b: dict) -> set[str]:
+    """Names of the first run's stages that the other run's recipe has too, with the same settings."""
+    theirs = [json.dumps(s, sort_keys=True) for s in b.get("recipe", {}).get("stages", [])]
+    return {s.get("name") or s["stage"] for s in a.get("recipe", {}).get("stages", []) if json.dumps(s, sort_keys=True) in theirs}
+
+
 # --- training ----------------------------------------------------------------------------------
 
 
@@ -357,7 +415,9 @@ def run_ablation(
     curated = time.time()
     if options.control:
         first = arms[0]
-        arms.append(dataclasses.replace(first, name=first.name + CONTROL_SUFFIX, shuffle_offset=1))
+        arms.append(dataclasses.replace(first, name=first.name + CONTROL_SUFFIX, shuffle_offset=1, role="control"))
+    arms += derived_arms(arms, options, os.path.join(out_dir, "mixes"))
+    built = time.time()
     eval_shards = {p.spec.name: p.shards for p in prepared}
     runs = [(arm, seed) for arm in arms for seed in range(options.seeds)]
     jobs, threads = plan_parallelism(options, len(runs))
@@ -370,7 +430,7 @@ def run_ablation(
         file=sys.stderr,
     )
     summaries = train_all(configs, jobs)
-    timings = {"curation_s": curated - started, "training_s": time.time() - curated}
+    timings = {"curation_s": curated - started, "controls_s": built - curated, "training_s": time.time() - built}
     results = collect_results(out_dir, arms, options.seeds)
     report = write_report(out_dir, results, arms, prepared, options, summaries, timings, started)
     return {**report, "seconds": time.time() - started, "arms": [a.name for a in arms]}
@@ -420,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curate ablate", description="Train the same small model on several data mixes and compare them.")
     parser.add_argument("inputs", nargs="+", help="recipe YAML files or finished run folders, or one ablation YAML (with 'recipes:')")
     for f in dataclasses.fields(AblationOptions):
-        if f.name in ("eval_sets", "progress"):
+        if f.name in ("eval_sets", "progress", "degradations", "doses"):
             continue
         default = f.default
         flag = "--" + f.name.replace("_", "-")
@@ -433,11 +493,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval", action="append", default=[], metavar="NAME=PATH", help="add a held-out set (WARC, text, JSONL, run or token shards)"
     )
     parser.add_argument("--no-default-evals", action="store_true", help="only the --eval sets")
+    parser.add_argument(
+        "--degradations",
+        type=_words,
+        default=argparse.SUPPRESS,
+        help="calibration: comma-separated, of shuffled, boilerplate, off_language",
+    )
+    parser.add_argument(
+        "--doses", type=_shares, default=argparse.SUPPRESS, help="calibration: comma-separated shares of documents (default 0.1,0.25,0.5)"
+    )
     parser.add_argument("--out", help="report folder (default: reports/ablate)")
     parser.add_argument("--runs-dir", help="build the runs here (default: each recipe's output)")
     parser.add_argument("--tokenizer", help="use this tokenizer file in every recipe (its other tokenizer keys stay)")
     parser.add_argument("--master", help="Spark master for building runs")
     return parser
+
+
+def _words(text: str) -> list[str]:
+    return [w.strip() for w in text.split(",") if w.strip()]
+
+
+def _shares(text: str) -> list[float]:
+    return [float(w) for w in _words(text)]
 
 
 def main(argv: list[str]) -> int:

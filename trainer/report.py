@@ -12,7 +12,7 @@ import math
 import os
 import statistics
 
-from trainer.compare import Comparison, compare, verdict
+from trainer.compare import ALPHA, Comparison, compare, verdict
 
 # An A/A control arm is named after the mix it repeats plus this suffix (trainer.ablate adds it).
 CONTROL_SUFFIX = "~control"
@@ -112,44 +112,82 @@ def _vocab_size(arm, vocab_size_for) -> int:
     return vocab_size_for(config)
 
 
+def _role(arm) -> str:
+    return getattr(arm, "role", "control" if arm.name.endswith(CONTROL_SUFFIX) else "mix")
+
+
+def compare_roles(results, arms: list) -> dict[str, list[Comparison]]:
+    """The first mix against every other arm, grouped by the other arm's role (mix, control, calibration, rule)."""
+    first = next(a.name for a in arms if _role(a) == "mix")
+    out: dict[str, list[Comparison]] = {}
+    for role in ("mix", "control", "calibration", "rule"):
+        others = [a.name for a in arms if _role(a) == role and a.name != first]
+        out[role] = comparisons_for(results, first, others) if others else []
+    return out
+
+
+def _baselines(arms: list, prepared: list, options) -> dict[str, dict[str, float]]:
+    """Unigram guesses of the mixes; every arm built from the first mix is held to the first mix's."""
+    mixes = [a for a in arms if _role(a) == "mix"]
+    baselines = unigram_baselines(mixes, prepared, options)
+    for arm in arms:
+        baselines.setdefault(arm.name, baselines[mixes[0].name])
+    return baselines
+
+
 def write_report(out_dir: str, results, arms: list, prepared: list, options, summaries: list[dict], timings: dict, started: float) -> dict:
     import time
 
     import pandas as pd
 
+    from trainer.resolution import calibration_lines, curve_lines, rule_lines
+
     results.to_parquet(os.path.join(out_dir, "results.parquet"), index=False)
-    tokens_trained = tokens_needed(options)
-    baselines = unigram_baselines([a for a in arms if not a.name.endswith(CONTROL_SUFFIX)], prepared, options)
-    for arm in arms:
-        if arm.name.endswith(CONTROL_SUFFIX):
-            baselines[arm.name] = baselines[arm.name[: -len(CONTROL_SUFFIX)]]
-    warnings = mix_warnings(arms, options, baselines, results, tokens_trained)
-    mixes = [a.name for a in arms if not a.name.endswith(CONTROL_SUFFIX)]
-    control = [a.name for a in arms if a.name.endswith(CONTROL_SUFFIX)]
-    comparisons = comparisons_for(results, mixes[0], mixes[1:]) if len(mixes) > 1 else []
-    control_comparisons = comparisons_for(results, mixes[0], control) if control else []
-    verdicts = []
-    for other in mixes[1:]:
-        own = [c for c in comparisons if c.b == other]
-        verdicts.append(verdict(own, warnings[mixes[0]] + warnings[other]))
+    baselines = _baselines(arms, prepared, options)
+    warnings = mix_warnings(arms, options, baselines, results, tokens_needed(options))
+    mixes = [a.name for a in arms if _role(a) == "mix"]
+    by_role = compare_roles(results, arms)
+    comparisons, control_comparisons = by_role["mix"], by_role["control"]
+    verdicts = [verdict([c for c in comparisons if c.b == o], warnings[mixes[0]] + warnings[o]) for o in mixes[1:]]
     control_verdict = verdict(control_comparisons, []) if control_comparisons else None
-    rows = [dict(c.as_row(), kind="mixes") for c in comparisons] + [dict(c.as_row(), kind="control") for c in control_comparisons]
+    kinds = {"mix": "mixes", "control": "control", "calibration": "calibration", "rule": "rule"}
+    rows = [dict(c.as_row(), kind=kinds[role]) for role, found in by_role.items() for c in found]
     pd.DataFrame(rows).to_parquet(os.path.join(out_dir, "comparisons.parquet"), index=False)
-    plots = draw_plots(out_dir, results, arms, options)
+    plots = draw_plots(out_dir, results, [a for a in arms if _role(a) in ("mix", "control")], options)
+    curve, curves = curve_lines(results, mixes[0], mixes[1:])
+    calibration, resolution = calibration_lines(by_role["calibration"], comparisons, arms)
+    per_rule, rule_table = rule_lines(by_role["rule"], arms)
     # whole runs (evaluations included): a summary's own tokens_per_s is its last logging window only
     speed = [s["tokens"] / s["seconds"] for s in summaries if s.get("seconds")]
     timings = {**timings, "total_s": time.time() - started, "median_tokens_per_s_per_run": statistics.median(speed) if speed else None}
     text = render_markdown(
-        arms, prepared, options, results, baselines, warnings, comparisons, verdicts, control_comparisons, control_verdict, timings, plots
+        arms,
+        prepared,
+        options,
+        results,
+        baselines,
+        warnings,
+        comparisons,
+        verdicts,
+        control_comparisons,
+        control_verdict,
+        timings,
+        plots,
+        sections=curve + calibration + per_rule,
     )
     path = os.path.join(out_dir, "report.md")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
     record = {
         "options": json.loads(json.dumps(options.__dict__, default=lambda o: o.__dict__)),
-        "arms": {a.name: {"run_dir": a.run_dir, "tokens": a.tokens, "excluded": a.excluded, "checked": a.checked} for a in arms},
+        "arms": {
+            a.name: {"run_dir": a.run_dir, "tokens": a.tokens, "excluded": a.excluded, "checked": a.checked, "role": _role(a)} for a in arms
+        },
         "verdicts": [v.__dict__ for v in verdicts],
         "control": control_verdict.__dict__ if control_verdict else None,
+        "curves": curves,
+        "calibration": resolution,
+        "per_rule": rule_table,
         "warnings": warnings,
         "unigram_baselines": baselines,
         "timings": timings,
@@ -197,8 +235,21 @@ def _cell(mean: float, std: float) -> str:
 
 
 def render_markdown(
-    arms, prepared, options, results, baselines, warnings, comparisons, verdicts, control_comparisons, control_verdict, timings, plots
+    arms,
+    prepared,
+    options,
+    results,
+    baselines,
+    warnings,
+    comparisons,
+    verdicts,
+    control_comparisons,
+    control_verdict,
+    timings,
+    plots,
+    sections: list[str] = (),
 ) -> str:
+    """The report; ``sections`` (learning curves, calibration, per rule) go before the list of runs."""
     trained = tokens_needed(options)
     lines = ["# Ablation report", ""]
     for v in verdicts:
@@ -209,7 +260,8 @@ def render_markdown(
     lines += [
         f"Model `{options.model}`, {trained:,} training tokens per run (sequence length {options.seq_len}, {options.micro_batch} "
         f"sequences per step, lr {options.lr} with {options.warmup:.0%} warm-up and cosine decay), {options.seeds} paired seeds "
-        f"(seed k: the same initialisation and data order for every mix). Curation {timings['curation_s']:.0f} s, training "
+        f"(seed k: the same initialisation and data order for every mix). Curation {timings['curation_s']:.0f} s, "
+        f"building the known-answer mixes {timings.get('controls_s', 0):.0f} s, training "
         f"{timings['training_s']:.0f} s, {timings['total_s']:.0f} s in all; median {timings['median_tokens_per_s_per_run'] or 0:,.0f} "
         "tokens/s per training run (evaluations included; runs in parallel each count their own).",
         "",
@@ -247,6 +299,7 @@ def render_markdown(
     if control_comparisons:
         lines += _comparison_table("A/A control (the first mix under another data order)", control_comparisons)
         lines += ["", f"A/A control: {control_verdict.text}."]
+    lines += list(sections)
     lines += ["", "Runs:", ""] + [f"- `{a.name}`: `{a.run_dir}`" for a in arms]
     lines += [""] + [f"![{p}]({p})" for p in plots] + [""]
     return "\n".join(lines)
@@ -255,10 +308,23 @@ def render_markdown(
 def _comparison_table(title: str, comparisons: list[Comparison]) -> list[str]:
     if not comparisons:
         return []
-    lines = ["", f"## {title}", "", "Δ = loss(B) − loss(A): positive when A is better. σ = standard error of Δ (paired over seeds).", ""]
-    lines += ["| set | A | B | Δ | SE | Δ/SE | Δ / seed std | |", "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    m = comparisons[0].sets
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        "Δ = loss(B) − loss(A): positive when A is better. SE = standard error of Δ over the paired seeds; t = Δ/SE with "
+        f"(seeds − 1) df; p for the set alone and × {m} for the {m} sets tested; the interval is {1 - ALPHA / m:.1%} per set, "
+        f"so that the {m} intervals hold together with 95% confidence. A set names a mix only when its interval excludes 0.",
+        "",
+    ]
+    lines += [
+        "| set | A | B | Δ | interval | SE | t (df) | p | p × sets | |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for c in comparisons:
         lines.append(
-            f"| {c.eval_set} | {c.a} | {c.b} | {c.delta:+.4f} | {c.se:.4f} | {c.z:+.1f} | {c.gap_in_seed_std:.1f} | {c.sentence()} |"
+            f"| {c.eval_set} | {c.a} | {c.b} | {c.delta:+.4f} | {c.interval()} | {c.se:.4f} | {c.z:+.1f} ({c.df:.0f}) | {c.p:.2g} | "
+            f"{c.p_family:.2g} | {c.sentence()} |"
         )
     return lines
