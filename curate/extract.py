@@ -23,29 +23,39 @@ XPaths for compiled Python selections that return the same nodes
 (``curate.speedups.compiled_xpaths``, switched off with ``CURATE_SPEEDUP_COMPILED_XPATHS=off``);
 the extracted text is unchanged and pages take about 0.6x the time.
 
-Guarding a Spark task against pathological pages:
+Guarding a Spark task against pathological pages, by rules that read only the page's bytes
+(so a page gets the same verdict on an idle laptop and on a starved cluster, and two runs of
+one recipe give byte-identical shards under any load). Each rule has its own reason, with the
+measured value in ``rejected_value``; the defaults reject none of the 3,132 real pages of the
+shared web corpus (``bench/extract_limits.py``, figures in ``docs/recipes.md``):
 
-* pages longer than ``max_html_chars`` are not parsed at all; they are rejected as
-  ``extract.too_large`` (Common Crawl truncates payloads at 1 MiB, so the 5M-character
-  default only catches archives from elsewhere);
-* with ``timeout_s > 0`` a page that takes longer is abandoned and rejected as
-  ``extract.timeout``. The limit is CPU time of the process (``ITIMER_PROF``), not wall-clock
-  time: on a loaded machine a page gets the same verdict as on an idle one, so a run's output
-  does not depend on what else the machine was doing. The timer is a signal (``SIGPROF``), so it
-  only works in a process's main thread (true for PySpark's Python workers and for ``curate``
-  runs); elsewhere no timer is set. trafilatura's own signal-based timeout is switched off so
-  the two never collide.
+* ``extract.too_large``: more than ``max_html_chars`` characters (the page is not parsed);
+* ``extract.too_many_elements``: more than ``max_elements`` start tags (``<`` + a letter).
+  trafilatura's work grows with the square of the inline elements in one paragraph (20,000
+  ``<span>``: 16 s of CPU), the ``blocks`` extractor's linearly;
+* ``extract.too_deep``: containers (``div``, ``section``, ``table``, ``ul``, ``span`` ...)
+  nested deeper than ``max_depth``, counted on the tag stream (an end tag closes the innermost
+  open one). resiliparse, which takes the pages libxml2 cannot nest, is quadratic in depth.
 
-Rejections: ``extract.too_large``, ``extract.timeout``, ``extract.failed`` (the
-extractor raised), ``extract.no_text`` (nothing extracted), ``extract.too_short`` (fewer
-than ``min_chars`` characters; ``rejected_value`` = the length). ``text`` stays null for
-rejected rows except ``too_short``, which keeps the short text for inspection.
+A wall-clock or CPU-time limit cannot be part of these rules: the same page would pass on one
+machine and fail on a busier one. ``timeout_s`` stays as an opt-in last resort for archives that
+might hang a task (default 0: off). A page it stops is rejected as ``extract.timeout`` and
+counted in ``extract.nonreproducible_pages``, which the run's manifest carries in the extract
+stage's funnel entry: a run with a nonzero count may differ from another run of the same recipe.
+The limit is the process's CPU time (``ITIMER_PROF``, a ``SIGPROF`` signal, main thread only).
+
+Rejections: ``extract.too_large``, ``extract.too_many_elements``, ``extract.too_deep``,
+``extract.timeout``, ``extract.failed`` (the extractor raised), ``extract.no_text`` (nothing
+extracted), ``extract.too_short`` (fewer than ``min_chars`` characters; ``rejected_value`` =
+the length). ``text`` stays null for rejected rows except ``too_short``, which keeps the short
+text for inspection.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import signal
 import threading
 from dataclasses import dataclass
@@ -155,6 +165,47 @@ def html_to_text_fast(html: str | bytes, url: str | None = None) -> str | None:
 EXTRACTORS = {"trafilatura": html_to_text, "fast": html_to_text_fast, "blocks": html_to_text_blocks}
 
 
+START_TAG = re.compile(r"<[A-Za-z]")
+# Containers whose end tag HTML requires: on the tag stream their nesting is the tree's (elements
+# with optional end tags, <p> <li> <td> ..., would pile up); measured against lxml's trees of the
+# shared web corpus, the deepest real page reads 471 here, 56 in the tree.
+CONTAINER_TAG = re.compile(
+    r"<(/?)(?:div|section|article|nav|header|footer|main|aside|table|ul|ol|span|blockquote|form|figure|details)\b", re.IGNORECASE
+)
+
+
+def element_count(html: str) -> int:
+    """Start tags of a page: ``<`` followed by a letter (comments, end tags and stray ``<`` not counted)."""
+    return len(START_TAG.findall(html))
+
+
+def container_depth(html: str) -> int:
+    """Deepest nesting of containers on the page's tag stream; an end tag closes the innermost open one."""
+    depth = deepest = 0
+    for match in CONTAINER_TAG.finditer(html):
+        if match.group(1):
+            depth -= depth > 0
+        else:
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
+
+
+def page_limit(html: str, max_html_chars: int, max_elements: int, max_depth: int) -> tuple[str, float] | None:
+    """(rule, measured value) of the first limit a page breaks, or None: sizes in the page's bytes only."""
+    if len(html) > max_html_chars:
+        return "too_large", float(len(html))
+    elements = element_count(html)
+    if elements > max_elements:
+        return "too_many_elements", float(elements)
+    if elements <= max_depth:  # each level opens an element: no need to scan for depth
+        return None
+    depth = container_depth(html)
+    if depth > max_depth:
+        return "too_deep", float(depth)
+    return None
+
+
 class ExtractTimeout(Exception):
     pass
 
@@ -182,8 +233,10 @@ def _time_limit(seconds: float) -> Iterator[None]:
 class ExtractParams:
     extractor: Literal["trafilatura", "fast", "blocks"] = "blocks"
     min_chars: int = 200  # shorter extracted texts are rejected as "extract.too_short"
-    max_html_chars: int = 5_000_000  # longer pages are not parsed: "extract.too_large"
-    timeout_s: float = 20.0  # per page; 0 = no limit
+    max_html_chars: int = 8_000_000  # longer pages are not parsed: "extract.too_large"
+    max_elements: int = 30_000  # more start tags: "extract.too_many_elements"
+    max_depth: int = 1_000  # containers nested deeper: "extract.too_deep"
+    timeout_s: float = 0.0  # opt-in last resort, CPU s per page; > 0 makes the output depend on load
     favor: Literal["balanced", "precision", "recall"] = "balanced"  # trafilatura only
     include_comments: bool = False  # trafilatura only: keep reader comments below articles
     fallbacks: bool = True  # trafilatura only: also run readability/jusText and keep the better text
@@ -204,8 +257,9 @@ class ExtractParams:
             self.model_path = model_path()
         if self.min_chars < 0:
             raise ValueError(f"min_chars must be >= 0, got {self.min_chars}")
-        if self.max_html_chars <= 0:
-            raise ValueError(f"max_html_chars must be > 0, got {self.max_html_chars}")
+        for name in ("max_html_chars", "max_elements", "max_depth"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.timeout_s < 0:
             raise ValueError(f"timeout_s must be >= 0, got {self.timeout_s}")
 
@@ -213,8 +267,9 @@ class ExtractParams:
 class ExtractStage(Stage):
     """RECORD_SCHEMA rows (decoded HTML) -> DOCUMENT_SCHEMA rows (main text).
 
-    Counters: ``extract.pages``, ``extract.html_chars``, ``extract.failed``,
-    ``extract.timeouts``, ``extract.too_large``, ``extract.empty``.
+    Counters: ``extract.pages``, ``extract.html_chars``, ``extract.failed``, ``extract.empty``,
+    one per page limit (``extract.too_large``, ``extract.too_many_elements``, ``extract.too_deep``),
+    and with the opt-in ``timeout_s``: ``extract.timeouts`` and ``extract.nonreproducible_pages``.
     """
 
     kind = "extract"
@@ -253,16 +308,21 @@ class ExtractStage(Stage):
         if html is None or not html.strip():
             counters["extract.empty"] += 1
             return None, "no_text", None
-        if len(html) > self.params.max_html_chars:
-            counters["extract.too_large"] += 1
-            return None, "too_large", float(len(html))
+        params = self.params
+        broken = page_limit(html, params.max_html_chars, params.max_elements, params.max_depth)
+        if broken is not None:
+            counters[f"extract.{broken[0]}"] += 1
+            return None, broken[0], broken[1]
         try:
-            with _time_limit(self.params.timeout_s):
+            with _time_limit(params.timeout_s):
                 text = self._extract(html, url)
         except ExtractTimeout:
             counters["extract.timeouts"] += 1
-            log.warning("extract: gave up on %s after %.1fs", url, self.params.timeout_s)
-            return None, "timeout", self.params.timeout_s
+            counters["extract.nonreproducible_pages"] += 1  # in the manifest's funnel: this run depends on load
+            log.warning(
+                "extract: gave up on %s after %.1f CPU s; this run's output now depends on the machine's load", url, params.timeout_s
+            )
+            return None, "timeout", params.timeout_s
         except RecursionError:
             counters["extract.failed"] += 1
             return None, "failed", None

@@ -114,6 +114,7 @@ def test_timeout_rejects_a_page_that_takes_too_long(monkeypatch):
     out = stage(_records([{"id": "a", "source": "s", "url": "http://a/", "html": "<p>x</p>"}])).to_pylist()
     assert time.perf_counter() - start < 1.5
     assert out[0]["rejected_by"] == "extract.timeout" and stage.counters["extract.timeouts"] == 1
+    assert stage.counters["extract.nonreproducible_pages"] == 1  # the manifest's funnel says this run depends on load
 
 
 def test_timeout_counts_cpu_time_not_waiting(monkeypatch):
@@ -155,3 +156,72 @@ def test_fallbacks_off_still_finds_main_text_and_is_trafilatura_only(extracted):
     assert [s for s in EXPECTATIONS[url]["with"] if normalize(s) not in text] == []
     with pytest.raises(ValueError, match="fallbacks"):
         ExtractParams(extractor="fast", fallbacks=False).validate()
+
+
+PARAGRAPH = "<p>" + "A sentence of ordinary article text that goes on for a while. " * 5 + "</p>"
+
+
+def _deep_page(levels: int) -> str:
+    return "<html><body>" + "<div>x " * levels + PARAGRAPH + "</div>" * levels + "</body></html>"
+
+
+def _span_page(spans: int) -> str:
+    return "<html><body><article>" + PARAGRAPH + "<p>" + "<span>w</span> " * spans + "</p></article></body></html>"
+
+
+def _link_page(links: int) -> str:
+    return "<html><body><article>" + PARAGRAPH + "<ul>" + "<li><a href='/x'>item</a></li>" * links + "</ul></article></body></html>"
+
+
+def _real_records() -> list[dict]:
+    return next(read_warc(str(DATA / "warc" / "dolma-sample-0000.warc.gz"), "web")).to_pylist()
+
+
+def test_page_limits_count_the_bytes_only():
+    from curate.extract import container_depth, element_count, page_limit
+
+    assert element_count(_span_page(100)) == 105  # html, body, article, two p, the spans
+    assert element_count("<!-- <div> --> a < b </p> <br/>") == 2  # the comment's <div> is a tag on the stream too
+    assert container_depth(_deep_page(50)) == 50
+    assert container_depth("</div></div><div><span></div><div>") == 2  # a stray end tag closes nothing
+    assert page_limit(_deep_page(50), 10**6, 100, 40) == ("too_deep", 50.0)
+    assert page_limit(_span_page(100), 10**6, 100, 40) == ("too_many_elements", 105.0)
+    assert page_limit(_span_page(100), 100, 100, 40) == ("too_large", float(len(_span_page(100))))
+    assert page_limit(_span_page(100), 10**6, 105, 40) is None  # at the limit is allowed
+
+
+def test_pathological_pages_are_rejected_by_rule_and_leave_later_pages_unchanged():
+    real = _real_records()
+    rows = [
+        {**real[0], "id": "deep", "html": _deep_page(4000)},
+        {**real[0], "id": "spans", "html": _span_page(40_000)},
+        *real,
+        {**real[0], "id": "huge", "html": PARAGRAPH * 200_000},
+    ]
+    stage = ExtractStage(ExtractParams())
+    out = stage(_records(rows)).to_pylist()
+    alone = ExtractStage(ExtractParams())(_records(real)).to_pylist()
+    assert out[2:-1] == alone
+    verdicts = {r["id"]: (r["rejected_by"], r["rejected_value"], r["text"]) for r in out if r["id"] in ("deep", "spans", "huge")}
+    assert verdicts == {
+        "deep": ("extract.too_deep", 4000.0, None),
+        "spans": ("extract.too_many_elements", 40_005.0, None),
+        "huge": ("extract.too_large", float(len(PARAGRAPH) * 200_000), None),
+    }
+    assert (stage.counters["extract.too_deep"], stage.counters["extract.too_many_elements"], stage.counters["extract.too_large"]) == (
+        1,
+        1,
+        1,
+    )
+
+
+def test_no_clock_by_default_and_a_page_stopped_by_the_opt_in_guard_leaves_no_state():
+    assert ExtractParams().timeout_s == 0
+    real = _real_records()
+    slow = {**real[0], "id": "slow", "html": _link_page(14_000)}  # 28,005 elements: under every limit; ~0.1 CPU s
+    guarded = ExtractStage(ExtractParams(timeout_s=0.03))
+    out = guarded(_records([slow, *real, slow, *real[:3]])).to_pylist()
+    alone = ExtractStage(ExtractParams())(_records(real)).to_pylist()
+    assert [r["rejected_by"] for r in out if r["id"] == "slow"] == ["extract.timeout"] * 2
+    assert out[1 : 1 + len(real)] == alone and out[2 + len(real) :] == alone[:3]
+    assert guarded.counters["extract.nonreproducible_pages"] == 2
