@@ -39,6 +39,20 @@ def spark_session(
         builder = builder.master(master)
     elif not launched_by_submit:
         builder = builder.master("local[*]")
+    settings = _session_settings(progress, ui, None if launched_by_submit else driver_memory)
+    settings.update(conf or {})
+    session = _start_with_class_archive(builder, settings, _starts_the_jvm(launched_by_submit))
+    session.sparkContext.setLogLevel("WARN")
+    if not session.sparkContext.getConf().contains("spark.sql.shuffle.partitions"):  # set by user or spark-submit: kept
+        # Two shuffle partitions per core: Spark's default of 200 costs seconds per shuffle on
+        # a laptop (every dedup round has several), a fixed small number starves a cluster.
+        # Outputs do not depend on it (shards are keyed by id hash; tests/test_cluster.py).
+        session.conf.set("spark.sql.shuffle.partitions", str(max(2, 2 * session.sparkContext.defaultParallelism)))
+    return session
+
+
+def _session_settings(progress: bool, ui: bool, driver_memory: str | None) -> dict[str, str]:
+    """curate's Spark settings (``driver_memory``: None when spark-submit already set it)."""
     settings = {
         "spark.ui.enabled": "true" if ui else "false",
         "spark.ui.showConsoleProgress": "true" if progress else "false",
@@ -52,10 +66,17 @@ def spark_session(
         "spark.python.worker.reuse": "true",
         "spark.executorEnv.PYSPARK_PYTHON": python_for_workers(),
     }
-    if not launched_by_submit:
+    if driver_memory is not None:
         settings["spark.driver.memory"] = driver_memory
-    settings.update(conf or {})
-    starts_jvm = _starts_the_jvm(launched_by_submit)
+    return settings
+
+
+def _start_with_class_archive(builder: SparkSession.Builder, settings: dict[str, str], starts_jvm: bool) -> SparkSession:
+    """The session, its driver JVM mapping the class archive when one exists (a JVM curate starts).
+
+    A JVM that dies mapping the archive (damaged on disk) must not cost the run: the archive is
+    deleted and the session started without it.
+    """
     base_options = _driver_java_options(settings.get("spark.driver.extraJavaOptions", ""), starts_jvm)
     if base_options:
         settings["spark.driver.extraJavaOptions"] = base_options
@@ -65,22 +86,13 @@ def spark_session(
     for key, value in settings.items():
         builder = builder.config(key, value)
     try:
-        session = builder.getOrCreate()
+        return builder.getOrCreate()
     except Exception as e:
         if archive is None or "JAVA_GATEWAY_EXITED" not in str(e):
             raise
-        # A JVM that dies mapping the archive (damaged on disk) must not cost the run: drop it.
         log.warning("Spark's JVM did not start with the class archive %s; deleting it and starting without", archive)
         class_archive.discard(archive)
-        builder = builder.config("spark.driver.extraJavaOptions", base_options)
-        session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("WARN")
-    if not session.sparkContext.getConf().contains("spark.sql.shuffle.partitions"):  # set by user or spark-submit: kept
-        # Two shuffle partitions per core: Spark's default of 200 costs seconds per shuffle on
-        # a laptop (every dedup round has several), a fixed small number starves a cluster.
-        # Outputs do not depend on it (shards are keyed by id hash; tests/test_cluster.py).
-        session.conf.set("spark.sql.shuffle.partitions", str(max(2, 2 * session.sparkContext.defaultParallelism)))
-    return session
+        return builder.config("spark.driver.extraJavaOptions", base_options).getOrCreate()
 
 
 def _starts_the_jvm(launched_by_submit: bool) -> bool:
