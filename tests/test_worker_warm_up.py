@@ -42,12 +42,16 @@ def test_later_stages_warm_up_once_per_worker_after_its_segment0_tasks(monkeypat
     assert worker_warm_up.WorkerState.thread is thread and len(calls) == 2
 
 
-def test_a_registered_warm_up_runs_before_the_stages_own(monkeypatch):
+def test_warm_up_runs_the_stages_own_and_skips_a_stage_without_one():
     calls: list = []
-    monkeypatch.setitem(worker_warm_up.WARM_UPS, "recording", lambda stage: calls.append(("registered", stage.name)))
-    stage = _Recording(calls)
-    worker_warm_up.warm_up(stage)
-    assert calls == [("registered", "recording"), ("recording", worker_warm_up.WorkerState.files_tasks)]
+    worker_warm_up.warm_up(_Recording(calls))
+    assert calls == [("recording", worker_warm_up.WorkerState.files_tasks)]
+
+    class Plain(Stage):
+        kind = "plain"
+
+    worker_warm_up.warm_up(Plain(None))  # nothing to get ready: no error
+    assert len(calls) == 1
 
 
 def test_the_stage_contract_has_no_warm_up():

@@ -4,10 +4,9 @@ A worker would otherwise pay for a later stage's imports (spaCy's: ~1 s) at the 
 first task after a global stage; here a background thread does it as soon as no segment-0
 task runs in the process, while the worker waits for its last segment-0 peer and the driver.
 
-What "getting ready" means is a speed concern, not part of the stage contract: a stage kind
-registers a warm-up with :func:`register_warm_up` (a stage object may also carry a
-``warm_up()`` method of its own). Errors are ignored here: ``setup()`` raises them in the task
-that needs the stage.
+What "getting ready" means is a speed concern, not part of the stage contract: a stage that
+can get ready ahead carries a ``warm_up()`` method (``dedup``, ``pii``, ...); the others are
+skipped. Errors are ignored here: ``setup()`` raises them in the task that needs the stage.
 
 Only touched through the module-level functions below: the closures Spark pickles get a copy
 of their module's globals, but module-level functions of an importable module run with the real ones.
@@ -17,23 +16,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
 
 from curate.stage import Stage
 
-# stage kind -> warm-up, called with the stage; registered by the module that owns the speed-up
-WARM_UPS: dict[str, Callable[[Stage], None]] = {}
-
-
-def register_warm_up(kind: str, warm_up: Callable[[Stage], None]) -> None:
-    WARM_UPS[kind] = warm_up
-
 
 def warm_up(stage: Stage) -> None:
-    """Run the warm-up registered for the stage's kind, and the stage's own ``warm_up()`` if it has one."""
-    registered = WARM_UPS.get(stage.kind)
-    if registered is not None:
-        registered(stage)
+    """Run the stage's own ``warm_up()``, if it has one."""
     own = getattr(stage, "warm_up", None)
     if callable(own):
         own()
