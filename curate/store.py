@@ -211,6 +211,16 @@ class StoreLock:
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
+    def __getstate__(self) -> dict:
+        # Stages that hold a lock are pickled into Spark tasks; the renewing thread stays here.
+        state = dict(self.__dict__)
+        state["_stop"], state["_renewer"] = None, None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._stop = threading.Event()
+
     def current(self) -> dict | None:
         """The holder's record, or None when nobody holds it ({} when unreadable: held by someone)."""
         try:

@@ -270,3 +270,44 @@ def test_spark_gives_run_locals_decisions_and_index_for_both_plans(spark, tmp_pa
                 stage.close_index()
         assert got == expected, plan
         assert index_rows(index) == index_rows(local), plan
+
+
+def test_an_index_in_an_object_store_decides_as_a_local_one(tmp_path, pages, monkeypatch):
+    """The same three snapshots through an index on moto's S3 server: the same decisions, the same
+    committed rows, a held index refused, and a part whose commit died (no part.json) never read."""
+    import boto3
+
+    from curate.stage import StageContext
+    from servers import moto_server, s3_storage_options
+
+    monkeypatch.setenv("CURATE_WORK_DIR", str(tmp_path / "cache"))
+    local = [run(tmp_path / "local", rows) for rows in snapshots(pages)]
+    with moto_server() as server:
+        options = {"s3": s3_storage_options(server)}
+        boto3.client(
+            "s3", endpoint_url=server.url, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).create_bucket(Bucket="index")
+        context = StageContext(storage_options=options)
+
+        def remote_run(rows: list[dict]) -> dict:
+            return outcome(DedupStage(DedupParams(index="s3://index/dedup"), context).run_local(table(rows)))
+
+        one, two, three = snapshots(pages)
+        assert remote_run(one) == local[0]
+        holder = DedupStage(DedupParams(index="s3://index/dedup"), context)
+        holder.open_index("curate run elsewhere")
+        try:
+            with pytest.raises(IndexLockedError, match=r"dedup index s3://index/dedup is in use by curate run elsewhere \(pid "):
+                remote_run(two)
+        finally:
+            holder.close_index()
+        from curate.storage import filesystem
+
+        fs = filesystem("s3://index/dedup", options)
+        fs.pipe_file("s3://index/dedup/parts/s000002/exact/part-0.parquet", b"a commit that died before its part.json")
+        assert remote_run(two) == local[1]
+        assert remote_run(three) == local[2]
+        mirror = IndexSession("s3://index/dedup", {}, "reader", options).path
+        assert index_rows(Path(mirror)) == index_rows(tmp_path / "local")
+        fs.invalidate_cache()
+        assert sorted(p.rsplit("/", 1)[1] for p in fs.ls("s3://index/dedup/parts")) == ["s000001", "s000002", "s000003"]
