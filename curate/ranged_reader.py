@@ -43,6 +43,7 @@ import contextlib
 import dataclasses
 import http.client
 import io
+import logging
 import os
 import random
 import re
@@ -64,6 +65,8 @@ try:  # slots shared by the processes of one machine; without fcntl (Windows) th
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 # Body bytes are appended to the block in pieces this big, so a broken body keeps what arrived.
@@ -350,6 +353,22 @@ class HttpTransport:
         self._run(get)
 
 
+_warned_of_hidden_retries = False
+
+
+def warn_of_hidden_retries(botocore_retries: dict[str, Any]) -> None:
+    """Say once per process when botocore retries S3 requests itself, under our retries."""
+    global _warned_of_hidden_retries
+    if botocore_retries.get("total_max_attempts") == 1 or _warned_of_hidden_retries:
+        return
+    _warned_of_hidden_retries = True
+    log.warning(
+        "botocore retries every S3 request itself (%s) under curate's retries, multiplying them; "
+        "build the filesystem with curate.ranged_reader.quiet_storage_options",
+        botocore_retries,
+    )
+
+
 class S3Transport:
     """s3fs, through its botocore client, so one request is one request (s3fs's own retries are skipped)."""
 
@@ -369,6 +388,7 @@ class S3Transport:
 
         async def head():
             client = await self.fs.get_s3(bucket)
+            warn_of_hidden_retries(client.meta.config.retries or {})
             pin = {"VersionId": version_id} if version_id else {}
             return await client.head_object(Bucket=bucket, Key=key, **pin, **self.extra)
 

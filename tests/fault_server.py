@@ -122,6 +122,8 @@ class Handler(BaseHTTPRequestHandler):
             if fault == "slow":
                 time.sleep(self.state.args.slow_s)
             self.serve_file(path, send_body, n, fault)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout): nothing to report
+            self.close_connection = True
         finally:
             self.state.done()
 

@@ -294,6 +294,29 @@ def test_s3_reads_the_same_bytes_and_records(s3) -> None:
     assert counters["storage.requests"] > 2 * len(CONTENT) // FAST.block_size
 
 
+def test_s3_reads_through_throttles_and_drops_counting_each_fault(tmp_path: Path) -> None:
+    # the fault server speaks enough S3 (HEAD/GET /bucket/key, XML error bodies) for s3fs's
+    # botocore client, so the S3 path meets real SlowDown, AccessDenied, drops and stalls
+    (tmp_path / "warcs").mkdir()
+    shutil.copy(WARC_DIR / WARC, tmp_path / "warcs" / WARC)
+    policy = ReadPolicy(**{**FAST.__dict__, "request_timeout_s": 0.4})
+    faults = ["--seed", "4", "--p-503", "0.15", "--p-403", "0.1", "--p-drop", "0.2", "--p-slow", "0.05", "--slow-s", "0.8"]
+    with fault_server(tmp_path, *faults) as server:
+        options = quiet_storage_options("s3", {"endpoint_url": server.url, "key": "k", "secret": "s"})
+        fs = fsspec.filesystem("s3", skip_instance_cache=True, **options)
+        counters = Counters()
+        with open_ranged(f"s3://warcs/{WARC}", fs, policy, counters) as reader:
+            assert reader.read() == CONTENT
+        seen = server.stats()["faults"]
+    assert min(seen.get(kind, 0) for kind in ("503", "403", "drop", "slow")) > 0, seen
+    # one retry per fault: botocore's own retries are off, s3fs's wrapper is not used
+    assert counters["storage.retries:throttled"] == seen["503"]
+    assert counters["storage.retries:forbidden"] == seen["403"]
+    assert counters["storage.retries:incomplete"] + counters["storage.retries:connection"] == seen["drop"]
+    assert counters["storage.retries:timeout"] >= seen["slow"]
+    assert counters["storage.bytes"] == len(CONTENT)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, len(CONTENT) + 100), st.integers(0, 40_000)), min_size=1, max_size=6))
 def test_s3_seek_and_read_anywhere_equals_the_local_file(s3, reads: list[tuple[int, int]]) -> None:
