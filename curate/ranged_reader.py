@@ -427,10 +427,11 @@ def transport_for(fs: fsspec.AbstractFileSystem, timeout_s: float) -> FsspecTran
 def quiet_storage_options(protocol: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """``storage_options`` with the store client's own hidden retries turned off, for reads through this module.
 
-    botocore retries a 503 up to 4 more times by itself (legacy mode) and s3fs wraps every
-    call in 5 more attempts: with ours on top one throttled request became up to 12 x 5 x 5.
-    Only botocore's are turned off here (the reads of this module skip s3fs's wrapper); s3fs's
-    stay for listings. Explicit settings of the caller win.
+    botocore (legacy mode, s3fs's default) sends a throttled or failed request up to 5 times
+    by itself: under our 12 attempts that is 60 requests, with backoff we neither see nor count.
+    s3fs adds its own 5 attempts per call (and ``cat_file`` nests two such wrappers); the reads
+    of this module call the botocore client directly and skip them, listings keep them. Only
+    botocore's are turned off here. Explicit settings of the caller win.
     """
     options = dict(storage_options or {})
     if protocol in ("s3", "s3a"):
