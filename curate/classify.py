@@ -77,58 +77,70 @@ def check_model_file(path: str) -> None:
     fastText itself trusts the sizes written in the file: a truncated or foreign file can
     make it allocate gigabytes or crash the process, so the driver checks first.
     """
-    import struct
-
     size = os.path.getsize(path)
     with open(path, "rb") as fh:
-
-        def read(n: int) -> bytes:
-            data = fh.read(n)
-            if len(data) != n:
-                raise ValueError(f"file ends at byte {fh.tell()} of a field that needs {n} bytes")
-            return data
-
-        magic, version = struct.unpack("<ii", read(8))
-        if magic != FASTTEXT_MAGIC:
-            raise ValueError("no fastText signature at the start of the file")
-        if version > FASTTEXT_VERSION:
-            raise ValueError(f"fastText format version {version} is newer than this reader ({FASTTEXT_VERSION})")
-        read(_ARGS_BYTES)
-        n_entries, _, _, _, prune_size = struct.unpack("<iiiqq", read(28))
-        if n_entries < 0 or n_entries > size:
-            raise ValueError(f"dictionary size {n_entries} does not fit the file")
+        n_entries, prune_size = _model_header(fh, size)
         buffered = fh.read()  # the rest: dictionary entries, then the matrices
-        offset = 0
-        for _ in range(n_entries):
-            end = buffered.find(b"\0", offset)
-            if end < 0:
-                raise ValueError("dictionary cut short")
-            offset = end + 1 + 8 + 1  # word, count (int64), entry type (int8)
-        offset += max(prune_size, 0) * 8
-        for _ in range(2):  # input matrix, then output matrix
-            if offset + 1 > len(buffered):
-                raise ValueError("file ends before a matrix")
-            quantized = buffered[offset] != 0
-            offset += 1
-            if quantized:
-                if offset + 21 > len(buffered):
-                    raise ValueError("file ends inside a quantized matrix header")
-                qnorm = buffered[offset] != 0
-                rows, _, code_size = struct.unpack_from("<qqi", buffered, offset + 1)
-                offset += 21 + code_size
-                dim = struct.unpack_from("<i", buffered, offset)[0] if offset + 4 <= len(buffered) else 0
-                offset += 16 + 4 * 256 * dim  # product quantizer: 4 int32 and dim*256 centroids
-                if qnorm:
-                    offset += rows + 16 + 4 * 256  # norm codes and a one-dimensional quantizer
-            else:
-                if offset + 16 > len(buffered):
-                    raise ValueError("file ends inside a matrix header")
-                rows, cols = struct.unpack_from("<qq", buffered, offset)
-                if rows < 0 or cols < 0:
-                    raise ValueError("negative matrix size")
-                offset += 16 + 4 * rows * cols
-            if offset > len(buffered):
-                raise ValueError(f"matrix needs {offset - len(buffered)} more bytes than the file has")
+    offset = 0
+    for _ in range(n_entries):
+        end = buffered.find(b"\0", offset)
+        if end < 0:
+            raise ValueError("dictionary cut short")
+        offset = end + 1 + 8 + 1  # word, count (int64), entry type (int8)
+    offset += max(prune_size, 0) * 8
+    for _ in range(2):  # input matrix, then output matrix
+        offset = _matrix_end(buffered, offset)
+        if offset > len(buffered):
+            raise ValueError(f"matrix needs {offset - len(buffered)} more bytes than the file has")
+
+
+def _model_header(fh, size: int) -> tuple[int, int]:
+    """Check a model file's signature, version and dictionary size; (dictionary entries, pruned-index size)."""
+    import struct
+
+    def read(n: int) -> bytes:
+        data = fh.read(n)
+        if len(data) != n:
+            raise ValueError(f"file ends at byte {fh.tell()} of a field that needs {n} bytes")
+        return data
+
+    magic, version = struct.unpack("<ii", read(8))
+    if magic != FASTTEXT_MAGIC:
+        raise ValueError("no fastText signature at the start of the file")
+    if version > FASTTEXT_VERSION:
+        raise ValueError(f"fastText format version {version} is newer than this reader ({FASTTEXT_VERSION})")
+    read(_ARGS_BYTES)
+    n_entries, _, _, _, prune_size = struct.unpack("<iiiqq", read(28))
+    if n_entries < 0 or n_entries > size:
+        raise ValueError(f"dictionary size {n_entries} does not fit the file")
+    return n_entries, prune_size
+
+
+def _matrix_end(buffered: bytes, offset: int) -> int:
+    """Where the matrix (dense or quantized) that starts at ``offset`` ends, by its header."""
+    import struct
+
+    if offset + 1 > len(buffered):
+        raise ValueError("file ends before a matrix")
+    quantized = buffered[offset] != 0
+    offset += 1
+    if quantized:
+        if offset + 21 > len(buffered):
+            raise ValueError("file ends inside a quantized matrix header")
+        qnorm = buffered[offset] != 0
+        rows, _, code_size = struct.unpack_from("<qqi", buffered, offset + 1)
+        offset += 21 + code_size
+        dim = struct.unpack_from("<i", buffered, offset)[0] if offset + 4 <= len(buffered) else 0
+        offset += 16 + 4 * 256 * dim  # product quantizer: 4 int32 and dim*256 centroids
+        if qnorm:
+            offset += rows + 16 + 4 * 256  # norm codes and a one-dimensional quantizer
+        return offset
+    if offset + 16 > len(buffered):
+        raise ValueError("file ends inside a matrix header")
+    rows, cols = struct.unpack_from("<qq", buffered, offset)
+    if rows < 0 or cols < 0:
+        raise ValueError("negative matrix size")
+    return offset + 16 + 4 * rows * cols
 
 
 def load_model(path: str):
