@@ -74,6 +74,22 @@ def plan_mixture(available: Mapping[str, tuple[int, int]], spec: MixtureSpec) ->
     Empty ``spec.weights`` keeps the natural proportions (every source with weight equal to
     its share of the tokens), which with a ``total_tokens`` budget scales the whole corpus.
     """
+    shares = _shares(available, spec)
+    if spec.total_tokens is None:
+        # The biggest mix that needs no repetition: the scarcest source (relative to its
+        # weight) sets the budget.
+        budget = min(math.floor(available[s][0] / share) for s, share in shares.items())
+    else:
+        budget = int(spec.total_tokens)
+        if budget <= 0:
+            raise MixtureError(f"mixture.total_tokens: expected a positive integer, got {budget}")
+    plans = {source: _source_plan(source, share, budget, available[source], spec.upsample) for source, share in shares.items()}
+    dropped = tuple(sorted(s for s in available if s not in shares))
+    return MixturePlan(total_tokens=budget, sources=plans, dropped=dropped)
+
+
+def _shares(available: Mapping[str, tuple[int, int]], spec: MixtureSpec) -> dict[str, float]:
+    """Each mixed source's share of the tokens (weights normalised); every one must have tokens."""
     if spec.weights:
         weights = dict(spec.weights)
     else:
@@ -86,46 +102,36 @@ def plan_mixture(available: Mapping[str, tuple[int, int]], spec: MixtureSpec) ->
             raise MixtureError(f"mixture.weights.{source}: expected a positive weight, got {weight!r}")
     weight_sum = sum(weights.values())
     shares = {s: w / weight_sum for s, w in weights.items()}
-
     empty = [s for s in shares if available.get(s, (0, 0))[0] <= 0]
     if empty:
         known = ", ".join(f"{s} ({t} tokens)" for s, (t, _) in sorted(available.items())) or "none"
         raise MixtureError(f"mixture: source {empty[0]!r} has no kept documents to sample from (sources with tokens: {known})")
+    return shares
 
-    if spec.total_tokens is None:
-        # The biggest mix that needs no repetition: the scarcest source (relative to its
-        # weight) sets the budget.
-        budget = min(math.floor(available[s][0] / share) for s, share in shares.items())
-    else:
-        budget = int(spec.total_tokens)
-        if budget <= 0:
-            raise MixtureError(f"mixture.total_tokens: expected a positive integer, got {budget}")
 
-    plans: dict[str, SourcePlan] = {}
-    for source, share in shares.items():
-        tokens, documents = available[source]
-        target = int(round(budget * share))
-        if target > tokens and not spec.upsample:
-            need = target / tokens
-            largest = math.floor(tokens / share)
-            raise MixtureError(
-                f"mixture: source {source!r} is too small: the mix asks for {target:,} tokens from it "
-                f"({share:.1%} of {budget:,}) but it has only {tokens:,} after curation ({need:.2f}x). "
-                f"Set mixture.upsample: true to repeat it, lower its weight, or lower "
-                f"mixture.total_tokens to at most {largest:,}."
-            )
-        full, partial = divmod(target, tokens)
-        plans[source] = SourcePlan(
-            source=source,
-            weight=share,
-            available_tokens=int(tokens),
-            available_documents=int(documents),
-            target_tokens=target,
-            full_epochs=int(full),
-            partial_tokens=int(partial),
+def _source_plan(source: str, share: float, budget: int, available: tuple[int, int], upsample: bool) -> SourcePlan:
+    """One source's target: its share of the budget, as whole passes over it plus a part."""
+    tokens, documents = available
+    target = int(round(budget * share))
+    if target > tokens and not upsample:
+        need = target / tokens
+        largest = math.floor(tokens / share)
+        raise MixtureError(
+            f"mixture: source {source!r} is too small: the mix asks for {target:,} tokens from it "
+            f"({share:.1%} of {budget:,}) but it has only {tokens:,} after curation ({need:.2f}x). "
+            f"Set mixture.upsample: true to repeat it, lower its weight, or lower "
+            f"mixture.total_tokens to at most {largest:,}."
         )
-    dropped = tuple(sorted(s for s in available if s not in shares))
-    return MixturePlan(total_tokens=budget, sources=plans, dropped=dropped)
+    full, partial = divmod(target, tokens)
+    return SourcePlan(
+        source=source,
+        weight=share,
+        available_tokens=int(tokens),
+        available_documents=int(documents),
+        target_tokens=target,
+        full_epochs=int(full),
+        partial_tokens=int(partial),
+    )
 
 
 def sampling_keys(ids: list[str] | pa.Array, seed: int) -> np.ndarray:
