@@ -160,6 +160,10 @@ def write_report(out_dir: str, results, arms: list, prepared: list, options, sum
     # whole runs (evaluations included): a summary's own tokens_per_s is its last logging window only
     speed = [s["tokens"] / s["seconds"] for s in summaries if s.get("seconds")]
     timings = {**timings, "total_s": time.time() - started, "median_tokens_per_s_per_run": statistics.median(speed) if speed else None}
+    # summaries come in (arm, seed) order: each arm's run times, for what each part of an ablation costs
+    timings["run_seconds"] = {
+        a.name: [s.get("seconds") for s in summaries[i * options.seeds : (i + 1) * options.seeds]] for i, a in enumerate(arms)
+    }
     text = render_markdown(
         arms,
         prepared,
