@@ -364,7 +364,7 @@ def warn_of_hidden_retries(botocore_retries: dict[str, Any]) -> None:
     _warned_of_hidden_retries = True
     log.warning(
         "botocore retries every S3 request itself (%s) under curate's retries, multiplying them; "
-        "build the filesystem with curate.ranged_reader.quiet_storage_options",
+        "build the filesystem with curate.storage.quiet_storage_options (curate.storage.filesystem(..., ranged_reads=True))",
         botocore_retries,
     )
 
@@ -422,23 +422,6 @@ def transport_for(fs: fsspec.AbstractFileSystem, timeout_s: float) -> FsspecTran
     if kind == "fsspec.implementations.http.HTTPFileSystem":
         return HttpTransport(fs, timeout_s)
     return FsspecTransport(fs, timeout_s)
-
-
-def quiet_storage_options(protocol: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``storage_options`` with the store client's own hidden retries turned off, for reads through this module.
-
-    botocore (legacy mode, s3fs's default) sends a throttled or failed request up to 5 times
-    by itself: under our 12 attempts that is 60 requests, with backoff we neither see nor count.
-    s3fs adds its own 5 attempts per call (and ``cat_file`` nests two such wrappers); the reads
-    of this module call the botocore client directly and skip them, listings keep them. Only
-    botocore's are turned off here. Explicit settings of the caller win.
-    """
-    options = dict(storage_options or {})
-    if protocol in ("s3", "s3a"):
-        config = dict(options.get("config_kwargs") or {})
-        config.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
-        options["config_kwargs"] = config
-    return options
 
 
 # --- retries ---------------------------------------------------------------------------------

@@ -111,6 +111,7 @@ class ReadingSpec:
     backoff_max_s: float = 60.0
     block_size_mb: float = 8.0  # bytes per ranged request; at most two blocks in memory per file
     max_concurrent_requests: int | None = None  # per machine, across its Python workers
+    forbidden_attempts: int = 4  # a CDN answers 403 when it throttles, a store when credentials are wrong
     prefetch: bool = True  # fetch the next block while the current one is parsed
 
     def policy_options(self) -> dict:
@@ -123,6 +124,7 @@ class ReadingSpec:
             "backoff_base_s": self.backoff_base_s,
             "backoff_max_s": self.backoff_max_s,
             "max_concurrent_requests": self.max_concurrent_requests,
+            "forbidden_attempts": self.forbidden_attempts,
             "prefetch": self.prefetch,
         }
 
@@ -151,7 +153,10 @@ class Recipe:
         from curate.stage import StageContext
 
         ctx = StageContext(
-            recipe_dir=os.path.dirname(os.path.abspath(self.file or ".")), seed=self.seed, run_dir=run_dir, storage_options=self.storage_options
+            recipe_dir=os.path.dirname(os.path.abspath(self.file or ".")),
+            seed=self.seed,
+            run_dir=run_dir,
+            storage_options=self.storage_options,
         )
         return [stage_class(s.kind)(s.params, ctx, name=s.name) for s in self.stages]
 

@@ -94,7 +94,7 @@ def open_input(path: str, access: InputAccess | None, counters: Counters) -> Bin
     from curate.ranged_reader import ReadPolicy, open_ranged
 
     access = access or InputAccess()
-    return open_ranged(path, filesystem(path, access.storage_options), ReadPolicy(**access.policy_options), counters)
+    return open_ranged(path, filesystem(path, access.storage_options, ranged_reads=True), ReadPolicy(**access.policy_options), counters)
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def _read_whole(path: str, storage_options: StorageOptions | None) -> bytes:
             return fh.read()
     from curate.ranged_reader import ReadPolicy, fetch_small
 
-    return fetch_small(path, filesystem(path, storage_options), ReadPolicy(), Counters())
+    return fetch_small(path, filesystem(path, storage_options, ranged_reads=True), ReadPolicy(), Counters())
 
 
 def read_source(

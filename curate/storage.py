@@ -50,6 +50,9 @@ class StorageReadError(OSError):
         super().__init__(message)
         self.url, self.reason, self.attempts = url, reason, attempts
 
+    def __reduce__(self):  # Spark ships executor exceptions to the driver by pickling them
+        return (type(self), (self.url, self.reason, str(self), self.attempts))
+
 
 def protocol_of(path: str) -> str:
     """``s3`` for ``s3://bucket/key``; ``file`` for a plain path or a ``file://`` URL."""
@@ -78,12 +81,18 @@ def options_for(path: str, storage_options: StorageOptions | None) -> dict[str, 
     return {}
 
 
-def filesystem(path: str, storage_options: StorageOptions | None = None):
-    """The fsspec filesystem for ``path`` (one per protocol and options, per process)."""
+def filesystem(path: str, storage_options: StorageOptions | None = None, ranged_reads: bool = False):
+    """The fsspec filesystem for ``path`` (one per protocol and options, per process).
+
+    ``ranged_reads``: for curate/ranged_reader.py, which retries by itself: the client's own
+    hidden retries are turned off (:func:`quiet_storage_options`); listings and writes keep them.
+    """
     import fsspec
 
     protocol = protocol_of(path)
     options = options_for(path, storage_options)
+    if ranged_reads:
+        options = quiet_storage_options(protocol, options)
     key = protocol + ":" + json.dumps(options, sort_keys=True, default=str)
     fs = _filesystems.get(key)
     if fs is None:
@@ -92,6 +101,23 @@ def filesystem(path: str, storage_options: StorageOptions | None = None):
         fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
         _filesystems[key] = fs
     return fs
+
+
+def quiet_storage_options(protocol: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``storage_options`` with the store client's own hidden retries turned off, for reads through this module.
+
+    botocore (legacy mode, s3fs's default) sends a throttled or failed request up to 5 times
+    by itself: under our 12 attempts that is 60 requests, with backoff we neither see nor count.
+    s3fs adds its own 5 attempts per call (and ``cat_file`` nests two such wrappers); the reads
+    of this module call the botocore client directly and skip them, listings keep them. Only
+    botocore's are turned off here. Explicit settings of the caller win.
+    """
+    options = dict(storage_options or {})
+    if protocol in ("s3", "s3a"):
+        config = dict(options.get("config_kwargs") or {})
+        config.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
+        options["config_kwargs"] = config
+    return options
 
 
 def full_url(fs, path: str) -> str:

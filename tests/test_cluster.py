@@ -72,3 +72,35 @@ def test_demo_recipe_on_cluster_equals_local(cluster, curate_zip, demo_run, tmp_
     # path reached the executors; curate.zip holds no model
     [extract] = [s for s in manifest["recipe"]["stages"] if s.get("stage") == "extract"]
     assert extract["model_path"] == str(ROOT / "models" / "extractor" / "model.npz")
+
+
+def test_demo_recipe_on_cluster_reads_and_writes_s3(cluster, curate_zip, demo_run, tmp_path):
+    """The demo's WARCs in moto's S3 server, the output written there too, by a spark-submit run
+    on the standalone cluster: the same shards as the local run."""
+    import boto3
+    import yaml
+
+    from curate.storage import filesystem
+    from servers import moto_server, s3_storage_options
+    from test_object_store_runs import s3_digests
+
+    local, _ = demo_run
+    with moto_server() as server:
+        options = {"s3": s3_storage_options(server)}
+        client = boto3.client(
+            "s3", endpoint_url=server.url, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        for bucket in ("crawl", "runs"):
+            client.create_bucket(Bucket=bucket)
+        for warc in sorted((ROOT / "tests" / "data" / "warc").glob("*.warc.gz")):
+            client.upload_file(str(warc), "crawl", f"warc/{warc.name}")
+        data = yaml.safe_load(DEMO.read_text())
+        data.update(sources=[{"name": "web", "kind": "warc", "paths": ["s3://crawl/warc/*.warc.gz"]}], storage_options=options)
+        recipe = tmp_path / "s3.yaml"
+        recipe.write_text(yaml.safe_dump(data))
+        output = "s3://runs/on-cluster"
+        proc = cluster.submit(recipe, output, curate_zip, extra_args=["--work-dir", str(tmp_path / "work")])
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+        manifest = json.loads(filesystem(output, options).cat_file(f"{output}/manifest.json"))
+        assert manifest["spark"]["master"] == cluster.url and manifest["output"] == output
+        assert s3_digests(options, output) == shard_digests(local)

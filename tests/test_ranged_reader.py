@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from curate.ranged_reader import RangedReadError, ReadPolicy, fetch_small, open_ranged, quiet_storage_options
+from curate.ranged_reader import RangedReadError, ReadPolicy, fetch_small, open_ranged
+from curate.storage import quiet_storage_options
 from curate.stage import Counters
 from curate.storage import StorageReadError
 from servers import fault_server, moto_server, s3_storage_options

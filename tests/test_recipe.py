@@ -269,8 +269,27 @@ def test_reference_documents_every_stage_key():
         section = doc.split(f"### `{kind}`", 1)[1].split("\n### ", 1)[0]
         for f in dataclasses.fields(stage_class(kind).Params):
             assert f"| `{f.name}` |" in section, f"docs/recipes.md: stage {kind}: key {f.name} is undocumented"
-    for top in ("name", "output", "sources", "stages", "tokenizer", "shards", "mixture", "spark", "seed"):
+    for top in (
+        "name",
+        "output",
+        "sources",
+        "stages",
+        "tokenizer",
+        "shards",
+        "mixture",
+        "spark",
+        "seed",
+        "storage_options",
+        "reading",
+        "work_dir",
+    ):
         assert f"| `{top}` |" in doc
+    from curate.recipe import ReadingSpec, SourceSpec
+
+    for spec, heading in ((SourceSpec, "## `sources[]`"), (ReadingSpec, "## `reading`")):
+        section = doc.split(heading, 1)[1].split("\n## ", 1)[0]
+        for f in dataclasses.fields(spec):
+            assert f"| `{f.name}` |" in section, f"docs/recipes.md: {heading}: key {f.name} is undocumented"
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "pipelines" / "recipes").glob("*.yaml")), ids=lambda p: p.name)
