@@ -158,6 +158,15 @@ def test_ablation_file_options_are_checked(tmp_path, capsys):
     assert "ab.yaml: seeds: expected an integer, got 'many'" in capsys.readouterr().err
 
 
+def test_calibration_and_per_rule_options_are_checked(tmp_path, capsys):
+    assert main(["a", "b", "--calibrate", "--degradations", "shuffled,nope", "--out", str(tmp_path)]) == 2
+    assert "unknown degradation 'nope'" in capsys.readouterr().err
+    assert main(["a", "b", "--calibrate", "--doses", "0.1,1.5", "--out", str(tmp_path)]) == 2
+    assert "a dose is a share of documents in (0, 1], got 1.5" in capsys.readouterr().err
+    assert main(["a", "b", "--per-rule", "-1", "--out", str(tmp_path)]) == 2
+    assert "per_rule: expected a number of rules" in capsys.readouterr().err
+
+
 def test_ablation_models_have_their_own_output_matrix(tmp_path, data_dir, wikitext_bpe):
     from trainer.ablate import train_config
     from trainer.train import build_model

@@ -86,8 +86,9 @@ class AblationOptions:
         names = [s.name for s in self.eval_sets]
         if len(set(names)) != len(names):
             raise ValueError(f"eval_sets: names must be unique, got {names}")
-        if self.calibrate:
-            [Dose(kind, share) for kind in self.degradations for share in self.doses]  # raises on a bad one
+        for kind in self.degradations if self.calibrate else []:
+            for share in self.doses:
+                Dose(kind, share)  # raises on an unknown degradation or a share outside (0, 1]
         if self.per_rule < 0:
             raise ValueError(f"per_rule: expected a number of rules (0: off), got {self.per_rule}")
 
