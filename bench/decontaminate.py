@@ -1,27 +1,40 @@
-"""Decontamination benchmark: planted WikiText-2 test passages in real web pages.
+"""Decontamination benchmark: planted WikiText-2 test passages in real web pages, and real pages sharing boilerplate.
 
-    .venv/bin/python bench/decontaminate.py [--data DIR] [--planted 600] [--peer]
+    .venv/bin/python bench/decontaminate.py [--data DIR] [--planted 450] [--heldout 150] [--peer]
+    .venv/bin/python bench/decontaminate.py --build-common 3     # rebuild curate/data/common_ngrams_web.npz
 
-Protected text: WikiText-2 ``test.txt`` (``shared/data/text/wikitext-2``), read as the stage
-reads a ``text`` set. Pages: the main text of the real pages of the shared web corpus
-(``shared/data/web``, fast extractor, cached in ``bench/out/web_texts.jsonl``), at least 50
-words each. ``--planted`` of them get a test passage pasted at a random word position,
-detokenised as a page would print it (``@-@`` -> ``-``, `` , `` -> ``, `` ...) and never across
-an ``<unk>``: half a whole paragraph (its first 40-120 tokens), half a part of one (15-30
-consecutive words, punctuation tokens not counted). The other pages are left as they are ("clean").
+Pages: the main text of the real pages of the shared web corpus (``shared/data/web``, fast
+extractor, cached in ``bench/out/web_texts.jsonl``) outside ``REFERENCE_FILES`` (the files the
+shipped common n-grams were counted on: no page scored here taught the stage its boilerplate), at
+least 50 words each, near-duplicates removed among themselves
+(``bench/dedup_incremental.distinct_pool``: the default dedup).
 
-Reported: recall on the planted pages, precision over everything removed, removals among the
-clean pages (each with its matched n-gram: a verified 13-word overlap with the test set, so
-a clean page removed is either a real overlap or a false positive to look at), and documents
-per second of one process (CPU seconds too) for
+Two protected sets, read as the stage reads them:
 
-* curate's ``decontaminate`` stage;
+* ``wikitext``: WikiText-2 ``test.txt`` (``shared/data/text/wikitext-2``). ``--planted`` pages get
+  a test passage pasted at a random word position, detokenised as a page would print it
+  (``@-@`` -> ``-``, `` , `` -> ``, `` ...) and never across an ``<unk>``: a third a whole paragraph
+  (its first 40-120 tokens), a third a 40-word window of one, a third a 20-word window (what the
+  default gives up; punctuation tokens are not words);
+* ``heldout``: ``--heldout`` of the real pages, drawn at random and taken out of the pages (as
+  ``curate ablate`` holds web pages out for evaluation). The other pages of their sites share
+  their footers, licence lines, menus and cookie notices, and are not near-duplicates of them:
+  a page removed for ``heldout`` shares boilerplate (or a quotation) with a protected page.
+
+Reported, for the stage's rules side by side (``min_words=1`` without common n-grams is the old
+rule: any one verified 13-gram removes a page; ``min_words`` from 1 to 40; common n-grams off,
+shipped, or counted on >= 2 / >= 5 reference pages): recall per kind of plant, and **false
+removals**: clean pages (no plant) removed, split by the set that removed them, beside precision;
+then the clean pages the default removes, each with its covered words and first matched n-gram. Speed (documents per second of one process, CPU seconds) for
+
+* curate's ``decontaminate`` stage at its defaults;
 * ``--peer``: datatrove 0.10.1's ``NGramsDecontFilter`` in ``.venv-bench`` (``make
-  bench-env``), its index built from the same protected text with its own
+  bench-env``), its index built from the WikiText text with its own
   ``NGramsDecontIndexer.compute_hashes`` (its ``run`` needs lighteval and the Hub). NLTK's
   Punkt sentence model cannot be downloaded offline: the child then calls ``word_tokenize``
   with ``preserve_line=True`` (no sentence split, a faster datatrove than released) and says so;
-* a plain Python baseline: lower case, ``\\w+`` words, a set of Python hashes of 13-grams.
+* a plain Python baseline over the WikiText text: lower case, ``\\w+`` words, a set of Python
+  hashes of 13-grams.
 """
 
 from __future__ import annotations
@@ -89,63 +102,68 @@ def _partial(run: list[str], words: int, rng: random.Random) -> list[str]:
     return run[start:end]
 
 
-def plant(pages: list[dict], paragraphs: list[str], n: int, seed: int = 0) -> tuple[list[dict], set[str]]:
-    """Pages with ``n`` of them carrying a passage (half whole, half partial); the planted ids."""
+PLANT_KINDS = ("whole", "window40", "window20")
+
+
+def plant(pages: list[dict], paragraphs: list[str], n: int, seed: int = 0) -> tuple[list[dict], dict[str, str]]:
+    """Pages with ``n`` of them carrying a passage (whole, 40-word and 20-word windows in turn); planted id -> kind."""
     rng = random.Random(seed)
     runs = [run for p in paragraphs for run in clean_spans(p) if len(run) >= 40]
     chosen = set(rng.sample(range(len(pages)), n))
-    out, planted = [], set()
+    out, planted = [], {}
     for i, page in enumerate(pages):
         text = page["text"]
         if i in chosen:
             run = rng.choice(runs)
-            if len(planted) % 2 == 0:
+            kind = PLANT_KINDS[len(planted) % len(PLANT_KINDS)]
+            if kind == "whole":
                 passage = run[: rng.randint(40, min(120, len(run)))]
             else:
-                passage = _partial(run, rng.randint(15, 30), rng)
+                passage = _partial(run, int(kind[len("window") :]), rng)
             words = text.split(" ")
             at = rng.randrange(len(words) + 1)
             text = " ".join(words[:at] + [detokenize_line(" ".join(passage), PLANTED_PASSAGES)] + words[at:])
-            planted.add(page["id"])
+            planted[page["id"]] = kind
         out.append({**page, "text": text})
     return out, planted
+
+
+def hold_out(pages: list[dict], n: int, seed: int = 1) -> tuple[list[dict], list[dict]]:
+    """(pages left, ``n`` pages held out at random)."""
+    chosen = set(random.Random(seed).sample(range(len(pages)), n))
+    return [p for i, p in enumerate(pages) if i not in chosen], [p for i, p in enumerate(pages) if i in chosen]
 
 
 # --- the three contenders --------------------------------------------------------------------
 
 
-def run_curate(docs: list[dict], protected: Path) -> tuple[set[str], dict, dict]:
+def run_curate(docs: list[dict], sets: list, **params) -> tuple[dict[str, dict], dict]:
+    """{removed id: {reason, covered words, n-gram}}, timings, for the stage with ``params`` over ``sets``."""
     import pyarrow as pa
 
-    from curate.decontaminate import DecontaminateParams, DecontaminateStage, ProtectedSet
+    from curate.decontaminate import DecontaminateParams, DecontaminateStage
     from curate.schema import documents_from_pylist
 
-    stage = DecontaminateStage(
-        DecontaminateParams(sets=[ProtectedSet(name="wikitext", paths=[str(protected)])], ngram=NGRAM), name="decontaminate"
-    )
+    stage = DecontaminateStage(DecontaminateParams(sets=sets, ngram=NGRAM, **params), name="decontaminate")
     t0, c0 = time.perf_counter(), time.process_time()
     stage.setup()
     build = (time.perf_counter() - t0, time.process_time() - c0)
     batches = [documents_from_pylist([{"source": "web", **d} for d in docs[i : i + 1024]]) for i in range(0, len(docs), 1024)]
     t0, c0 = time.perf_counter(), time.process_time()
-    removed, ngrams = set(), {}
+    removed = {}
     for batch in batches:
         out = stage(batch)
-        for row in pa.Table.from_batches([out]).select(["id", "rejected_by", "flags"]).to_pylist():
+        for row in pa.Table.from_batches([out]).select(["id", "rejected_by", "rejected_value", "flags"]).to_pylist():
             if row["rejected_by"]:
-                removed.add(row["id"])
-                ngrams[row["id"]] = next((f.split("=", 1)[1] for f in row["flags"] or [] if ".ngram=" in f), row["rejected_by"])
+                ngram = next((f.split("=", 1)[1] for f in row["flags"] or [] if ".ngram=" in f), "")
+                removed[row["id"]] = {"reason": row["rejected_by"], "covered_words": row["rejected_value"], "ngram": ngram}
     seconds = (time.perf_counter() - t0, time.process_time() - c0)
-    return (
-        removed,
-        ngrams,
-        {
-            "index_seconds": round(build[0], 2),
-            "seconds": round(seconds[0], 2),
-            "cpu_seconds": round(seconds[1], 2),
-            "protected_ngrams": stage.counters["protected_ngrams"],
-        },
-    )
+    return removed, {
+        "index_seconds": round(build[0], 2),
+        "seconds": round(seconds[0], 2),
+        "cpu_seconds": round(seconds[1], 2),
+        "protected_ngrams": stage.counters["protected_ngrams"],
+    }
 
 
 def run_plain(docs: list[dict], paragraphs: list[str]) -> tuple[set[str], dict]:
@@ -247,47 +265,142 @@ def quality(removed: set[str], planted: set[str], n_docs: int) -> dict:
     }
 
 
+def rule_figures(removed: dict[str, dict], planted: dict[str, str], n_docs: int) -> dict:
+    """Recall per kind of plant, false removals of clean pages per protected set, precision."""
+    figures = quality(set(removed), set(planted), n_docs)
+    for kind in PLANT_KINDS:
+        ids = [i for i, k in planted.items() if k == kind]
+        figures[f"recall_{kind}"] = round(sum(i in removed for i in ids) / len(ids), 4)
+    for name in ("wikitext", "heldout"):
+        figures[f"false_removals_{name}"] = sum(
+            1 for i, r in removed.items() if i not in planted and r["reason"].startswith(f"decontaminate.{name}")
+        )
+    return figures
+
+
+def protected_sets(data: Path, heldout: list[dict]) -> list:
+    from curate.decontaminate import ProtectedSet
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    heldout_file = OUT / "heldout.jsonl"
+    with heldout_file.open("w", encoding="utf-8") as fh:
+        for page in heldout:
+            fh.write(json.dumps({"text": page["text"]}, ensure_ascii=False) + "\n")  # text only: the n-gram rule, not URLs
+    wikitext = ProtectedSet(name="wikitext", paths=[str(data / "text" / "wikitext-2" / "test.txt")])
+    return [wikitext, ProtectedSet(name="heldout", paths=[str(heldout_file)], kind="jsonl")]
+
+
+REFERENCE_FILES = ("web-000.warc.gz", "web-001.warc.gz", "web-002.warc.gz", "web-003.warc.gz")  # the shipped sample's pages
+
+
+def split_by_file(data: Path, texts: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(pages of REFERENCE_FILES, the other pages): the common n-grams come from pages the benchmark never scores."""
+    file_of = {}
+    with (data / "web" / "manifest.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            file_of.setdefault(row["url"], row["file"])
+    reference = [t for t in texts if file_of.get(t["url"]) in REFERENCE_FILES]
+    return reference, [t for t in texts if file_of.get(t["url"]) not in REFERENCE_FILES]
+
+
+def build_common(data: Path, min_docs: int, path: Path) -> int:
+    """Write the common n-grams of the reference pages (fast extractor text) to ``path``; how many."""
+    import pyarrow as pa
+
+    from curate.decontaminate import build_common_ngrams, save_common_ngrams
+    from dedup_incremental import web_texts
+
+    reference, _ = split_by_file(data, web_texts(data))
+    hashes = build_common_ngrams(pa.array([t["text"] for t in reference], type=pa.large_string()), NGRAM, min_docs)
+    source = f"shared/data/web {', '.join(REFERENCE_FILES)}: {len(reference)} pages, fast extractor, 13-grams on >= {min_docs} pages"
+    save_common_ngrams(str(path), hashes, NGRAM, min_docs, source)
+    return len(hashes)
+
+
+def compare_rules(data: Path, docs: list[dict], planted: dict[str, str], sets: list) -> None:
+    """The stage's rules side by side (min_words=1 without common n-grams is the old rule), then the clean pages
+    the default removes."""
+    from curate.decontaminate import COMMON_NGRAMS, DecontaminateParams
+
+    default = DecontaminateParams.__dataclass_fields__["min_words"].default
+    common = {}
+    for min_docs in (2, 5):
+        common[min_docs] = str(OUT / f"common_ngrams_{min_docs}.npz")
+        emit(step=f"common n-grams on >= {min_docs} reference pages", ngrams=build_common(data, min_docs, Path(common[min_docs])))
+    rules = [
+        ("old rule: any verified 13-gram", {"min_words": 1, "common_ngrams": "off"}),
+        ("shared words only", {"min_words": default, "common_ngrams": "off"}),
+        ("common n-grams only (shipped)", {"min_words": 1}),
+        *((f"min_words={w}, common n-grams (shipped)", {"min_words": w}) for w in (13, 30, 40)),
+        *((f"min_words={default}, common n-grams on >= {k} pages", {"common_ngrams": path}) for k, path in common.items()),
+        (f"default: min_words={default}, common n-grams (shipped)", {}),
+    ]
+    emit(step="shipped common n-grams", path=os.path.relpath(COMMON_NGRAMS, ROOT))
+    for label, params in rules:
+        removed, timing = run_curate(docs, sets, **params)
+        emit(
+            step=label,
+            **rule_figures(removed, planted, len(docs)),
+            docs_per_second=round(len(docs) / timing["seconds"], 1),
+            **timing,
+            load=os.getloadavg(),
+        )
+    for page in sorted(set(removed) - set(planted)):
+        emit(step="default: clean page removed", id=page, url=next(d["url"] for d in docs if d["id"] == page), **removed[page])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--planted", type=int, default=600)
+    parser.add_argument("--planted", type=int, default=450)
+    parser.add_argument("--heldout", type=int, default=150, help="real pages held out as a second protected set")
     parser.add_argument("--peer", action="store_true", help="also run datatrove's NGramsDecontFilter (needs .venv-bench)")
+    parser.add_argument(
+        "--build-common",
+        type=int,
+        metavar="MIN_DOCS",
+        help="write curate's shipped common n-grams (n-grams on MIN_DOCS reference pages) and stop",
+    )
     if len(sys.argv) > 1 and sys.argv[1] == "datatrove-child":
         datatrove_child(sys.argv[2], sys.argv[3])
         return
     args = parser.parse_args()
-    from dedup_incremental import default_data, web_texts
+    from dedup_incremental import default_data, distinct_pool, web_texts
+
+    from curate.decontaminate import COMMON_NGRAMS
+    from curate.dedup import DedupParams
 
     data = args.data or default_data()
-    protected = data / "text" / "wikitext-2" / "test.txt"
-    texts = web_texts(data)
-    pages = [{"id": f"page-{i:05d}", "url": t["url"], "text": t["text"]} for i, t in enumerate(texts) if len(t["text"].split()) >= 50]
-    paragraphs = test_paragraphs(protected)
+    if args.build_common:
+        emit(step="built", path=COMMON_NGRAMS, ngrams=build_common(data, args.build_common, Path(COMMON_NGRAMS)))
+        return
+    pool = distinct_pool(split_by_file(data, web_texts(data))[1], DedupParams())
+    pages, heldout = hold_out([{"id": f"page-{i:05d}", "url": p["url"], "text": p["text"]} for i, p in enumerate(pool)], args.heldout)
+    paragraphs = test_paragraphs(data / "text" / "wikitext-2" / "test.txt")
     docs, planted = plant(pages, paragraphs, args.planted)
-    emit(step="inputs", pages=len(docs), planted=len(planted), protected_paragraphs=len(paragraphs), load=os.getloadavg())
-
-    removed, ngrams, timing = run_curate(docs, protected)
+    OUT.mkdir(parents=True, exist_ok=True)
+    sets = protected_sets(data, heldout)
     emit(
-        step="curate",
-        **quality(removed, planted, len(docs)),
-        docs_per_second=round(len(docs) / timing["seconds"], 1),
-        **timing,
+        step="inputs",
+        pages=len(docs),
+        planted=len(planted),
+        heldout_pages=len(heldout),
+        protected_paragraphs=len(paragraphs),
         load=os.getloadavg(),
     )
-    for page in sorted(removed - planted):
-        emit(step="curate clean page removed", id=page, url=next(d["url"] for d in docs if d["id"] == page), ngram=ngrams[page])
+    compare_rules(data, docs, planted, sets)
 
     plain_removed, timing = run_plain(docs, paragraphs)
     emit(
-        step="plain python set of hashes",
-        **quality(plain_removed, planted, len(docs)),
+        step="plain python set of hashes (wikitext only, any 13-gram)",
+        **quality(plain_removed, set(planted), len(docs)),
         docs_per_second=round(len(docs) / timing["seconds"], 1),
         **timing,
         load=os.getloadavg(),
     )
 
     if args.peer:
-        OUT.mkdir(parents=True, exist_ok=True)
         docs_file, paragraphs_file = OUT / "docs.jsonl", OUT / "paragraphs.json"
         with docs_file.open("w", encoding="utf-8") as fh:
             for d in docs:
@@ -296,8 +409,8 @@ def main() -> None:
         peer = run_datatrove(docs_file, paragraphs_file)
         if "removed" in peer:
             peer_removed = set(peer.pop("removed"))
-            peer.update(quality(peer_removed, planted, len(docs)), docs_per_second=round(len(docs) / peer["seconds"], 1))
-        emit(step="datatrove NGramsDecontFilter", **peer, load=os.getloadavg())
+            peer.update(quality(peer_removed, set(planted), len(docs)), docs_per_second=round(len(docs) / peer["seconds"], 1))
+        emit(step="datatrove NGramsDecontFilter (wikitext only, any 13-gram)", **peer, load=os.getloadavg())
 
 
 if __name__ == "__main__":

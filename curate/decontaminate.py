@@ -1,26 +1,38 @@
-"""Decontamination: remove every document that shares an n-gram with protected text.
+"""Decontamination: remove every document that shares enough of one protected document.
 
 Protected text is what a model will later be evaluated on (benchmark tasks, the held-out sets
-of ``curate ablate``). A document is removed when any ``ngram`` consecutive words of it
-(13 by default, normalised exactly like the dedup shingles: NFKC, lower case, punctuation to
-spaces) also occur in a protected document, or when its normalised URL is the URL of a
-protected document. The reason is ``<stage>.<set>`` (``<stage>.<set>.url`` for a URL match),
-``rejected_value`` the number of the document's n-grams found in that set, ``duplicate_of``
-``<set>:<protected document number>``, and the first matching n-gram is kept in ``flags``
-as ``<stage>.<set>.ngram=<the words>`` so that ``curate inspect`` and ``report.html`` show
-what overlapped.
+of ``curate ablate``). Evidence is an ``ngram`` of consecutive words (13 by default, normalised
+exactly like the dedup shingles: NFKC, lower case, punctuation to spaces) that also occurs in a
+protected document. One shared n-gram is not enough: boilerplate is shared too (a wire
+service's footer, "All rights reserved. This material may not be published, broadcast,
+rewritten or redistributed", is 15 words, three 13-grams, on millions of pages, and on any
+protected news article). A document is removed when, for **one** protected document, the words
+of the document covered by n-grams found in it number at least ``min_words`` (30), or at least
+``min_share`` (0.5) of that protected document's words (a short protected text, a question of
+20 words, counts when most of it is there). A planted 40-word window of a benchmark passage
+covers 40 words; a footer or a licence line covers its own length and no more. The figures
+that chose the defaults are in ``docs/recipes.md`` (``bench/decontaminate.py``).
+
+A document whose normalised URL is the URL of a protected document is removed too. The reason is
+``<stage>.<set>`` (``<stage>.<set>.url`` for a URL match), ``rejected_value`` the covered words,
+``duplicate_of`` ``<set>:<protected document number>``, and the first matching n-gram is kept
+in ``flags`` as ``<stage>.<set>.ngram=<the words>`` so that ``curate inspect`` and
+``report.html`` show what overlapped.
 
 The index holds the 64-bit hash of every protected n-gram in one sorted array (16 bytes per
 n-gram with its owner; 10 million n-grams are 160 MB), and every hash match is checked
-against the protected words before a document is removed, so a hash collision can never
-remove a document. A protected document shorter than ``ngram`` words is one n-gram of all its
-words: only a document with exactly those words matches it (the dedup shingle rule).
+against the protected words before it counts, so a hash collision can never remove a
+document. A protected document shorter than ``ngram`` words is one n-gram of all its words:
+only a document with exactly those words matches it (the dedup shingle rule), and it covers all
+of that protected document.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import os
+from importlib import resources
 from dataclasses import dataclass, field
 from typing import Iterator, Literal
 
@@ -33,6 +45,7 @@ from curate.schema import replace_column, reject
 from curate.stage import Stage, StageError
 
 ProtectedKind = Literal["text", "jsonl", "parquet", "warc", "run"]
+COMMON_NGRAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "common_ngrams_web.npz")
 
 
 @dataclass
@@ -50,13 +63,27 @@ class ProtectedSet:
 class DecontaminateParams:
     sets: list[ProtectedSet] = field(default_factory=list)
     ngram: int = 13
+    min_words: int = 20  # words of a document covered by one protected document's n-grams that remove it
+    min_share: float = 0.5  # ... or this share of that protected document's words
+    # protected n-grams found on at least min_docs pages of a reference sample of the web are boilerplate and
+    # never count: "" = the shipped sample (COMMON_NGRAMS), "off" = none, else the path of a build_common_ngrams file
+    common_ngrams: str = ""
     match_urls: bool = True
+
+    def common_ngrams_path(self) -> str | None:
+        if self.common_ngrams == "off":
+            return None
+        return self.common_ngrams or COMMON_NGRAMS
 
     def validate(self) -> None:
         if not self.sets:
             raise ValueError("sets: expected at least one protected set")
         if self.ngram < 1:
             raise ValueError(f"ngram: expected a positive integer, got {self.ngram}")
+        if self.min_words < 1:
+            raise ValueError(f"min_words: expected a positive integer, got {self.min_words}")
+        if not 0 < self.min_share <= 1:
+            raise ValueError(f"min_share: expected a share in (0, 1], got {self.min_share}")
         names = [s.name for s in self.sets]
         for name in names:
             if names.count(name) > 1 or not name or "." in name:
@@ -116,6 +143,7 @@ class ProtectedIndex:
     document_set: np.ndarray  # int32: set number of each protected document
     words: pa.Array  # list<string>: each protected document's normalised words
     urls: dict[str, int]  # normalised URL -> protected document number
+    word_lists: dict[int, list[str]] = field(default_factory=dict, repr=False)  # documents' words as Python lists, made on first use
 
     @classmethod
     def build(cls, sets: list[ProtectedSet], ngram: int) -> "ProtectedIndex":
@@ -146,9 +174,46 @@ class ProtectedIndex:
     def size(self) -> int:
         return len(self.hashes)
 
+    def document_words(self, document: int) -> list[str]:
+        """A protected document's normalised words (each converted once and kept)."""
+        if document not in self.word_lists:
+            self.word_lists[document] = self.words[document].as_py() or []
+        return self.word_lists[document]
+
     def ngram_words(self, document: int, start: int) -> list[str]:
-        words = self.words[document].as_py() or []
-        return words[start : start + self.ngram]
+        return self.document_words(document)[start : start + self.ngram]
+
+    def length(self, document: int) -> int:
+        """Words of a protected document."""
+        return len(self.document_words(document))
+
+
+def build_common_ngrams(texts: pa.Array, ngram: int, min_docs: int) -> np.ndarray:
+    """Sorted 64-bit hashes of the ``ngram``-grams (the stage's normalisation and hash) found in at least
+    ``min_docs`` of the texts: a reference sample's boilerplate (footers, menus, licence and cookie notices)."""
+    doc_index, hashes = MinHasher(ngram=ngram).word_hashes64(as_words(texts))
+    pairs = np.unique(np.stack([hashes, doc_index.astype(np.uint64)], axis=1), axis=0)  # each n-gram once per text
+    distinct, pages = np.unique(pairs[:, 0], return_counts=True)
+    return distinct[pages >= min_docs]
+
+
+def save_common_ngrams(path: str, hashes: np.ndarray, ngram: int, min_docs: int, source: str) -> None:
+    np.savez_compressed(path, hashes=np.sort(hashes.astype(np.uint64)), ngram=ngram, min_docs=min_docs, source=source)
+
+
+def load_common_ngrams(path: str, ngram: int) -> np.ndarray:
+    """The sorted hashes of a ``save_common_ngrams`` file; ValueError naming the file when it is unusable."""
+    source: str | io.BytesIO = path
+    if path == COMMON_NGRAMS and not os.path.exists(path):  # inside a --py-files zip the shipped file is no file
+        source = io.BytesIO(resources.files("curate").joinpath("data", os.path.basename(path)).read_bytes())
+    try:
+        with np.load(source, allow_pickle=False) as archive:
+            hashes, built_for = archive["hashes"], int(archive["ngram"])
+    except (OSError, KeyError, ValueError) as e:
+        raise ValueError(f"common n-grams file {path}: cannot be read ({e})") from e
+    if built_for != ngram:
+        raise ValueError(f"common n-grams file {path} holds {built_for}-grams, the stage matches {ngram}-grams (set common_ngrams: off)")
+    return hashes
 
 
 def _first_shingles(words: pa.Array, ngram: int) -> np.ndarray:
@@ -175,12 +240,29 @@ class DecontaminateStage(Stage):
                 missing = [] if source_files(source) else spec.paths
             if missing or not spec.paths:
                 raise StageError(f"{self.name}: protected set {spec.name!r}: no file matches {missing or spec.paths}")
+        self._common_hashes()  # a missing or mismatched common n-grams file fails here, before any work
+
+    def _common_hashes(self) -> np.ndarray:
+        path = self.params.common_ngrams_path()
+        if path is None:
+            return np.zeros(0, dtype=np.uint64)
+        try:
+            return load_common_ngrams(path, self.params.ngram)
+        except ValueError as e:
+            raise StageError(f"{self.name}: {e}") from e
 
     def setup(self) -> None:
-        self._index = ProtectedIndex.build(self.params.sets, self.params.ngram)
-        if self._index.size == 0 and not self._index.urls:
-            raise StageError(f"{self.name}: the protected sets {self._index.set_names} hold no text")
-        self.counters["protected_ngrams"] = self._index.size
+        index = self._index = ProtectedIndex.build(self.params.sets, self.params.ngram)
+        if index.size == 0 and not index.urls:
+            raise StageError(f"{self.name}: the protected sets {index.set_names} hold no text")
+        common = self._common_hashes()
+        if len(common) and index.size:
+            # boilerplate of the web is no evidence: its n-grams leave the index (hashes are sorted, so is the rest)
+            at = np.minimum(np.searchsorted(common, index.hashes), len(common) - 1)
+            keep = common[at] != index.hashes
+            index.hashes, index.owners, index.starts = index.hashes[keep], index.owners[keep], index.starts[keep]
+            self.counters["protected_ngrams_common"] = int((~keep).sum())
+        self.counters["protected_ngrams"] = index.size
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         index: ProtectedIndex = self._index
@@ -212,24 +294,38 @@ class DecontaminateStage(Stage):
         return reject(batch, mask, reasons, values, owners)
 
     def _match_ngrams(self, row, shingles, hashes, found, first, words, reasons, values, owners, notes) -> None:
-        """Check the hash matches of one document against the protected words; mark it if one holds."""
+        """Check the hash matches of one document against the protected words; mark it if it shares enough of
+        one protected document (see the module docstring)."""
         index: ProtectedIndex = self._index
         doc_words = words[int(row)].as_py() or []
+        covered: dict[int, set[int]] = {}  # protected document -> positions of the document's words its n-grams cover
+        first_ngram: dict[int, list[str]] = {}
         for shingle in shingles:
             position = int(shingle - first[shingle])
             candidate = doc_words[position : position + index.ngram]
             slot = int(found[shingle])
+            matched = False
             while slot < len(index.hashes) and index.hashes[slot] == hashes[shingle]:
                 owner = int(index.owners[slot])
                 if index.ngram_words(owner, int(index.starts[slot])) == candidate:
-                    name = index.set_names[index.document_set[owner]]
-                    reasons[row] = f"{self.name}.{name}"
-                    values[row] = float(len(shingles))
-                    owners[row] = f"{name}:{owner}"
-                    notes[row] = f"{self.name}.{name}.ngram=" + " ".join(candidate)
-                    return
+                    matched = True
+                    covered.setdefault(owner, set()).update(range(position, position + len(candidate)))
+                    first_ngram.setdefault(owner, candidate)
                 slot += 1
-            self.counters["hash_collisions"] += 1
+            if not matched:
+                self.counters["hash_collisions"] += 1
+        if not covered:
+            return
+        owner = max(covered, key=lambda o: (len(covered[o]), -o))  # the protected document it shares most of
+        shared = len(covered[owner])
+        if shared < self.params.min_words and shared < self.params.min_share * index.length(owner):
+            self.counters["documents_below_threshold"] += 1  # n-grams shared, too few words of one document
+            return
+        name = index.set_names[index.document_set[owner]]
+        reasons[row] = f"{self.name}.{name}"
+        values[row] = float(shared)
+        owners[row] = f"{name}:{owner}"
+        notes[row] = f"{self.name}.{name}.ngram=" + " ".join(first_ngram[owner])
 
 
 def _add_flags(batch: pa.RecordBatch, notes: list[str | None]) -> pa.RecordBatch:
