@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from curate.dedup_index import DedupIndexError
     from curate.run_output import RunExistsError
+    from curate.sources import InputFailedError
 
     try:
         manifest = run_recipe(
@@ -100,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     except DedupIndexError as e:  # the index is held by another run, or built with other settings
         print(f"curate: {e}", file=sys.stderr)
         return 4
+    except InputFailedError as e:  # a file still unreadable after its retries, with reading.on_error: fail
+        print(f"curate: {e}", file=sys.stderr)
+        return 5
     print("\n".join(summary_lines(manifest)))
     return 0
 

@@ -192,7 +192,8 @@ def read_source(
         yield from source_reader(source.kind).read(source, path, counters, problems, batch_size, opener)
     except StorageReadError as e:
         counters[f"storage.failed_files:{e.reason}"] += 1
-        message = f"{display_url(path)}: unreadable after {e.attempts} attempt(s) ({e.reason}): {e}"
+        detail = getattr(e, "detail", "")  # the ranged reader's: what the store answered
+        message = f"{display_url(path)}: unreadable after {e.attempts} attempt(s) ({e.reason}{': ' + detail if detail else ''})"
         if access.on_error == "fail":
             raise InputFailedError(message + " (reading.on_error: fail)") from None
         note_problem(problems, message + "; skipped (reading.on_error: skip)")

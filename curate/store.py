@@ -184,7 +184,9 @@ def holder_info(holder: str) -> dict:
 
 
 def is_stale(info: dict, lease_s: float) -> bool:
-    """Stale: its holder ran on this host and is gone, or it has not been renewed for ``lease_s``."""
+    """Stale: its holder ran on this host and is gone, or it promised renewals (``renewed``) and
+    has not been renewed for ``lease_s``. A lock that is never renewed (a local folder, maybe
+    shared over NFS) is never judged by its age."""
     if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
         try:
             os.kill(info["pid"], 0)
@@ -194,7 +196,7 @@ def is_stale(info: dict, lease_s: float) -> bool:
             return False
         return False
     heartbeat = info.get("heartbeat")
-    return isinstance(heartbeat, (int, float)) and time.time() - heartbeat > lease_s
+    return bool(info.get("renewed")) and isinstance(heartbeat, (int, float)) and time.time() - heartbeat > lease_s
 
 
 class StoreLock:
@@ -237,7 +239,7 @@ class StoreLock:
         )
 
     def acquire(self, holder: str) -> dict:
-        info = holder_info(holder)
+        info = dict(holder_info(holder), renewed=self.store.remote)
         for _ in range(3):
             if self.store.create_exclusive(json.dumps(info).encode(), self.name):
                 self.info = info

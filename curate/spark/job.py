@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from curate.recipe import Recipe
 from curate.rehydrate import rehydration_of
 from curate.run_output import RunOutput
+from curate.sources import InputFailedError
 from curate.schema import DOCUMENT_SCHEMA, TOKENS_SCHEMA
 from curate.shards import remove_temporaries, write_json_atomic
 from curate.spark import manifest
@@ -218,7 +220,13 @@ class CurationJob:
             task_df = spark.range(0, len(tasks), 1, min(n, len(tasks)))
             files = process_files(self.recipe, segment.map_stages, stats_dir, tasks, later)
             out = task_df.mapInArrow(files, spark_schema(DOCUMENT_SCHEMA))
-            out.write.mode("overwrite").parquet(seg_path)
+            try:
+                out.write.mode("overwrite").parquet(seg_path)
+            except Exception as e:  # Spark wraps the executor's error in its own
+                found = re.search(r"InputFailedError: (.+)", str(e))
+                if found:  # reading.on_error: fail; say which file, not a page of JVM stack
+                    raise InputFailedError(found.group(1).strip()) from None
+                raise
         progress.reader_stats = manifest.collect_reader_stats(stats_dir)
         progress.funnel.extend(manifest.map_funnel(segment.map_stages, stats_dir))
         if first_segment_counts_every_document(segment.map_stages, self.recipe.sources):
