@@ -116,11 +116,15 @@ def warm_caches() -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_ours(input_dir: str, cores: int, out: str, extractor: str | None = None) -> dict:
-    """One run of the recipe in a fresh interpreter; returns timings and the manifest path."""
+def run_ours(input_dir: str, cores: int, out: str, extractor: str | None = None, storage_options: dict | None = None) -> dict:
+    """One run of the recipe in a fresh interpreter; returns timings and the manifest path.
+
+    ``input_dir`` may be an object-store URL (the WARCs under it), read with ``storage_options``."""
     cmd = [OURS_PY, __file__, "--ours-one", "--input", input_dir, "--cores", str(cores), "--out", out]
     if extractor:
         cmd += ["--extractor", extractor]
+    if storage_options:
+        cmd += ["--storage-options", json.dumps(storage_options)]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -152,12 +156,13 @@ def recipe_with_extractor(extractor: str | None, folder: str) -> str:
     return path
 
 
-def ours_one(input_dir: str, cores: int, out: str, extractor: str | None = None) -> None:
+def ours_one(input_dir: str, cores: int, out: str, extractor: str | None = None, storage_options: dict | None = None) -> None:
     from curate.pipeline import run_recipe
     from curate.recipe import load_recipe
 
     overrides = {
-        "sources": [{"name": "cc", "kind": "warc", "paths": [os.path.join(input_dir, "*.warc.gz")]}],
+        "sources": [{"name": "cc", "kind": "warc", "paths": [input_dir.rstrip("/") + "/*.warc.gz"]}],
+        "storage_options": storage_options or {},
         "output": out,
         "tokenizer": {"path": tokenizer_file(), "eos_token": "<|endoftext|>"},
         "spark": {"master": f"local[{cores}]", "progress": False, "partitions": None, "driver_memory": "4g"},
@@ -185,8 +190,10 @@ def our_decisions(run_dir: str) -> dict[str, str]:
 # --- the peer ---------------------------------------------------------------------------------------
 
 
-def run_peer(input_dir: str, out: str) -> dict:
+def run_peer(input_dir: str, out: str, storage_options: dict | None = None, limit: int = -1) -> dict:
+    """datatrove in a fresh interpreter; ``input_dir`` may be an object-store URL, ``limit`` caps the records read."""
     cmd = [PEER_PY, __file__, "--peer-one", "--input", input_dir, "--out", out, "--tokenizer", tokenizer_file(), "--lid", lid_model()]
+    cmd += ["--peer-limit", str(limit)] + (["--storage-options", json.dumps(storage_options)] if storage_options else [])
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -197,7 +204,7 @@ def run_peer(input_dir: str, out: str) -> dict:
     return result
 
 
-def peer_one(input_dir: str, out: str, tokenizer: str, lid: str) -> None:
+def peer_one(input_dir: str, out: str, tokenizer: str, lid: str, storage_options: dict | None = None, limit: int = -1) -> None:
     """datatrove's FineWeb-style pipeline, one task and one worker per step (runs in .venv-bench)."""
     import shutil
 
@@ -245,7 +252,13 @@ def peer_one(input_dir: str, out: str, tokenizer: str, lid: str) -> None:
     run(
         "filter",
         [
-            WarcReader(input_dir, glob_pattern="*.warc.gz", default_metadata={"dump": "bench"}),
+            # an object store: datatrove's data folder is (URL, fsspec options), its own way in
+            WarcReader(
+                (input_dir, storage_options) if storage_options else input_dir,
+                glob_pattern="*.warc.gz",
+                default_metadata={"dump": "bench"},
+                limit=limit,
+            ),
             # Our extract stage also gives a page 20 s. deduplicate=False: datatrove's default
             # turns on trafilatura's process-wide LRU cache of paragraphs already seen, which
             # drops text from later documents depending on reading order (on this input, 327
@@ -400,12 +413,16 @@ def main() -> None:
     parser.add_argument("--peer-one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tokenizer", help=argparse.SUPPRESS)
     parser.add_argument("--lid", help=argparse.SUPPRESS)
+    parser.add_argument("--storage-options", help=argparse.SUPPRESS)  # JSON, for an object-store --input
+    parser.add_argument("--peer-limit", type=int, default=-1, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    input_dir = os.path.abspath(args.input)
+    input_dir = args.input if "://" in args.input else os.path.abspath(args.input)
+    options = json.loads(args.storage_options) if args.storage_options else None
     if args.ours_one:
-        return ours_one(input_dir, int(args.cores), os.path.abspath(args.out), args.extractor)
+        return ours_one(input_dir, int(args.cores), os.path.abspath(args.out), args.extractor, options)
     if args.peer_one:
-        return peer_one(input_dir, os.path.abspath(args.out), args.tokenizer, args.lid)
+        opts = (options or {}).get(input_dir.split("://")[0]) if options else None
+        return peer_one(input_dir, os.path.abspath(args.out), args.tokenizer, args.lid, opts, args.peer_limit)
     if args.profile:
         return profile_ours(input_dir, args.profile_records, args.extractor)
 

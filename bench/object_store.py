@@ -1,0 +1,114 @@
+"""Reading the crawl where it lives: one crawl-size WARC served by a local S3 endpoint (moto).
+
+    .venv/bin/python bench/make_warc.py --records 35000 --files 1 --out bench/out/cc-crawlfile
+    .venv/bin/python bench/object_store.py --input bench/out/cc-crawlfile [--peer-limit 5000] [--cores 1]
+
+Runs, each in a fresh process, one after the other:
+
+1. curate, the FineWeb-like recipe (bench/pipeline.py's), reading the file from local disk;
+2. curate, the same recipe reading the same file from ``s3://crawl/...`` on moto's standalone
+   S3 server (tests/servers.py starts it on 127.0.0.1; it shares the cores with the run);
+3. datatrove (``.venv-bench``, ``make bench-env``), its FineWeb pipeline reading the same file
+   from the same endpoint through its own fsspec data folder, the first ``--peer-limit``
+   records (its cost per record is flat; the whole file would take it most of an hour).
+
+Printed: records/s per core of each run, curate (S3) / datatrove (S3) per core, what reading
+from the endpoint costs curate over local disk, and whether the two curate runs wrote the same
+shards byte for byte. One input file is one Spark task, so ``--cores 1`` (``local[1]``) measures
+per core without an idle second core in the sum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from pipeline import count_responses, run_ours, run_peer, warm_caches  # noqa: E402
+from servers import moto_server, s3_storage_options  # noqa: E402
+
+
+def digests(run_dir: str) -> dict[str, str]:
+    out = {}
+    for folder in ("documents", "rejected", "tokens"):
+        for name in sorted(os.listdir(os.path.join(run_dir, folder))):
+            with open(os.path.join(run_dir, folder, name), "rb") as fh:
+                out[f"{folder}/{name}"] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def upload(server, folder: str) -> str:
+    import boto3
+
+    client = boto3.client(
+        "s3", endpoint_url=server.url, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    client.create_bucket(Bucket="crawl")
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".warc.gz"):
+            client.upload_file(os.path.join(folder, name), "crawl", f"segments/bench/warc/{name}")
+    return "s3://crawl/segments/bench/warc"
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--input", default="bench/out/cc-crawlfile")
+    parser.add_argument("--out", default="bench/out/object_store")
+    parser.add_argument("--cores", type=int, default=1)
+    parser.add_argument("--peer-limit", type=int, default=5000, help="records datatrove reads (-1: all)")
+    parser.add_argument("--no-peer", action="store_true")
+    args = parser.parse_args()
+    folder, out = os.path.abspath(args.input), os.path.abspath(args.out)
+    records = count_responses(folder)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    print(f"input: {records:,} response records in {folder} (commit {commit}, load {load()})")
+    warm = warm_caches()
+    print(f"per-machine caches built first: {json.dumps({k: v for k, v in warm.items() if k != 'error'})}")
+    rows = []
+    with moto_server() as server:
+        url = upload(server, folder)
+        options = {"s3": s3_storage_options(server)}
+        local = run_ours(folder, args.cores, os.path.join(out, "ours-local"))
+        remote = run_ours(url, args.cores, os.path.join(out, "ours-s3"), storage_options=options)
+        peer = None if args.no_peer else run_peer(url, os.path.join(out, "datatrove-s3"), options, args.peer_limit)
+    for name, result, n in (
+        ("curate, local disk", local, records),
+        ("curate, S3 endpoint", remote, records),
+        ("datatrove, S3 endpoint", peer, args.peer_limit),
+    ):
+        if result is None:
+            continue
+        if "error" in result:
+            print(f"{name}: FAILED\n{result['error']}")
+            continue
+        cores = 1 if name.startswith("datatrove") else args.cores
+        n = records if n < 0 else min(n, records)
+        rows.append((name, result["wall_s"], n / result["wall_s"] / cores))
+        print(f"{name:<24} {n:>7,} records {result['wall_s']:8.1f} s {n / result['wall_s'] / cores:8.1f} records/s/core")
+    rates = dict((name, rate) for name, _, rate in rows)
+    walls = dict((name, wall) for name, wall, _ in rows)
+    if "curate, S3 endpoint" in rates and "datatrove, S3 endpoint" in rates:
+        print(
+            f"ratio curate / datatrove, both from the S3 endpoint: {rates['curate, S3 endpoint'] / rates['datatrove, S3 endpoint']:.2f}x per core"
+        )
+    if "curate, local disk" in walls and "curate, S3 endpoint" in walls:
+        print(
+            f"reading from the S3 endpoint costs curate {walls['curate, S3 endpoint'] / walls['curate, local disk'] - 1:+.1%} over local disk"
+        )
+        same = digests(os.path.join(out, "ours-local")) == digests(os.path.join(out, "ours-s3"))
+        print(f"shards from local disk and from S3 byte-identical: {same}")
+    print(f"load at the end: {load()}")
+
+
+if __name__ == "__main__":
+    main()
