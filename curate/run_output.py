@@ -2,10 +2,11 @@
 
 A run writes its files into a local folder (``staging``) with the shard writers' temporary
 name + rename; for a local output that folder *is* the output. For an object-store output
-(``s3://bucket/runs/x``) staging is a local work folder, and :meth:`RunOutput.publish`
-uploads every finished file to its deterministic key (an upload is invisible until it is
-complete), then ``report.html``, then ``manifest.json`` last: the manifest is the commit
-marker, as on a local disk. Either way:
+(``s3://bucket/runs/x``) staging is a work folder: each shard is uploaded to its
+deterministic key by the task that wrote it (curate/spark/shard_writers.py), and
+:meth:`RunOutput.publish` uploads the rest (an upload is invisible until it is complete),
+then ``report.html``, then ``manifest.json`` last: the manifest is the commit marker, as on a
+local disk. Either way:
 
 * ``_lock.json`` at the output, created only if absent, names the run writing it; a second
   run is refused with that name. A lock whose holder is gone (same host, process dead; or
@@ -101,10 +102,11 @@ class RunOutput:
             shutil.rmtree(self.work, ignore_errors=True)
 
     # -- after the run ----------------------------------------------------------------------
-    def publish(self, manifest: dict, write_report) -> None:
-        """Upload the staged files (object store), then the report, then ``manifest.json`` last."""
+    def publish(self, manifest: dict, write_report, skip: set[str] = frozenset()) -> None:
+        """Upload the staged files (object store) but those in ``skip`` (the shard writers uploaded
+        them), then the report, then ``manifest.json`` last."""
         if self.remote:
-            files = [rel for rel in Store(self.staging).files_under() if _is_output_file(rel)]
+            files = [rel for rel in Store(self.staging).files_under() if _is_output_file(rel) and rel not in skip]
             with ThreadPoolExecutor(int(os.environ.get("CURATE_UPLOAD_THREADS", UPLOAD_THREADS))) as pool:
                 list(pool.map(lambda rel: self.store.put_file(os.path.join(self.staging, rel), *rel.split(os.sep)), files))
         report = write_report(self.staging, manifest)

@@ -107,6 +107,9 @@ class CurationJob:
         self.timings: dict[str, float] = {}
         # rejected:<reason> and rejected_chars:<reason> over rejected/, from the shard writers
         self.rejections: Counter = Counter()
+        # shards the writing tasks already uploaded to an object-store output (paths in the run)
+        self.published: set[str] = set()
+        self.publish_to = self.destination.store if self.destination.remote else None
 
     # -- set-up -------------------------------------------------------------------------
     def prepare_output(self) -> dict | None:
@@ -192,7 +195,7 @@ class CurationJob:
 
             result["rehydrate"] = rehydration_totals(self.spark, os.path.join(self.output, "tokens"), rehydration)
         result["output"] = self.destination.shown
-        self.destination.publish(result, self._write_report)
+        self.destination.publish(result, self._write_report, skip=self.published)
         self.destination.finish(self.keep_work)
         self._holds_output = False
         # Last: the run's survivors join the index only once its outputs are complete.
@@ -324,11 +327,16 @@ class CurationJob:
             shards.row_group_size,
             token_column,
             count_reasons=folder == "rejected",
+            publish_to=self.publish_to,
         )
         rows = keyed.mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
+        self._note_published(rows)
         if folder == "rejected":
             self._count_reasons(rows)
         return shard_entries(self.output, shards, folder, prefix, schema, token_column, {r["shard"]: r.asDict() for r in rows})
+
+    def _note_published(self, rows) -> None:
+        self.published.update(os.path.relpath(r["path"], self.output) for r in rows if r["published"])
 
     def _count_reasons(self, rows) -> None:
         for r in rows:
@@ -339,8 +347,10 @@ class CurationJob:
         for folder in OUTPUT_FOLDERS:
             os.makedirs(os.path.join(self.output, folder), exist_ok=True)
         shards = self.recipe.shards
-        writer = final_shard_writer(self.output, shards.compression, shards.row_group_size, tokenizer, rehydration_of(self.recipe.stages))
+        rehydration = rehydration_of(self.recipe.stages)
+        writer = final_shard_writer(self.output, shards.compression, shards.row_group_size, tokenizer, rehydration, self.publish_to)
         rows = self._keyed(final, ["id"]).mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
+        self._note_published(rows)
         written: dict[str, dict[int, dict]] = {folder: {} for folder in OUTPUT_FOLDERS}
         self._count_reasons([r for r in rows if r["folder"] == "rejected"])
         for r in rows:

@@ -21,6 +21,7 @@ from curate.recipe import ShardSpec
 from curate.rehydrate import Rehydration
 from curate.schema import DOCUMENT_SCHEMA, TOKENS_SCHEMA, conform
 from curate.shards import TMP_MARK, shard_name, write_parquet_atomic
+from curate.store import Store
 from curate.stage import tally_rejections
 from curate.tokens import DocumentTokenizer
 
@@ -34,6 +35,7 @@ SHARD_INFO_SCHEMA = pa.schema(
         ("tokens", pa.int64()),
         ("per_source", pa.string()),  # JSON {source: [rows, tokens]}
         ("reasons", pa.string()),  # JSON {"rejected:<reason>": rows, "rejected_chars:<reason>": characters}, rejected/ only
+        ("published", pa.bool_()),  # already uploaded to the object-store output by the task that wrote it
     ]
 )
 
@@ -55,8 +57,12 @@ class ShardFiles:
         row_group_size: int,
         token_column: str | None,
         count_reasons: bool = False,
+        publish_to: Store | None = None,
     ):
         self.folder, self.prefix, self.schema = folder, prefix, schema
+        # an object-store output: each finished shard is uploaded by the task that wrote it, so the
+        # output's bytes do not all pass through the driver
+        self.publish_to = publish_to
         # rejected/: rows and characters per reason give the global stages' funnel entries
         self.count_reasons = count_reasons
         self.compression, self.row_group_size, self.token_column = compression, row_group_size, token_column
@@ -133,6 +139,8 @@ class ShardFiles:
         self.writer.close()
         path = os.path.join(self.folder, shard_name(self.prefix, self.shard))
         os.replace(self.tmp, path)
+        if self.publish_to is not None:
+            self.publish_to.put_file(path, os.path.basename(self.folder), shard_name(self.prefix, self.shard))
         per_source = {k: [self.per_source[k], self.tok_source[k]] for k in sorted(self.per_source)}
         self.infos.append(
             {
@@ -144,6 +152,7 @@ class ShardFiles:
                 "tokens": self.tokens,
                 "per_source": json.dumps(per_source),
                 "reasons": json.dumps(dict(sorted(self.rejections.items()))),
+                "published": self.publish_to is not None,
             }
         )
         self.writer = None
@@ -157,11 +166,12 @@ def shard_writer(
     row_group_size: int,
     token_column: str | None,
     count_reasons: bool = False,
+    publish_to: Store | None = None,
 ):
-    """Stream rows sorted by (_shard, id) into one Parquet file per shard."""
+    """Stream rows sorted by (_shard, id) into one Parquet file per shard (each uploaded to ``publish_to`` when set)."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        files = ShardFiles(folder, prefix, schema, compression, row_group_size, token_column, count_reasons)
+        files = ShardFiles(folder, prefix, schema, compression, row_group_size, token_column, count_reasons, publish_to)
         for batch in batches:
             if batch.num_rows:
                 files.add_sorted(batch.column("_shard").to_numpy(), conform(batch, schema))
@@ -173,7 +183,12 @@ def shard_writer(
 
 
 def final_shard_writer(
-    output: str, compression: str, row_group_size: int, tokenizer: DocumentTokenizer, rehydration: Rehydration | None = None
+    output: str,
+    compression: str,
+    row_group_size: int,
+    tokenizer: DocumentTokenizer,
+    rehydration: Rehydration | None = None,
+    publish_to: Store | None = None,
 ):
     """Documents sorted by (_shard, id) -> documents/, rejected/ and tokens/ shards in one pass.
 
@@ -185,11 +200,15 @@ def final_shard_writer(
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow.compute as pc
 
-        documents = ShardFiles(os.path.join(output, "documents"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None)
-        rejected = ShardFiles(
-            os.path.join(output, "rejected"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None, count_reasons=True
+        documents = ShardFiles(
+            os.path.join(output, "documents"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None, publish_to=publish_to
         )
-        tokens = ShardFiles(os.path.join(output, "tokens"), "shard", TOKENS_SCHEMA, compression, row_group_size, "n_tokens")
+        rejected = ShardFiles(
+            os.path.join(output, "rejected"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None, True, publish_to
+        )
+        tokens = ShardFiles(
+            os.path.join(output, "tokens"), "shard", TOKENS_SCHEMA, compression, row_group_size, "n_tokens", publish_to=publish_to
+        )
         for batch in batches:
             if not batch.num_rows:
                 continue
