@@ -142,7 +142,7 @@ class Recipe:
     spark: SparkSpec = field(default_factory=SparkSpec)
     description: str = ""
     # fsspec options per protocol ({s3: {endpoint_url: ...}}): never in the manifest unredacted, nor in the hash
-    storage_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    storage_options: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     reading: ReadingSpec = field(default_factory=ReadingSpec)
     # intermediate files (stage segments, statistics, staged shards); default OUTPUT/_work for a
     # local output, a local cache folder for an object-store output (docs/cluster.md)

@@ -72,7 +72,7 @@ class InputAccess:
     (keyword arguments of ``curate.ranged_reader.ReadPolicy``), and what a file that still
     fails does: ``skip`` (reported, the run goes on) or ``fail`` (the run stops)."""
 
-    storage_options: StorageOptions = field(default_factory=dict)
+    storage_options: StorageOptions = field(default_factory=dict, repr=False)
     policy_options: dict[str, Any] = field(default_factory=dict)
     on_error: str = "skip"
 

@@ -50,7 +50,7 @@ class StageContext:
     seed: int = 0
     run_dir: str | None = None
     # fsspec options per protocol, for a stage that reads or writes an object store (the dedup index)
-    storage_options: dict = dataclasses.field(default_factory=dict)
+    storage_options: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
 class Stage:

@@ -86,6 +86,7 @@ def test_s3_in_s3_out_equals_local_and_writes_no_secret(spark, demo_run, s3, tmp
     logs = capfd.readouterr()
     for secret in (KEY, SECRET):
         assert secret.encode() not in written and secret not in logs.out + logs.err
+        assert secret not in repr(recipe) + repr(recipe.input_access())  # what a traceback or a log line could show
     # where the files are read from, and with which credentials, is not part of the recipe's hash
     other = parse_recipe(dict(data, storage_options={"s3": dict(s3["s3"], secret="another")}), file=str(DEMO))
     assert stored["recipe_hash"] == recipe.fingerprint() == other.fingerprint()
