@@ -31,6 +31,7 @@ import itertools
 import json
 import os
 import threading
+import zipfile
 
 import numpy as np
 
@@ -95,9 +96,14 @@ def load_model(path: str | None = None) -> dict:
     path = path or model_path()
     if not os.path.exists(path):
         raise FileNotFoundError(f"block extractor model not found: {path} (set CURATE_EXTRACTOR_MODEL)")
-    with np.load(path, allow_pickle=False) as archive:
-        model = {name: archive[name] for name in archive.files}
-    meta = json.loads(str(model.pop("meta")))
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            model = {name: archive[name] for name in archive.files}
+        meta = json.loads(str(model.pop("meta")))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:  # truncated, not an .npz, no meta
+        raise ValueError(
+            f"{path}: not a readable block extractor model ({type(e).__name__}: {e}); rebuild it with models/train_extractor.py"
+        ) from e
     if tuple(meta["dense_features"]) != DENSE_FEATURES or meta["hash_buckets"] != HASH_BUCKETS or meta.get("word_buckets") != WORD_BUCKETS:
         raise ValueError(f"{path}: model was trained for another feature layout; retrain with models/train_extractor.py")
     if tuple(meta["context_features"]) != CONTEXT_FEATURES:

@@ -1,4 +1,6 @@
-"""Faults: a Python worker killed mid-task, a driver killed mid-run, and reruns of a finished run.
+"""Faults: a killed Python worker, a killed or terminated driver, reruns of a finished run, a full disk,
+unreadable input, a corrupt model file. ``docs/faults.md`` has the table: fault, what the run does, what is
+kept, which test here proves it.
 
 What the job promises (docs/cluster.md, "Faults and reruns"):
 
@@ -7,13 +9,16 @@ What the job promises (docs/cluster.md, "Faults and reruns"):
   ``tokens/`` never sees a partial or duplicate shard, because shards appear by rename;
 * a rerun into the folder of a finished run refuses (exit code 3) unless ``--overwrite`` or
   ``--resume`` is given; ``--resume`` on a finished run of the same recipe returns its
-  manifest and writes nothing; ``--resume`` after a crash reuses every stage segment whose
-  ``_SUCCESS`` exists and produces the same files as a clean run.
+  manifest and writes nothing; ``--resume`` after a crash (SIGKILL or SIGTERM of the driver)
+  reuses every stage segment whose ``_SUCCESS`` exists and produces the same files as a clean run;
+* a shard write that fails (disk full) leaves no visible shard, only a temporary file the next
+  finished run removes; a corrupt model file or an unreadable input is named in the error.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -145,8 +150,11 @@ def test_killed_python_worker_is_retried_and_output_is_identical(recipe, clean_r
     assert shard_digests(output) == shard_digests(clean_run)
 
 
-def test_killed_driver_then_resume_reuses_finished_segments(recipe, clean_run, tmp_path):
-    output = tmp_path / "run"
+def stop_driver_after_segment_0(recipe: Path, output: Path, how: str) -> int:
+    """Start a run, wait for segment 0's ``_SUCCESS``, then stop the driver; its exit status.
+
+    ``kill``: SIGKILL to the driver and its JVM (a crash, no clean-up); ``term``: SIGTERM to the
+    driver process alone, as a scheduler or ``kill`` sends it (its JVM is left to notice)."""
     proc = subprocess.Popen(
         curate_command(recipe, output), cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -157,8 +165,34 @@ def test_killed_driver_then_resume_reuses_finished_segments(recipe, clean_run, t
             time.sleep(0.05)
         assert success.exists(), "segment 0 never finished"
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its JVM: a crash, no clean-up
+        if how == "term":
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+        gone = time.time() + 60  # the JVM of a terminated driver exits when its gateway's stdin closes
+        while _group_alive(proc.pid) and time.time() < gone:
+            time.sleep(0.2)
+        assert not _group_alive(proc.pid), "processes of the stopped run are still alive"
+    return proc.returncode
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_killed_driver_then_resume_reuses_finished_segments(recipe, clean_run, tmp_path):
+    output = tmp_path / "run"
+    assert stop_driver_after_segment_0(recipe, output, "kill") == -signal.SIGKILL
     assert not (output / "manifest.json").exists()
     seg0 = {p.name: p.stat().st_mtime_ns for p in (output / "_work" / "seg0").iterdir()}
 
@@ -183,3 +217,79 @@ def test_rerun_of_a_finished_run_refuses_or_resumes_without_writing(recipe, clea
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "documents out" in resumed.stdout
     assert {p: p.stat().st_mtime_ns for p in clean_run.rglob("*") if p.is_file()} == before
+
+
+def test_sigterm_to_the_driver_leaves_an_unfinished_run_that_resumes_identical(recipe, clean_run, tmp_path):
+    # curate installs no SIGTERM handler: Python's default ends the driver at once, like a crash, and the
+    # folder says so; nothing half-written is visible and --resume finishes it
+    output = tmp_path / "run"
+    assert stop_driver_after_segment_0(recipe, output, "term") == -signal.SIGTERM
+    assert not (output / "manifest.json").exists()
+    assert [p for folder in SHARD_FOLDERS for p in (output / folder).glob("*.parquet")] == []
+    assert run_curate(recipe, output).returncode == 3  # refuses: an unfinished run
+    resumed = run_curate(recipe, output, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_clean_folders(output)
+    assert shard_digests(output) == shard_digests(clean_run)
+
+
+DISK_FULL_WRITER = """
+import os, resource, signal, sys
+import pyarrow as pa
+from curate.schema import documents_from_pylist, DOCUMENT_SCHEMA
+from curate.spark.shard_writers import ShardFiles
+
+folder = sys.argv[1]
+rows = [{"id": f"d{i:05d}", "source": "web", "text": " ".join(str(i * k) for k in range(300))} for i in range(2000)]  # distinct: no dictionary
+batch = documents_from_pylist(rows)
+writer = ShardFiles(folder, "part", DOCUMENT_SCHEMA, "none", 256, None)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with an error instead of a signal
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))  # the disk is full after 1 MiB
+try:
+    writer.add(0, batch)
+    writer.close()
+except OSError as e:
+    print("write failed:", e.strerror)
+    sys.exit(0)
+sys.exit("the write did not fail")
+"""
+
+
+def test_disk_full_while_writing_a_shard_leaves_no_visible_partial_shard(tmp_path):
+    # A file-size limit makes write() fail in the middle of a shard exactly as ENOSPC does (EFBIG); the
+    # task would fail and be retried, and after the retries the run stops unfinished, for --resume.
+    from curate.shards import list_shards, remove_temporaries
+
+    folder = tmp_path / "documents"
+    done = subprocess.run([PYTHON, "-c", DISK_FULL_WRITER, str(folder)], cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "write failed: Error writing bytes to file. Detail: [errno 27] File too large"  # EFBIG
+    assert list_shards(str(folder)) == []  # readers see no shard at all, not a truncated one
+    leftovers = os.listdir(folder)
+    assert len(leftovers) == 1 and leftovers[0].startswith(".part-00000.parquet.tmp-")
+    assert remove_temporaries(str(folder)) == 1  # what a finished run does with a failed attempt's file
+
+
+def test_a_corrupt_extractor_model_is_named_before_any_work(tmp_path):
+    from curate.recipe import RecipeError, parse_recipe
+    from curate.extract_blocks import MODEL_PATH
+    from recipe_util import one_stage_recipe
+
+    corrupt = tmp_path / "model.npz"
+    corrupt.write_bytes(Path(MODEL_PATH).read_bytes()[:50_000])  # a copy cut short
+    recipe = one_stage_recipe(tmp_path, "hello", {"stage": "extract", "model_path": str(corrupt)})
+    with pytest.raises(RecipeError, match=r"stages\[0\]: .*model\.npz: not a readable block extractor model \(BadZipFile"):
+        parse_recipe(recipe, check_files=True)  # the recipe is read before a Spark session starts
+
+
+def test_an_unreadable_local_input_is_named(tmp_path, data_dir):
+    # A local input that cannot be read (a directory in place of a file, a file deleted after listing)
+    # raises OSError naming it: the task fails, Spark retries it, then the run stops with that error.
+    from curate.recipe import SourceSpec
+    from curate.sources import read_source
+
+    (tmp_path / "in.warc.gz").mkdir()
+    source = SourceSpec(name="web", kind="warc", paths=[str(tmp_path / "*.warc.gz")])
+    for path in (tmp_path / "in.warc.gz", tmp_path / "gone.warc.gz"):
+        with pytest.raises(OSError, match=re.escape(str(path))):
+            list(read_source(source, str(path)))
