@@ -41,12 +41,13 @@ def test_calibration_names_the_smallest_detected_dose_and_places_the_pair():
 
 
 def test_per_rule_table_lists_documents_tokens_and_each_sets_delta():
-    arm = Arm("A+c4.x", "/m/r", {"rule_mix": {"rule": "c4.x", "documents_added": 12, "tokens_added": 3456}}, role="rule")
+    info = {"rule": "c4.x", "removed_first": 15, "later_removed": {"fineweb.y": 3}, "documents_added": 12, "tokens_added": 3456}
+    arm = Arm("A+c4.x", "/m/r", {"rule_mix": info}, role="rule")
     rules = [compare(s, "A", _seeds(4.0), "A+c4.x", _seeds(4.0 + d), sets=2) for s, d in (("wiki", -0.05), ("web", 0.0))]
     lines, table = rule_lines(rules, [arm])
-    assert table == [{"rule": "c4.x", "documents": 12, "tokens": 3456, "wiki": pytest.approx(-0.05), "web": pytest.approx(0.0)}]
+    assert table == [{**info, "wiki": pytest.approx(-0.05), "web": pytest.approx(0.0)}]
     row = next(line for line in lines if line.startswith("| c4.x "))
-    assert row.startswith("| c4.x | 12 | 3,456 | -0.0500 [") and row.count("✓") == 1
+    assert row.startswith("| c4.x | 15 | 12 | 3,456 | -0.0500 [") and row.count("✓") == 1
 
 
 def test_curve_points_compare_the_mixes_at_every_evaluation():

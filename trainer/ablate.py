@@ -280,8 +280,8 @@ def _check_arms(arms: list[Arm]) -> None:
 
 
 def derived_arms(arms: list[Arm], options: AblationOptions, folder: str) -> list[Arm]:
-    """The calibration doses and per-rule mixes of the first mix, built once into ``folder``
-    from its run (no second curation); a folder already holding one is reused."""
+    """The calibration doses and per-rule mixes of the first mix, built into ``folder`` from its
+    run (no second curation)."""
     first = arms[0]
     out = []
     if options.calibrate:
@@ -302,15 +302,9 @@ def derived_arms(arms: list[Arm], options: AblationOptions, folder: str) -> list
 
 
 def _derived(first: Arm, name: str, folder: str, role: str, build) -> Arm:
+    # always built again (seconds): a folder left by an earlier ablation may hold another first mix or version
     path = os.path.join(folder, name)
-    manifest_path = os.path.join(path, "manifest.json")
-    if os.path.exists(manifest_path):
-        with open(manifest_path) as fh:
-            manifest = json.load(fh)
-        if manifest.get("control", manifest.get("rule_mix", {})).get("of") != os.path.abspath(first.run_dir):
-            manifest = build(path)
-    else:
-        manifest = build(path)
+    manifest = build(path)
     print(f"ablate: {role} mix {name}: {manifest['tokens']['total']:,} tokens -> {path}", file=sys.stderr)
     return Arm(name, path, manifest, excluded=first.excluded, checked=first.checked, role=role)
 

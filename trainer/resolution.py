@@ -6,8 +6,8 @@ learning-curve sections, from the comparisons of the first mix with its known-an
   minus the first mix's: positive when the degradation hurts), the smallest dose the verdict's
   rule detects, and where the A/B difference sits on that scale (the dose whose Δ it equals,
   interpolated linearly from 0 through the measured doses).
-* Per rule: Δ of "first mix + what one rule removed first" against the first mix; negative
-  when the removed documents would have helped on that set.
+* Per rule: Δ of "first mix + what one rule alone removed" (trainer.controls.build_rule_mix)
+  against the first mix; negative when those documents would have helped on that set.
 * Along the run: the comparison at every evaluation (trainer.compare.describe_curve).
 """
 
@@ -110,21 +110,27 @@ def rule_lines(rules: list[Comparison], arms: list) -> tuple[list[str], list[dic
         return [], []
     by_name = {a.name: a for a in arms}
     sets = list(dict.fromkeys(c.eval_set for c in rules))
-    lines = ["", "## Per rule (the first mix plus the documents one rule removed first)", ""]
-    lines += ["Δ = loss(mix + the rule's removals) − loss(first mix): negative when those documents would have helped on that set.", ""]
-    lines += ["| rule | documents | tokens | " + " | ".join(sets) + " |", "| --- | ---: | ---: | " + " | ".join("---" for _ in sets) + " |"]
+    lines = ["", "## Per rule (the first mix plus what one rule alone removed)", ""]
+    lines += [
+        "removed first: documents the run records as removed by the rule (curate keeps the first rule that removes a "
+        "document); added: those of them that every later per-document stage keeps (dedup is not re-run), with their tokens. "
+        "Δ = loss(mix + added) − loss(first mix): negative when those documents would have helped on that set; ✓: the interval "
+        "excludes 0 (jointly over the sets).",
+        "",
+        "| rule | removed first | added | tokens added | " + " | ".join(sets) + " |",
+        "| --- | ---: | ---: | ---: | " + " | ".join("---" for _ in sets) + " |",
+    ]
     table = []
     for name in dict.fromkeys(c.b for c in rules):
         info = by_name[name].manifest["rule_mix"]
         cells = {c.eval_set: c for c in rules if c.b == name}
         shown = [f"{cells[s].delta:+.4f} {cells[s].interval()}{' ✓' if cells[s].better else ''}" for s in sets]
-        lines.append(f"| {info['rule']} | {info['documents_added']:,} | {info['tokens_added']:,} | " + " | ".join(shown) + " |")
+        counts = f"{info['removed_first']:,} | {info['documents_added']:,} | {info['tokens_added']:,}"
+        lines.append(f"| {info['rule']} | {counts} | " + " | ".join(shown) + " |")
         table.append(
             {
-                "rule": info["rule"],
-                "documents": info["documents_added"],
-                "tokens": info["tokens_added"],
+                **{k: info[k] for k in ("rule", "removed_first", "later_removed", "documents_added", "tokens_added")},
                 **{s: cells[s].delta for s in sets},
             }
         )
-    return lines + ["", "✓: the interval excludes 0 (jointly over the sets)."], table
+    return lines, table
