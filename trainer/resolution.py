@@ -122,7 +122,9 @@ def rule_lines(rules: list[Comparison], arms: list) -> tuple[list[str], list[dic
     ]
     table = []
     for name in dict.fromkeys(c.b for c in rules):
-        info = by_name[name].manifest["rule_mix"]
+        # a mix written before removals were re-checked against later stages added every first removal
+        info = {"removed_first": None, "later_removed": {}, **by_name[name].manifest["rule_mix"]}
+        info["removed_first"] = info["removed_first"] if info["removed_first"] is not None else info["documents_added"]
         cells = {c.eval_set: c for c in rules if c.b == name}
         shown = [f"{cells[s].delta:+.4f} {cells[s].interval()}{' ✓' if cells[s].better else ''}" for s in sets]
         counts = f"{info['removed_first']:,} | {info['documents_added']:,} | {info['tokens_added']:,}"
