@@ -17,6 +17,17 @@ for a difference, the first differing row and field:
 
 Exit status 0 when every file is identical, 1 otherwise. Used for the #20 clean-up's check that
 the 5,000-record bench run's outputs are the same before and after (bench/README.md).
+
+Same input, same output under any load (issue #32), as one command:
+
+    .venv/bin/python bench/make_warc.py --records 5000 --files 2 --out bench/out/cc-1x
+    .venv/bin/python bench/compare_runs.py --oversubscribe bench/out/cc-1x [--cores 2] [--factor 4] [--out DIR]
+
+runs ``bench/pipeline.py``'s recipe (the FineWeb-like one) over the WARCs twice, each in a fresh
+process: once with ``local[cores]`` on the machine as it is, once with ``local[cores x factor]``
+(more Spark tasks than cores) while ``cores x factor`` busy processes (a CPU hog) compete for the
+same cores; then compares the two run folders as above (every shard byte for byte). Printed: each
+run's wall seconds and the load average around it (other users of the machine count too).
 """
 
 from __future__ import annotations
@@ -178,7 +189,73 @@ def compare_runs(run_a: str, run_b: str, ignore: set[str], paths: dict[str, str]
     return results
 
 
+HOG = "import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
+
+
+def timed_run(input_dir: str, cores: int, out: str) -> dict:
+    """One run of bench/pipeline.py's recipe in a fresh process, with the load average before and after."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from pipeline import run_ours
+
+    before = os.getloadavg()
+    result = run_ours(input_dir, cores, out)
+    if "error" in result:
+        raise SystemExit(f"run into {out} failed:\n{result['error']}")
+    return {
+        "out": out,
+        "master": f"local[{cores}]",
+        "wall_s": round(result["wall_s"], 1),
+        "load_before": before,
+        "load_after": os.getloadavg(),
+    }
+
+
+def oversubscribed(input_dir: str, cores: int, factor: int, out: str) -> int:
+    """Idle-as-it-is run, then an oversubscribed run beside a CPU hog; compare; exit status as main()'s."""
+    import subprocess
+
+    idle = timed_run(input_dir, cores, os.path.join(out, "idle"))
+    print(json.dumps({"run": "as the machine is", **idle}), flush=True)
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG.format(seconds=7200)]) for _ in range(cores * factor)]
+    try:
+        busy = timed_run(input_dir, cores * factor, os.path.join(out, "oversubscribed"))
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    print(json.dumps({"run": f"oversubscribed: {cores * factor} task slots and {len(hogs)} busy processes", **busy}), flush=True)
+    return report(compare_loaded(idle["out"], busy["out"]), quiet=True)
+
+
+def compare_loaded(idle: str, busy: str) -> list[tuple[str, bool, str]]:
+    """``compare_runs`` of two runs of one recipe that differ only in their master: the manifests echo it
+    (``local[N]``, Spark's default parallelism), and report.html shows it beside the runs' timings and
+    dates; everything the runs produced must agree."""
+    paths = {os.path.abspath(idle): "<run>", os.path.abspath(busy): "<run>"}
+    results = compare_runs(idle, busy, set(IGNORED_KEYS) | {"master", "default_parallelism"}, paths)
+    return [
+        (n, True, "not compared: the runs' timings, dates and masters") if n == "report.html" else (n, same, d) for n, same, d in results
+    ]
+
+
+def report(results: list[tuple[str, bool, str]], quiet: bool) -> int:
+    for name, same, detail in results:
+        if not (same and quiet):
+            print(f"{'identical' if same else 'DIFFERENT':<10} {name}: {detail}")
+    different = sum(not same for _, same, _ in results)
+    print(f"{len(results) - different} identical, {different} different")
+    return 1 if different else 0
+
+
 def main() -> int:
+    if "--oversubscribe" in sys.argv:
+        parser = argparse.ArgumentParser(description="same input, same output under any load")
+        parser.add_argument("--oversubscribe", metavar="WARC_DIR", required=True, help="folder of *.warc.gz (bench/make_warc.py)")
+        parser.add_argument("--cores", type=int, default=2)
+        parser.add_argument("--factor", type=int, default=4, help="task slots and busy processes per core in the second run")
+        parser.add_argument("--out", default="bench/out/oversubscribe")
+        args = parser.parse_args()
+        return oversubscribed(args.oversubscribe, args.cores, args.factor, args.out)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_a")
     parser.add_argument("run_b")
@@ -192,13 +269,7 @@ def main() -> int:
     paths = {os.path.abspath(args.run_a): "<run>", os.path.abspath(args.run_b): "<run>"}
     if args.code:
         paths.update({os.path.abspath(args.code[0]): "<code>", os.path.abspath(args.code[1]): "<code>"})
-    results = compare_runs(args.run_a, args.run_b, ignore, paths)
-    for name, same, detail in results:
-        if not (same and args.quiet):
-            print(f"{'identical' if same else 'DIFFERENT':<10} {name}: {detail}")
-    different = sum(not same for _, same, _ in results)
-    print(f"{len(results) - different} identical, {different} different")
-    return 1 if different else 0
+    return report(compare_runs(args.run_a, args.run_b, ignore, paths), args.quiet)
 
 
 if __name__ == "__main__":
