@@ -313,13 +313,7 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
                 raise RecipeError(file, f"mixture.weights.{key}", f"expected a positive number, got {w!r}")
         if recipe.mixture.total_tokens is not None and recipe.mixture.total_tokens <= 0:
             raise RecipeError(file, "mixture.total_tokens", "expected a positive integer")
-    if protocol_of(recipe.output) in ("http", "https"):
-        raise RecipeError(
-            file, "output", "an HTTP server cannot be written to; use a local folder or an object-store URL (s3://, gs://, ...)"
-        )
-    for protocol, options in recipe.storage_options.items():
-        if not isinstance(options, dict):
-            raise RecipeError(file, f"storage_options.{protocol}", "expected a mapping of fsspec options")
+    _validate_storage(recipe, file)
     if recipe.shards.num_shards < 1:
         raise RecipeError(file, "shards.num_shards", "expected a positive integer")
     _validate_rehydrate(recipe, file)
@@ -346,6 +340,16 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
                 stage.check()
             except (StageError, FileNotFoundError, ValueError) as e:
                 raise RecipeError(file, f"stages[{i}]", str(e)) from None
+
+
+def _validate_storage(recipe: Recipe, file: str) -> None:
+    if protocol_of(recipe.output) in ("http", "https"):
+        raise RecipeError(
+            file, "output", "an HTTP server cannot be written to; use a local folder or an object-store URL (s3://, gs://, ...)"
+        )
+    for protocol, options in recipe.storage_options.items():
+        if not isinstance(options, dict):
+            raise RecipeError(file, f"storage_options.{protocol}", "expected a mapping of fsspec options")
 
 
 def _validate_where(src: SourceSpec, where: str, file: str) -> None:

@@ -182,6 +182,15 @@ def shard_writer(
     return run
 
 
+def output_files(output: str, compression: str, row_group_size: int, publish_to: Store | None) -> tuple[ShardFiles, ShardFiles, ShardFiles]:
+    """The shard files of documents/, rejected/ (counting reasons) and tokens/."""
+    return (
+        ShardFiles(os.path.join(output, "documents"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None, publish_to=publish_to),
+        ShardFiles(os.path.join(output, "rejected"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None, True, publish_to),
+        ShardFiles(os.path.join(output, "tokens"), "shard", TOKENS_SCHEMA, compression, row_group_size, "n_tokens", publish_to=publish_to),
+    )
+
+
 def final_shard_writer(
     output: str,
     compression: str,
@@ -200,15 +209,7 @@ def final_shard_writer(
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow.compute as pc
 
-        documents = ShardFiles(
-            os.path.join(output, "documents"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None, publish_to=publish_to
-        )
-        rejected = ShardFiles(
-            os.path.join(output, "rejected"), "part", DOCUMENT_SCHEMA, compression, row_group_size, None, True, publish_to
-        )
-        tokens = ShardFiles(
-            os.path.join(output, "tokens"), "shard", TOKENS_SCHEMA, compression, row_group_size, "n_tokens", publish_to=publish_to
-        )
+        documents, rejected, tokens = output_files(output, compression, row_group_size, publish_to)
         for batch in batches:
             if not batch.num_rows:
                 continue
