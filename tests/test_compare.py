@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trainer.compare import ALPHA, as_family, compare, describe_curve, verdict
+from trainer.compare import ALPHA, as_family, compare, describe_curve, seeds_needed, verdict
 
 
 def test_paired_seeds_use_the_spread_of_the_differences():
@@ -199,3 +199,12 @@ def test_swapping_the_mixes_flips_the_sign_and_keeps_the_size(losses, gap, sprea
     assert ab.better == ba.better
     if math.isfinite(ab.ci_low):
         assert ab.ci_low == pytest.approx(-ba.ci_high, abs=1e-9)
+
+
+def test_seeds_needed_follows_the_spread_of_the_differences():
+    # differences 0.02 ± 0.01 (sd) on one set: sqrt(n) x 2 must reach t(0.975, n-1) + t(0.8, n-1)
+    c = compare("web", "A", {0: 4.0, 1: 4.0, 2: 4.0}, "B", {0: 4.01, 1: 4.02, 2: 4.03})
+    assert seeds_needed(c) == 5  # sqrt(5) x 2 = 4.47 >= 2.776 + 0.941; sqrt(4) x 2 = 4.0 < 3.182 + 0.978
+    three_sets = compare("web", "A", {0: 4.0, 1: 4.0, 2: 4.0}, "B", {0: 4.01, 1: 4.02, 2: 4.03}, sets=3)
+    assert seeds_needed(three_sets) == 6
+    assert seeds_needed(compare("web", "A", {0: 4.0, 1: 4.0}, "B", {0: 4.0, 1: 4.0})) is None

@@ -36,6 +36,8 @@ def test_calibration_names_the_smallest_detected_dose_and_places_the_pair():
     summary = calibration_summary(calibration, [pair], arms)["web"]["shuffled"]
     assert [(d["share"], d["detected"]) for d in summary["doses"]] == [(0.1, False), (0.25, True), (0.5, True)]
     assert summary["smallest_detected"] == 0.25
+    # 0.001 ± 0.004 nats would take more than 64 seeds to see; detected doses need no estimate
+    assert [d["seeds_needed"] for d in summary["doses"]] == [None, None, None]
     # |Δ| 0.055 lies half way between the 25% dose (0.03) and the 50% dose (0.08)
     assert summary["pairs"]["B"] == pytest.approx(0.375)
 

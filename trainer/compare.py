@@ -248,3 +248,18 @@ def describe_curve(points: list[tuple[int, Comparison]]) -> str:
     if abs(final.delta) < 0.5 * abs(peak.delta):
         return f"{name}: {final.better} ahead throughout, the gap shrinking from {abs(peak.delta):.4f} at {peak_t / 1e3:,.0f}k tokens to {abs(final.delta):.4f} (Δ at {path})"
     return f"{name}: {final.better} ahead from {first_t / 1e3:,.0f}k tokens on (Δ at {path})"
+
+
+def seeds_needed(c: Comparison, power: float = 0.8, most: int = 64) -> int | None:
+    """Paired seeds that would detect ``c.delta`` with probability ``power`` if it and the
+    spread of the per-seed differences were the truth (t approximation: sqrt(n) x |Δ| / sd
+    must reach t(1 - ALPHA/2m) + t(power), both with n - 1 df); None beyond ``most`` or
+    without a spread."""
+    if not (c.paired and c.se > 0 and c.delta):
+        return None
+    sd = c.se * math.sqrt(c.n_a)
+    for n in range(2, most + 1):
+        needed = stats.t.ppf(1 - ALPHA / (2 * c.sets), n - 1) + stats.t.ppf(power, n - 1)
+        if math.sqrt(n) * abs(c.delta) / sd >= needed:
+            return n
+    return None
