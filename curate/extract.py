@@ -175,7 +175,8 @@ CONTAINER_TAG = re.compile(
 
 
 def element_count(html: str) -> int:
-    """Start tags of a page: ``<`` followed by a letter (comments, end tags and stray ``<`` not counted)."""
+    """Start tags of a page: ``<`` followed by a letter, wherever it stands (inside comments and scripts too);
+    end tags, ``<!--`` and a lone ``<`` are not counted."""
     return len(START_TAG.findall(html))
 
 
