@@ -7,11 +7,13 @@ protected document. One shared n-gram is not enough: boilerplate is shared too (
 service's footer, "All rights reserved. This material may not be published, broadcast,
 rewritten or redistributed", is 15 words, three 13-grams, on millions of pages, and on any
 protected news article). A document is removed when, for **one** protected document, the words
-of the document covered by n-grams found in it number at least ``min_words`` (30), or at least
+of the document covered by n-grams found in it number at least ``min_words`` (20), or at least
 ``min_share`` (0.5) of that protected document's words (a short protected text, a question of
-20 words, counts when most of it is there). A planted 40-word window of a benchmark passage
-covers 40 words; a footer or a licence line covers its own length and no more. The figures
-that chose the defaults are in ``docs/recipes.md`` (``bench/decontaminate.py``).
+16 words, counts when most of it is there). A planted 40-word window of a benchmark passage
+covers 40 words; a footer or a licence line covers its own length and no more. And n-grams that
+are boilerplate of the web never count: those found on several pages of a reference sample
+(``common_ngrams``, shipped in ``curate/data``) leave the index. The figures that chose the
+defaults are in ``docs/recipes.md`` (``bench/decontaminate.py``).
 
 A document whose normalised URL is the URL of a protected document is removed too. The reason is
 ``<stage>.<set>`` (``<stage>.<set>.url`` for a URL match), ``rejected_value`` the covered words,
