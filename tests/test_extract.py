@@ -206,7 +206,7 @@ def test_pathological_pages_are_rejected_by_rule_and_leave_later_pages_unchanged
     assert verdicts == {
         "deep": ("extract.too_deep", 4000.0, None),
         "spans": ("extract.too_many_elements", 40_005.0, None),
-        "huge": ("extract.too_large", float(len(PARAGRAPH) * 200_000), None),
+        "huge": ("extract.too_large", float(len(PARAGRAPH) * 30_000), None),
     }
     assert (stage.counters["extract.too_deep"], stage.counters["extract.too_many_elements"], stage.counters["extract.too_large"]) == (
         1,
