@@ -136,8 +136,6 @@ def _baselines(arms: list, prepared: list, options) -> dict[str, dict[str, float
 
 
 def write_report(out_dir: str, results, arms: list, prepared: list, options, summaries: list[dict], timings: dict, started: float) -> dict:
-    import time
-
     import pandas as pd
 
     from trainer.resolution import calibration_lines, curve_lines, rule_lines
@@ -157,13 +155,7 @@ def write_report(out_dir: str, results, arms: list, prepared: list, options, sum
     curve, curves = curve_lines(results, mixes[0], mixes[1:])
     calibration, resolution = calibration_lines(by_role["calibration"], comparisons, arms)
     per_rule, rule_table = rule_lines(by_role["rule"], arms)
-    # whole runs (evaluations included): a summary's own tokens_per_s is its last logging window only
-    speed = [s["tokens"] / s["seconds"] for s in summaries if s.get("seconds")]
-    timings = {**timings, "total_s": time.time() - started, "median_tokens_per_s_per_run": statistics.median(speed) if speed else None}
-    # summaries come in (arm, seed) order: each arm's run times, for what each part of an ablation costs
-    timings["run_seconds"] = {
-        a.name: [s.get("seconds") for s in summaries[i * options.seeds : (i + 1) * options.seeds]] for i, a in enumerate(arms)
-    }
+    timings = run_timings(timings, summaries, arms, options.seeds, started)
     text = render_markdown(
         arms,
         prepared,
@@ -182,22 +174,8 @@ def write_report(out_dir: str, results, arms: list, prepared: list, options, sum
     path = os.path.join(out_dir, "report.md")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
-    record = {
-        "options": json.loads(json.dumps(options.__dict__, default=lambda o: o.__dict__)),
-        "arms": {
-            a.name: {"run_dir": a.run_dir, "tokens": a.tokens, "excluded": a.excluded, "checked": a.checked, "role": _role(a)} for a in arms
-        },
-        "verdicts": [v.__dict__ for v in verdicts],
-        "control": control_verdict.__dict__ if control_verdict else None,
-        "curves": curves,
-        "calibration": resolution,
-        "per_rule": rule_table,
-        "warnings": warnings,
-        "unigram_baselines": baselines,
-        "timings": timings,
-    }
-    with open(os.path.join(out_dir, "ablation.json"), "w") as fh:
-        json.dump(record, fh, indent=2)
+    record = {"curves": curves, "calibration": resolution, "per_rule": rule_table, "warnings": warnings, "unigram_baselines": baselines}
+    write_record(out_dir, options, arms, verdicts, control_verdict, {**record, "timings": timings})
     return {
         "report": path,
         "results": os.path.join(out_dir, "results.parquet"),
@@ -206,6 +184,33 @@ def write_report(out_dir: str, results, arms: list, prepared: list, options, sum
         "verdict_status": [v.status for v in verdicts],
         "control_status": control_verdict.status if control_verdict else None,
     }
+
+
+def run_timings(timings: dict, summaries: list[dict], arms: list, seeds: int, started: float) -> dict:
+    """The ablation's timings plus the total, the median speed and every run's seconds by arm."""
+    import time
+
+    # whole runs (evaluations included): a summary's own tokens_per_s is its last logging window only
+    speed = [s["tokens"] / s["seconds"] for s in summaries if s.get("seconds")]
+    timings = {**timings, "total_s": time.time() - started, "median_tokens_per_s_per_run": statistics.median(speed) if speed else None}
+    # summaries come in (arm, seed) order: each arm's run times, for what each part of an ablation costs
+    timings["run_seconds"] = {a.name: [s.get("seconds") for s in summaries[i * seeds : (i + 1) * seeds]] for i, a in enumerate(arms)}
+    return timings
+
+
+def write_record(out_dir: str, options, arms: list, verdicts: list, control_verdict, extra: dict) -> None:
+    """ablation.json: options, arms with their role, verdicts, and ``extra`` (curves, calibration, ...)."""
+    record = {
+        "options": json.loads(json.dumps(options.__dict__, default=lambda o: o.__dict__)),
+        "arms": {
+            a.name: {"run_dir": a.run_dir, "tokens": a.tokens, "excluded": a.excluded, "checked": a.checked, "role": _role(a)} for a in arms
+        },
+        "verdicts": [v.__dict__ for v in verdicts],
+        "control": control_verdict.__dict__ if control_verdict else None,
+        **extra,
+    }
+    with open(os.path.join(out_dir, "ablation.json"), "w") as fh:
+        json.dump(record, fh, indent=2)
 
 
 def draw_plots(out_dir: str, results, arms: list, options) -> list[str]:
