@@ -9,6 +9,13 @@ pages) as the WARC reader decodes it and reports, per rule of ``curate.extract.p
 two scans take over the corpus. ``--pathological`` also times each extractor (one process, CPU
 seconds) on generated pages just under and over the limits: deep ``<div>`` nesting, a flat list
 of 100,000 links, a paragraph of 20,000 ``<span>`` words.
+
+    .venv/bin/python bench/extract_limits.py --stops web-001.warc.gz [--extractor trafilatura] [--share 0.5] [--seed 7]
+
+looks for state an abandoned page leaves behind: one process extracts the file's pages once, then
+again, stopping about ``--share`` of them part-way (the opt-in CPU timer of the extract stage, at a
+random share of the page's own time) before extracting them once more; every page must come out
+as in the first pass.
 """
 
 from __future__ import annotations
@@ -38,8 +45,7 @@ def emit(**figures) -> None:
 
 def corpus_pages(data: Path):
     for path in sorted(glob.glob(str(data / "web" / "web-*.warc.gz"))):
-        for batch in read_warc(path, "web"):
-            yield from zip(batch.column("url").to_pylist(), batch.column("html").to_pylist())
+        yield from corpus_pages_of(Path(path))
 
 
 def measure_corpus(data: Path) -> None:
@@ -110,15 +116,62 @@ def time_pathological() -> None:
     emit(load=os.getloadavg())
 
 
+def hunt_stops(path: Path, extractor: str, share: float, seed: int) -> None:
+    import random
+
+    from curate.extract import ExtractTimeout, time_limit
+
+    extract = EXTRACTORS[extractor]
+    pages = [(url, html or "") for url, html in corpus_pages_of(path)]
+    extract(pages[0][1])  # first-use caches and models, outside the comparison
+    clean, seconds = [], []
+    for url, html in pages:
+        start = time.process_time()
+        clean.append(extract(html, url))
+        seconds.append(time.process_time() - start)
+    rng, stops, different = random.Random(seed), 0, []
+    for index, (url, html) in enumerate(pages):
+        if rng.random() < share and seconds[index] > 0.004:
+            try:
+                with time_limit(seconds[index] * rng.uniform(0.05, 0.95)):
+                    extract(html, url)
+            except ExtractTimeout:
+                stops += 1
+        if extract(html, url) != clean[index]:
+            different.append(url)
+    emit(
+        file=path.name,
+        extractor=extractor,
+        pages=len(pages),
+        stopped=stops,
+        different=len(different),
+        urls=different[:10],
+        load=os.getloadavg(),
+    )
+
+
+def corpus_pages_of(path: Path):
+    for batch in read_warc(str(path), "web"):
+        yield from zip(batch.column("url").to_pylist(), batch.column("html").to_pylist())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="the shared data folder (default: as bench/dedup_incremental.py finds it)")
     parser.add_argument("--pathological", action="store_true", help="also time the extractors on generated pathological pages")
+    parser.add_argument("--stops", metavar="WARC", help="look for state left by stopped pages in this file of the web corpus instead")
+    parser.add_argument("--extractor", default="trafilatura", choices=sorted(EXTRACTORS))
+    parser.add_argument("--share", type=float, default=0.5, help="--stops: share of the pages stopped part-way")
+    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "bench"))
     from dedup_incremental import default_data
 
-    measure_corpus(args.data or default_data())
+    data = args.data or default_data()
+    if args.stops:
+        hunt_stops(data / "web" / args.stops, args.extractor, args.share, args.seed)
+        return
+    measure_corpus(data)
     if args.pathological:
         time_pathological()
 

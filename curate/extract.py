@@ -212,7 +212,8 @@ class ExtractTimeout(Exception):
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`ExtractTimeout` in the block after ``seconds`` of the process's CPU time (main thread only; 0: no limit)."""
     if seconds <= 0 or threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -315,7 +316,7 @@ class ExtractStage(Stage):
             counters[f"extract.{broken[0]}"] += 1
             return None, broken[0], broken[1]
         try:
-            with _time_limit(params.timeout_s):
+            with time_limit(params.timeout_s):
                 text = self._extract(html, url)
         except ExtractTimeout:
             counters["extract.timeouts"] += 1
