@@ -368,7 +368,7 @@ def _check_source_files(recipe: Recipe, src: SourceSpec, where: str, file: str) 
     key = f"{where}.listing" if src.listing else f"{where}.paths"
     try:
         files = recipe.input_files(src)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, ImportError) as e:  # ImportError: fsspec names the package a protocol needs
         raise RecipeError(file, key, f"cannot list the files: {e}") from None
     if not files:
         folder_glob = source_reader(src.kind).folder_glob

@@ -316,3 +316,25 @@ def test_unknown_source_kind_lists_the_readers(tmp_path):
     )
     assert e.path == "sources[0].kind"
     assert e.message == "unknown source kind 'tsv'; expected one of: warc, parquet, jsonl, run"
+
+
+def test_a_protocol_without_its_package_is_named_before_spark(tmp_path):
+    """fsspec knows the protocol but its package is not installed here (gcsfs is an extra)."""
+    import importlib.util
+
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed: the error this test checks cannot happen")
+    e = str(
+        error_of(
+            tmp_path,
+            base(
+                sources="""
+    sources:
+      - name: web
+        kind: warc
+        paths: ["gs://commoncrawl-mirror/crawl/*.warc.gz"]
+"""
+            ),
+        )
+    )
+    assert "sources[0].paths: cannot list the files" in e and "gcsfs" in e
