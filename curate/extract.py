@@ -34,8 +34,9 @@ shared web corpus (``bench/extract_limits.py``, figures in ``docs/recipes.md``):
   trafilatura's work grows with the square of the inline elements in one paragraph (20,000
   ``<span>``: 16 s of CPU), the ``blocks`` extractor's linearly;
 * ``extract.too_deep``: containers (``div``, ``section``, ``table``, ``ul``, ``span`` ...)
-  nested deeper than ``max_depth``, counted on the tag stream (an end tag closes the innermost
-  open one). resiliparse, which takes the pages libxml2 cannot nest, is quadratic in depth.
+  nested deeper than ``max_depth`` (2,000, under libxml2's 2,048 levels), counted on the tag
+  stream (an end tag closes the innermost open one). resiliparse, which takes the pages libxml2
+  cannot nest, is quadratic in depth.
 
 A wall-clock or CPU-time limit cannot be part of these rules: the same page would pass on one
 machine and fail on a busier one. ``timeout_s`` stays as an opt-in last resort for archives that
@@ -237,7 +238,7 @@ class ExtractParams:
     min_chars: int = 200  # shorter extracted texts are rejected as "extract.too_short"
     max_html_chars: int = 8_000_000  # longer pages are not parsed: "extract.too_large"
     max_elements: int = 30_000  # more start tags: "extract.too_many_elements"
-    max_depth: int = 1_000  # containers nested deeper: "extract.too_deep"
+    max_depth: int = 2_000  # containers nested deeper: "extract.too_deep" (libxml2 holds 2,048 levels)
     timeout_s: float = 0.0  # opt-in last resort, CPU s per page; > 0 makes the output depend on load
     favor: Literal["balanced", "precision", "recall"] = "balanced"  # trafilatura only
     include_comments: bool = False  # trafilatura only: keep reader comments below articles
