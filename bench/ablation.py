@@ -98,8 +98,9 @@ def aa_repeats(args, options, filtered: str) -> None:
     """R independent A/A ablations of the filtered mix: how often does the verdict name a winner?"""
     from scipy import stats
 
-    out = os.path.join(args.out, "aa")
-    options = dataclasses.replace(options, tokens=args.aa_tokens, control=False, calibrate=False, per_rule=0)
+    out = os.path.abspath(os.path.join(args.out, "aa"))
+    # only the final losses are compared: one evaluation per run
+    options = dataclasses.replace(options, tokens=args.aa_tokens, control=False, calibrate=False, per_rule=0, eval_points=1)
     prepared = [prepare_eval_set(s, options_tokenizer(filtered), "<|endoftext|>", os.path.join(out, "eval")) for s in options.eval_sets]
     [arm] = prepare_arms([filtered], protected=prepared)
     arms = [
