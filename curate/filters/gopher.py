@@ -9,14 +9,18 @@ threshold. Setting a threshold to ``null`` in a recipe turns that rule off.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate import words as language_words
 from curate.filters.common import RuleStage, threshold_or_none
 from curate.filters.ngrams import NGRAM_HASH_MULTIPLIER, active_sizes
+from curate.filters.per_language import check_language_rules, language_rules
 from curate.filters.text import LINE_RUNS, PARAGRAPH_BREAK, cached_words, has_alpha, is_symbol_word, repeated_items
+from curate.language_settings import LanguageSettings
 
 GOPHER_STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
 
@@ -34,12 +38,25 @@ class GopherQualityParams:
     min_stop_words: int | None = 2
     stop_words: list[str] = field(default_factory=lambda: list(GOPHER_STOP_WORDS))
     bullet_starts: list[str] = field(default_factory=lambda: ["•", "-"])
+    # per-language thresholds and words (curate/filters/per_language.py); null: these thresholds for all
+    language_settings: str | None = None
+    language_fallback: str | None = None
 
     def validate(self) -> None:
         for name in ("max_symbol_word_ratio", "max_bullet_lines_ratio", "max_ellipsis_lines_ratio", "min_alpha_words_ratio"):
             threshold_or_none(getattr(self, name), name, 0.0, 1.0)
         if self.min_doc_words is not None and self.max_doc_words is not None and self.min_doc_words > self.max_doc_words:
             raise ValueError(f"min_doc_words ({self.min_doc_words}) is above max_doc_words ({self.max_doc_words})")
+
+
+def quality_settings(settings: LanguageSettings) -> dict:
+    """FineWeb-2's Gopher quality thresholds of a language (its pipeline keeps min_stop_words=2)."""
+    return {
+        "min_avg_word_length": settings.min_avg_word_length,
+        "max_avg_word_length": settings.max_avg_word_length,
+        "min_alpha_words_ratio": settings.max_non_alpha_words_ratio,  # datatrove's name for the same minimum
+        "stop_words": sorted(settings.stop_words),
+    }
 
 
 class GopherQualityStage(RuleStage):
@@ -50,13 +67,34 @@ class GopherQualityStage(RuleStage):
     kind = "gopher_quality"
     Params = GopherQualityParams
 
+    def check(self) -> None:
+        check_language_rules(self)
+
     def setup(self) -> None:
         self._stop_words = frozenset(self.params.stop_words)
         self._bullets = tuple(self.params.bullet_starts)
+        self._languages = language_rules(self, quality_settings)
+        self._stop_sets: dict[str | None, frozenset[str]] = {}
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if self.params.language_settings is None:
+            return self.apply_verdicts(batch, self.text_verdict)
+        return self.apply_language_verdicts(batch, self.language_verdict)
 
     def text_verdict(self, text: str) -> tuple[str, float] | None:
-        p = self.params
-        words = cached_words(text)
+        return self.rules_verdict(text, cached_words(text), self.params, self._stop_words)
+
+    def language_verdict(self, text: str, language: str | None) -> tuple[str, float] | None:
+        """The rules with the document's language's thresholds, stop words and words."""
+        params = self._languages.params_for(language, self.params, self.counters)
+        stop_words = self._stop_sets.get(language)
+        if stop_words is None:
+            stop_words = self._stop_sets[language] = frozenset(params.stop_words)
+        return self.rules_verdict(text, language_words.cached_words(text, language), params, stop_words)
+
+    def rules_verdict(
+        self, text: str, words: tuple[str, ...], p: GopherQualityParams, stop_words: frozenset[str]
+    ) -> tuple[str, float] | None:
         n_words = len(words)
         total_length = 0
         n_real = 0
@@ -98,7 +136,7 @@ class GopherQualityStage(RuleStage):
             if ratio < p.min_alpha_words_ratio:
                 return "alpha_words", ratio
         if p.min_stop_words is not None:
-            found = len(self._stop_words.intersection(words))
+            found = len(stop_words.intersection(words))
             if found < p.min_stop_words:
                 return "stop_words", float(found)
         return None
@@ -122,6 +160,9 @@ class GopherRepetitionParams:
     max_top_ngram_char_frac: dict[int, float] = field(default_factory=_default_top_ngrams)
     # n -> highest allowed fraction of characters in n-grams seen before in the document
     max_dup_ngram_char_frac: dict[int, float] = field(default_factory=_default_dup_ngrams)
+    # per-language thresholds and words (curate/filters/per_language.py); null: these thresholds for all
+    language_settings: str | None = None
+    language_fallback: str | None = None
 
     def validate(self) -> None:
         for name in ("max_dup_para_frac", "max_dup_para_char_frac", "max_dup_line_frac", "max_dup_line_char_frac"):
@@ -142,6 +183,15 @@ def word_ids_and_offsets(words: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray
     return ids, cumulative
 
 
+def repetition_settings(settings: LanguageSettings) -> dict:
+    """FineWeb-2's Gopher repetition thresholds of a language."""
+    return {
+        "max_dup_line_frac": settings.dup_line_frac,
+        "max_top_ngram_char_frac": dict(settings.top_n_grams),
+        "max_dup_ngram_char_frac": dict(settings.dup_n_grams),
+    }
+
+
 class GopherRepetitionStage(RuleStage):
     """Duplicate paragraphs/lines (by count and by characters), the most frequent 2/3/4-gram's
     share of characters, and the share of characters in repeated 5..10-grams.
@@ -153,8 +203,26 @@ class GopherRepetitionStage(RuleStage):
     kind = "gopher_repetition"
     Params = GopherRepetitionParams
 
+    def check(self) -> None:
+        check_language_rules(self)
+
+    def setup(self) -> None:
+        self._languages = language_rules(self, repetition_settings)
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if self.params.language_settings is None:
+            return self.apply_verdicts(batch, self.text_verdict)
+        return self.apply_language_verdicts(batch, self.language_verdict)
+
     def text_verdict(self, text: str) -> tuple[str, float] | None:
-        p = self.params
+        return self.rules_verdict(text, self.params, cached_words)
+
+    def language_verdict(self, text: str, language: str | None) -> tuple[str, float] | None:
+        """The rules with the document's language's thresholds and words."""
+        params = self._languages.params_for(language, self.params, self.counters)
+        return self.rules_verdict(text, params, lambda t: language_words.cached_words(t, language))
+
+    def rules_verdict(self, text: str, p: GopherRepetitionParams, words_of: Callable[[str], tuple[str, ...]]) -> tuple[str, float] | None:
         if not text:
             return None
         text_length = len(text)
@@ -172,31 +240,37 @@ class GopherRepetitionStage(RuleStage):
             return "dup_line_char_frac", dup_chars / text_length
         if not active_sizes(p.max_top_ngram_char_frac) and not active_sizes(p.max_dup_ngram_char_frac):
             return None
-        words = cached_words(text)
+        words = words_of(text)
         if not words:
             return None
         ids, cumulative = word_ids_and_offsets(words)
-        compiled = self.compiled_rules()
+        compiled = self.compiled_rules(p)
         if compiled is not None:
             return compiled.verdict(ids, cumulative, text_length)
-        return self.ngram_verdict(ids, cumulative, text_length)
+        return self.ngram_verdict(ids, cumulative, text_length, p)
 
-    def compiled_rules(self):
-        """The n-gram rules compiled (:mod:`curate.speedups.gopher_ngrams`), or None when that speed-up is off."""
+    def compiled_rules(self, params: GopherRepetitionParams | None = None):
+        """The n-gram rules of ``params`` (default: the stage's) compiled (:mod:`curate.speedups.gopher_ngrams`),
+        or None when that speed-up is off."""
+        p = params or self.params
+        key = (tuple(p.max_top_ngram_char_frac.items()), tuple(p.max_dup_ngram_char_frac.items()))
         if not hasattr(self, "_compiled_rules"):  # once per process: "_" attributes are not pickled
+            self._compiled_rules = {}
+        if key not in self._compiled_rules:
             from curate import speedups
 
-            self._compiled_rules = None
+            self._compiled_rules[key] = None
             if speedups.enabled("gopher_ngrams"):
                 from curate.speedups.gopher_ngrams import CompiledNgramRules
 
-                p = self.params
-                self._compiled_rules = CompiledNgramRules(p.max_top_ngram_char_frac, p.max_dup_ngram_char_frac)
-        return self._compiled_rules
+                self._compiled_rules[key] = CompiledNgramRules(p.max_top_ngram_char_frac, p.max_dup_ngram_char_frac)
+        return self._compiled_rules[key]
 
-    def ngram_verdict(self, ids: np.ndarray, cumulative: np.ndarray, text_length: int) -> tuple[str, float] | None:
+    def ngram_verdict(
+        self, ids: np.ndarray, cumulative: np.ndarray, text_length: int, params: GopherRepetitionParams | None = None
+    ) -> tuple[str, float] | None:
         """The n-gram rules over a document's word ids (in order of first use) and cumulative word lengths."""
-        p = self.params
+        p = params or self.params
         words = len(ids)
         hashes = {1: ids}
 
