@@ -97,3 +97,14 @@ def test_cached_words_returns_what_split_words_returns():
     text = PAGES["th"]
     assert words.cached_words(text, "th") == tuple(words.split_words(text, "th"))
     assert words.cached_words(text, "th") is words.cached_words(text, "tha_Thai")
+
+
+@pytest.mark.slow
+def test_every_tokenizer_of_the_table_runs_offline():
+    # one splitter per distinct tokenizer: a missing
+    # or model-downloading package fails here, not in the middle of a run
+    sample = "Test text 1, two."
+    choices = sorted(set(words.tokenizer_table().values()), key=lambda c: c.name)
+    assert len(choices) == 80  # 59 spaCy languages, spaCy xx, 16 Indic codes, Thai, Korean, Khmer, Lao
+    for choice in choices:
+        assert words.splitter(choice)(sample), choice.name
