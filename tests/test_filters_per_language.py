@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,13 @@ def test_check_names_a_missing_folder_or_fallback(tmp_path):
     stage.check()
     stage.ensure_setup()
     assert stage.language_verdict(PAGES["de"] + "\n" + PAGES["de"].split("\n")[0], "de") == ("dup_line_frac", 1 / 9)
+
+
+def test_a_pickled_stage_rebuilds_its_per_language_rules():
+    # Spark ships stages to executors pickled; loaded settings and tokenizers stay behind
+    stage = _stage(GopherQualityStage, GopherQualityParams(language_settings="fineweb2"))
+    copy = pickle.loads(pickle.dumps(stage))
+    assert not hasattr(copy, "_languages")
+    copy.ensure_setup()
+    texts, languages = [PAGES["ru"], PAGES["zh"]], ["ru", "zh"]
+    assert copy(_docs(texts, languages)).equals(stage(_docs(texts, languages)))
