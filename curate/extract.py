@@ -219,7 +219,10 @@ def time_limit(seconds: float) -> Iterator[None]:
         yield
         return
 
+    fired: list[bool] = []
+
     def expire(signum, frame):
+        fired.append(True)
         raise ExtractTimeout()
 
     # CPU time, not wall time: a page's verdict must not depend on the machine's load.
@@ -230,6 +233,10 @@ def time_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
         signal.signal(signal.SIGPROF, previous)
+    if fired:
+        # The signal landed where its exception was swallowed (a library's `except Exception`,
+        # a garbage-collector callback): the page still ran out of time.
+        raise ExtractTimeout()
 
 
 @dataclass
