@@ -132,6 +132,19 @@ def _rules_args(stage, language):
     return stage.params, words_of
 
 
+@pytest.mark.parametrize(
+    "cls,params",
+    [(GopherQualityStage, GopherQualityParams), (GopherRepetitionStage, GopherRepetitionParams), (FineWebStage, FineWebParams)],
+)
+def test_english_is_judged_as_without_language_settings(cls, params):
+    expectations = json.loads((DATA / "html" / "expectations.json").read_text())
+    texts = [html_to_text(gzip.open(DATA / "html" / "pages" / e["file"]).read(), url) for url, e in expectations.items()]
+    plain = _stage(cls, params())
+    per_language = _stage(cls, params(language_settings="fineweb2"))
+    assert plain(_docs(texts, ["en"] * len(texts))).equals(per_language(_docs(texts, ["en"] * len(texts))))
+    assert per_language.counters["language_fallback:en"] == len(texts) == 24  # every page of tests/data/html
+
+
 def test_a_named_fallback_language_stands_in():
     english = _english_page()
     own = _stage(GopherQualityStage, GopherQualityParams(language_settings="fineweb2"))

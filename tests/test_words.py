@@ -85,6 +85,14 @@ def test_languages_without_an_offline_tokenizer_get_the_default():
     assert words.split_words("Mae hi'n braf heddiw.", "cy") == ["Mae", "hi'n", "braf", "heddiw", "."]
 
 
+def test_english_keeps_the_english_stages_splitter():
+    from curate.filters.text import split_words as english_split
+
+    text = "It's the U.S. team's 1,000.50-dollar state-of-the-art plan... isn't it?"
+    assert words.tokenizer_choice("en").name == words.tokenizer_choice("eng_Latn").name == "english"
+    assert words.split_words(text, "en") == english_split(text)
+
+
 def test_long_japanese_is_cut_below_sudachis_input_limit():
     text = (PAGES["ja"] + "\n") * 60  # ~50,000 characters, ~150,000 UTF-8 bytes
     assert len(text.encode("utf-8")) > 49_149
@@ -105,6 +113,6 @@ def test_every_tokenizer_of_the_table_runs_offline():
     # or model-downloading package fails here, not in the middle of a run
     sample = "Test text 1, two."
     choices = sorted(set(words.tokenizer_table().values()), key=lambda c: c.name)
-    assert len(choices) == 80  # 59 spaCy languages, spaCy xx, 16 Indic codes, Thai, Korean, Khmer, Lao
+    assert len(choices) == 81  # 59 spaCy languages, spaCy xx, 16 Indic codes, Thai, Korean, Khmer, Lao, English
     for choice in choices:
         assert words.splitter(choice)(sample), choice.name
