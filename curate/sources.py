@@ -90,7 +90,11 @@ def note_problem(problems: list[str] | None, message: str) -> None:
 def open_input(path: str, access: InputAccess | None, counters: Counters) -> BinaryIO:
     """A seekable binary stream of a local file, or of a stored object through the ranged reader."""
     if not is_remote(path):
-        return open(local_path(path), "rb")
+        try:
+            return open(local_path(path), "rb")
+        except OSError as e:  # deleted after listing, a folder, no permission: the same policy as a store's failure
+            reason = "not_found" if isinstance(e, FileNotFoundError) else "unreadable"
+            raise StorageReadError(path, reason, f"{path}: {e.strerror or e}", detail=e.strerror or str(e)) from None
     from curate.ranged_reader import ReadPolicy, open_ranged
 
     access = access or InputAccess()
@@ -192,7 +196,7 @@ def read_source(
         yield from source_reader(source.kind).read(source, path, counters, problems, batch_size, opener)
     except StorageReadError as e:
         counters[f"storage.failed_files:{e.reason}"] += 1
-        detail = getattr(e, "detail", "")  # the ranged reader's: what the store answered
+        detail = e.detail
         message = f"{display_url(path)}: unreadable after {e.attempts} attempt(s) ({e.reason}{': ' + detail if detail else ''})"
         if access.on_error == "fail":
             raise InputFailedError(message + " (reading.on_error: fail)") from None

@@ -46,12 +46,13 @@ class StorageReadError(OSError):
     The WARC reader never takes it for damaged content: it ends the file's reading.
     """
 
-    def __init__(self, url: str, reason: str, message: str, attempts: int = 1):
+    def __init__(self, url: str, reason: str, message: str, attempts: int = 1, detail: str = ""):
         super().__init__(message)
         self.url, self.reason, self.attempts = url, reason, attempts
+        self.detail = detail  # what the store or the disk said, without secrets
 
     def __reduce__(self):  # Spark ships executor exceptions to the driver by pickling them
-        return (type(self), (self.url, self.reason, str(self), self.attempts))
+        return (type(self), (self.url, self.reason, str(self), self.attempts, self.detail))
 
 
 def protocol_of(path: str) -> str:

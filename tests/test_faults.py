@@ -284,12 +284,19 @@ def test_a_corrupt_extractor_model_is_named_before_any_work(tmp_path):
 
 def test_an_unreadable_local_input_is_named(tmp_path, data_dir):
     # A local input that cannot be read (a directory in place of a file, a file deleted after listing)
-    # raises OSError naming it: the task fails, Spark retries it, then the run stops with that error.
+    # follows reading.on_error like a stored file: skipped and named (default), or the run stops naming it.
     from curate.recipe import SourceSpec
-    from curate.sources import read_source
+    from curate.sources import InputAccess, InputFailedError, read_source
+    from curate.stage import Counters
 
     (tmp_path / "in.warc.gz").mkdir()
     source = SourceSpec(name="web", kind="warc", paths=[str(tmp_path / "*.warc.gz")])
-    for path in (tmp_path / "in.warc.gz", tmp_path / "gone.warc.gz"):
-        with pytest.raises(OSError, match=re.escape(str(path))):
-            list(read_source(source, str(path)))
+    for path, reason in ((tmp_path / "in.warc.gz", "unreadable"), (tmp_path / "gone.warc.gz", "not_found")):
+        counters, problems = Counters(), []
+        assert list(read_source(source, str(path), counters, problems)) == []
+        assert counters[f"storage.failed_files:{reason}"] == 1
+        assert problems[0].startswith(f"{path}: unreadable after 1 attempt(s) ({reason}: ") and problems[0].endswith(
+            "; skipped (reading.on_error: skip)"
+        )
+        with pytest.raises(InputFailedError, match=re.escape(str(path))):
+            list(read_source(source, str(path), Counters(), [], access=InputAccess(on_error="fail")))
