@@ -94,7 +94,7 @@ def _multilingual_pages() -> list[dict]:
 
 def test_iso639_3_codes_name_language_and_script():
     pages = _multilingual_pages()
-    stage = LangIdStage(LangIdParams(languages="all", codes="iso639_3"))
+    stage = LangIdStage(LangIdParams(languages=["all"], codes="iso639_3"))
     batch = stage(_docs([p["text"] for p in pages]))
     out = batch.to_pylist()
     expected = {
@@ -126,9 +126,9 @@ def test_language_settings_give_each_language_its_own_minimum_score():
     german = next(p["text"] for p in pages if p["language"] == "de")
     english = "This is the first line of an English paragraph, and this is the second line of it."
     # FineWeb-2's German minimum is 0.821; English has no settings: min_score stands
-    plain = LangIdStage(LangIdParams(languages="all", min_score=1.0))(_docs([german, english])).to_pylist()
+    plain = LangIdStage(LangIdParams(languages=["all"], min_score=1.0))(_docs([german, english])).to_pylist()
     assert [r["rejected_by"] for r in plain] == ["langid.low_score", "langid.low_score"]
-    per_language = LangIdStage(LangIdParams(languages="all", min_score=1.0, language_settings="fineweb2"))
+    per_language = LangIdStage(LangIdParams(languages=["all"], min_score=1.0, language_settings="fineweb2"))
     out = per_language(_docs([german, english])).to_pylist()
     assert out[0]["language_score"] >= 0.821 and [r["rejected_by"] for r in out] == [None, "langid.low_score"]
 
