@@ -5,9 +5,11 @@
 
 Runs, each in a fresh process, one after the other:
 
-1. curate, the FineWeb-like recipe (bench/pipeline.py's), reading the file from local disk;
-2. curate, the same recipe reading the same file from ``s3://crawl/...`` on moto's standalone
-   S3 server (tests/servers.py starts it on 127.0.0.1; it shares the cores with the run);
+1. curate, the FineWeb-like recipe (bench/pipeline.py's) with the default ``blocks`` extractor
+   (``--extractor``), reading the file from local disk;
+2. curate, the same recipe reading the same file from ``s3://crawl/...`` on a local S3
+   endpoint on 127.0.0.1 sharing the cores with the run (``--endpoint``: ``ranges``, the default,
+   reads only the asked range from disk; ``moto`` reads the whole object per request);
 3. datatrove (``.venv-bench``, ``make bench-env``), its FineWeb pipeline reading the same file
    from the same endpoint through its own fsspec data folder, the first ``--peer-limit``
    records (its cost per record is flat; the whole file would take it most of an hour).
@@ -21,6 +23,7 @@ per core without an idle second core in the sum.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -31,7 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pipeline import count_responses, run_ours, run_peer, warm_caches  # noqa: E402
-from servers import moto_server, s3_storage_options  # noqa: E402
+from servers import fault_server, moto_server, s3_storage_options  # noqa: E402
 
 
 def digests(run_dir: str) -> dict[str, str]:
@@ -41,6 +44,28 @@ def digests(run_dir: str) -> dict[str, str]:
             with open(os.path.join(run_dir, folder, name), "rb") as fh:
                 out[f"{folder}/{name}"] = hashlib.sha256(fh.read()).hexdigest()
     return out
+
+
+@contextlib.contextmanager
+def endpoint(kind: str, folder: str, out: str):
+    """(URL of the WARC, or of its folder, on a local S3 endpoint; its fsspec options).
+
+    ``ranges``: tests/fault_server.py without faults answering S3's path-style HEAD and ranged GET
+    from the file on disk (one WARC named whole: it cannot list). ``moto``: moto's S3 server, which
+    can list, but (moto 5.2) reads the whole object for every ranged GET, so its own CPU grows with
+    the number of requests and shares the cores with the run."""
+    name = next(n for n in sorted(os.listdir(folder)) if n.endswith(".warc.gz"))
+    if kind == "moto":
+        with moto_server() as server:
+            yield upload(server, folder), {"s3": s3_storage_options(server)}
+        return
+    served = os.path.join(out, "served", "crawl", "segments", "bench", "warc")
+    os.makedirs(served, exist_ok=True)
+    if not os.path.exists(os.path.join(served, name)):
+        os.link(os.path.join(folder, name), os.path.join(served, name))
+    with fault_server(os.path.join(out, "served")) as server:
+        options = {"s3": {"endpoint_url": server.url, "anon": True}}
+        yield f"s3://crawl/segments/bench/warc/{name}", options
 
 
 def upload(server, folder: str) -> str:
@@ -56,6 +81,23 @@ def upload(server, folder: str) -> str:
     return "s3://crawl/segments/bench/warc"
 
 
+def cost_per_record(manifest_path: str, records: int) -> None:
+    """Core-milliseconds per input record by stage (a local[1] run: wall = one core), for docs/cluster.md's projection."""
+    with open(manifest_path) as fh:
+        manifest = json.load(fh)
+    stages = {entry["stage"]: entry["seconds"] for entry in manifest["funnel"]}
+    segment0 = [name for name in stages if name in ("extract", "langid", "gopher_repetition", "gopher_quality", "c4", "fineweb")]
+    reading = manifest["inputs"]["task_seconds"] - sum(stages[name] for name in segment0)
+    rows = [("WARC reading + decoding", reading)] + [(name, seconds) for name, seconds in stages.items() if seconds]
+    timings = manifest["timings"]
+    rows += [(f"job: {name}", seconds) for name, seconds in timings.items() if name != "segment0"]
+    rows.append(("job: segment 0 beyond task time", timings.get("segment0", 0.0) - manifest["inputs"]["task_seconds"]))
+    print("core-ms per input record (curate, local disk):")
+    for name, seconds in rows:
+        print(f"  {name:<34} {1000 * seconds / records:7.2f}")
+    print(f"  {'whole job':<34} {1000 * manifest['summary']['seconds'] / records:7.2f}")
+
+
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -67,19 +109,25 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=1)
     parser.add_argument("--peer-limit", type=int, default=5000, help="records datatrove reads (-1: all)")
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--no-ours", action="store_true", help="only the peer (e.g. with --peer-limit -1, the whole file)")
+    parser.add_argument("--endpoint", default="ranges", choices=["ranges", "moto"], help="the local S3 endpoint (see endpoint())")
+    parser.add_argument(
+        "--extractor",
+        default="blocks",
+        choices=["blocks", "trafilatura", "fast"],
+        help="our extract stage (default: the product's default, blocks)",
+    )
     args = parser.parse_args()
     folder, out = os.path.abspath(args.input), os.path.abspath(args.out)
     records = count_responses(folder)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    print(f"input: {records:,} response records in {folder} (commit {commit}, load {load()})")
+    print(f"input: {records:,} response records in {folder} (commit {commit}, extractor {args.extractor}, load {load()})")
     warm = warm_caches()
     print(f"per-machine caches built first: {json.dumps({k: v for k, v in warm.items() if k != 'error'})}")
     rows = []
-    with moto_server() as server:
-        url = upload(server, folder)
-        options = {"s3": s3_storage_options(server)}
-        local = run_ours(folder, args.cores, os.path.join(out, "ours-local"))
-        remote = run_ours(url, args.cores, os.path.join(out, "ours-s3"), storage_options=options)
+    with endpoint(args.endpoint, folder, out) as (url, options):
+        local = None if args.no_ours else run_ours(folder, args.cores, os.path.join(out, "ours-local"), args.extractor)
+        remote = None if args.no_ours else run_ours(url, args.cores, os.path.join(out, "ours-s3"), args.extractor, storage_options=options)
         peer = None if args.no_peer else run_peer(url, os.path.join(out, "datatrove-s3"), options, args.peer_limit)
     for name, result, n in (
         ("curate, local disk", local, records),
@@ -107,6 +155,8 @@ def main() -> None:
         )
         same = digests(os.path.join(out, "ours-local")) == digests(os.path.join(out, "ours-s3"))
         print(f"shards from local disk and from S3 byte-identical: {same}")
+    if "curate, local disk" in walls:
+        cost_per_record(os.path.join(out, "ours-local", "manifest.json"), records)
     print(f"load at the end: {load()}")
 
 

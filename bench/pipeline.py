@@ -156,12 +156,17 @@ def recipe_with_extractor(extractor: str | None, folder: str) -> str:
     return path
 
 
+def warc_pattern(input_dir: str) -> str:
+    """A folder's WARCs, or one WARC named whole (an endpoint that cannot list)."""
+    return input_dir if input_dir.endswith((".warc.gz", ".warc")) else input_dir.rstrip("/") + "/*.warc.gz"
+
+
 def ours_one(input_dir: str, cores: int, out: str, extractor: str | None = None, storage_options: dict | None = None) -> None:
     from curate.pipeline import run_recipe
     from curate.recipe import load_recipe
 
     overrides = {
-        "sources": [{"name": "cc", "kind": "warc", "paths": [input_dir.rstrip("/") + "/*.warc.gz"]}],
+        "sources": [{"name": "cc", "kind": "warc", "paths": [warc_pattern(input_dir)]}],
         "storage_options": storage_options or {},
         "output": out,
         "tokenizer": {"path": tokenizer_file(), "eos_token": "<|endoftext|>"},
@@ -202,6 +207,19 @@ def run_peer(input_dir: str, out: str, storage_options: dict | None = None, limi
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["wall_s"] = wall
     return result
+
+
+def warc_reader(reader_class, input_dir: str, out: str, storage_options: dict | None, limit: int):
+    """datatrove's WarcReader on a folder, or on one WARC named whole through a paths file (no listing)."""
+    paths_file = None
+    if input_dir.endswith((".warc.gz", ".warc")):
+        input_dir, name = input_dir.rsplit("/", 1)
+        paths_file = out + ".paths"
+        with open(paths_file, "w") as fh:
+            fh.write(name + "\n")
+    # an object store: datatrove's data folder is (URL, fsspec options), its own way in
+    folder = (input_dir, storage_options) if storage_options else input_dir
+    return reader_class(folder, paths_file=paths_file, glob_pattern="*.warc.gz", default_metadata={"dump": "bench"}, limit=limit)
 
 
 def peer_one(input_dir: str, out: str, tokenizer: str, lid: str, storage_options: dict | None = None, limit: int = -1) -> None:
@@ -253,12 +271,7 @@ def peer_one(input_dir: str, out: str, tokenizer: str, lid: str, storage_options
         "filter",
         [
             # an object store: datatrove's data folder is (URL, fsspec options), its own way in
-            WarcReader(
-                (input_dir, storage_options) if storage_options else input_dir,
-                glob_pattern="*.warc.gz",
-                default_metadata={"dump": "bench"},
-                limit=limit,
-            ),
+            warc_reader(WarcReader, input_dir, out, storage_options, limit),
             # Our extract stage also gives a page 20 s. deduplicate=False: datatrove's default
             # turns on trafilatura's process-wide LRU cache of paragraphs already seen, which
             # drops text from later documents depending on reading order (on this input, 327
