@@ -268,8 +268,7 @@ class IndexSession:
 def upload_part(staging: str, home: Store, name: str) -> None:
     """Upload a staged part's data files, then its ``part.json``: only then is it committed."""
     files = [rel for rel in Store(staging).files_under() if not os.path.basename(rel).startswith((".", "_"))]
-    for rel in sorted(files, key=lambda r: r == "part.json"):
-        home.put_file(os.path.join(staging, rel), "parts", name, *rel.split(os.sep))
+    home.put_files(staging, sorted(files, key=lambda r: r == "part.json"), "parts", name)
 
 
 def mirror_committed_parts(home: Store, mirror: str) -> None:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 
-from curate.store import TMP_MARK, LockedError, Store, StoreLock, is_stale
+from curate.shards import TMP_MARK
+from curate.store import LockedError, Store, StoreLock, is_stale
 from curate.storage import StorageOptions, display_url, is_remote, local_cache, local_path
 
 LOCK_NAME = "_lock.json"
@@ -107,8 +107,7 @@ class RunOutput:
         them), then the report, then ``manifest.json`` last."""
         if self.remote:
             files = [rel for rel in Store(self.staging).files_under() if _is_output_file(rel) and rel not in skip]
-            with ThreadPoolExecutor(int(os.environ.get("CURATE_UPLOAD_THREADS", UPLOAD_THREADS))) as pool:
-                list(pool.map(lambda rel: self.store.put_file(os.path.join(self.staging, rel), *rel.split(os.sep)), files))
+            self.store.put_files(self.staging, files, threads=int(os.environ.get("CURATE_UPLOAD_THREADS", UPLOAD_THREADS)))
         report = write_report(self.staging, manifest)
         if report and self.remote:
             self.store.put_file(report, "report.html")

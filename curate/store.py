@@ -22,10 +22,10 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
+from curate.shards import TMP_MARK
 from curate.storage import StorageOptions, display_url, filesystem, is_remote, local_path
-
-TMP_MARK = ".tmp-"
 
 
 class Store:
@@ -149,6 +149,19 @@ class Store:
                 os.replace(target + TMP_MARK + "put", target)
             return
         self.fs.put_file(source, target)
+
+    def put_files(self, folder: str, files: list[str], *prefix: str, threads: int = 1) -> None:
+        """Publish finished local files (paths relative to ``folder``) under ``prefix``; in order when ``threads`` is 1."""
+
+        def put(rel: str) -> None:
+            self.put_file(os.path.join(folder, rel), *prefix, *rel.split(os.sep))
+
+        if threads <= 1:
+            for rel in files:
+                put(rel)
+            return
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(put, files))
 
     def delete(self, *parts: str) -> None:
         target = self.path(*parts)
