@@ -28,7 +28,6 @@ from __future__ import annotations
 import csv
 import io
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -207,29 +206,10 @@ def split_words(text: str, language: str | None) -> list[str]:
 
 # The Gopher and FineWeb stages split the same documents one after the other; bounded by
 # characters, like curate.filters.text's cache.
-WORDS_CACHE_CHARS = 4_000_000
-_cache: OrderedDict[tuple[str, str], tuple[str, ...]] = OrderedDict()
-_cache_chars = 0
-_cache_lock = threading.Lock()
+WORDS_CACHE = english_text.CharBoundedCache(4_000_000)
 
 
 def cached_words(text: str, language: str | None) -> tuple[str, ...]:
     """``split_words`` remembered for the next stage that asks for the same text and tokenizer."""
-    global _cache_chars
     choice = tokenizer_choice(language)
-    key = (choice.name, text)
-    with _cache_lock:
-        words = _cache.get(key)
-        if words is not None:
-            _cache.move_to_end(key)
-            return words
-    words = tuple(splitter(choice)(text))
-    if len(text) <= WORDS_CACHE_CHARS // 4:
-        with _cache_lock:
-            if key not in _cache:
-                _cache[key] = words
-                _cache_chars += len(text)
-                while _cache_chars > WORDS_CACHE_CHARS:
-                    (_, old), _ = _cache.popitem(last=False)
-                    _cache_chars -= len(old)
-    return words
+    return WORDS_CACHE.words((choice.name, text), text, splitter(choice))

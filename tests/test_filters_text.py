@@ -93,20 +93,18 @@ def test_empty_null_and_huge_documents():
 def test_cached_words_hold_a_batch_and_stay_bounded_by_characters(monkeypatch):
     from curate.filters import text as text_module
 
-    monkeypatch.setattr(text_module, "WORDS_CACHE_CHARS", 4_000)
-    text_module._words_cache.clear()
-    monkeypatch.setattr(text_module, "_words_cache_chars", 0)
+    cache = text_module.CharBoundedCache(4_000)
+    monkeypatch.setattr(text_module, "WORDS_CACHE", cache)
     texts = [f"Document {i} says it's 1,000.50 U.S. dollars -- roughly." * 3 for i in range(20)]
     first = [text_module.cached_words(t) for t in texts]
     assert first == [tuple(split_words(t)) for t in texts]
     # a second stage over the same batch gets the very same tuples back
     assert all(text_module.cached_words(t) is words for t, words in zip(texts, first))
-    assert text_module._words_cache_chars == sum(map(len, texts)) <= 4_000
+    assert cache.chars == sum(map(len, texts)) <= 4_000
     # more text than the budget: the oldest entries go, the answers stay right
     more = [f"Another page {i}, with other words." * 10 for i in range(30)]
     assert [text_module.cached_words(t) for t in more] == [tuple(split_words(t)) for t in more]
-    assert text_module._words_cache_chars <= 4_000 and texts[0] not in text_module._words_cache
+    assert cache.chars <= 4_000 and texts[0] not in cache.entries
     # a text over a quarter of the budget is split but never cached
     huge = "word " * 1_000
-    assert text_module.cached_words(huge) == tuple(split_words(huge)) and huge not in text_module._words_cache
-    text_module._words_cache.clear()
+    assert text_module.cached_words(huge) == tuple(split_words(huge)) and huge not in cache.entries

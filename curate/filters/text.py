@@ -48,33 +48,44 @@ def split_words(text: str) -> list[str]:
     return WORD_PATTERN.findall(text)
 
 
+class CharBoundedCache:
+    """Word tuples by key, least recently used first out, bounded by the characters of the texts
+    they came from, not by entries: one huge page must not pin gigabytes of word tuples. A text
+    over a quarter of the bound is split but never kept. Shared by the threads of a process."""
+
+    def __init__(self, limit_chars: int):
+        self.limit = limit_chars
+        self.entries: OrderedDict[object, tuple[tuple[str, ...], int]] = OrderedDict()
+        self.chars = 0
+        self.lock = threading.Lock()
+
+    def words(self, key: object, text: str, split) -> tuple[str, ...]:
+        """``tuple(split(text))``, remembered under ``key``."""
+        with self.lock:
+            hit = self.entries.get(key)
+            if hit is not None:
+                self.entries.move_to_end(key)
+                return hit[0]
+        words = tuple(split(text))
+        if len(text) <= self.limit // 4:
+            with self.lock:
+                if key not in self.entries:
+                    self.entries[key] = (words, len(text))
+                    self.chars += len(text)
+                    while self.chars > self.limit:
+                        _, (_, size) = self.entries.popitem(last=False)
+                        self.chars -= size
+        return words
+
+
 # Gopher quality, Gopher repetition and FineWeb each split every document of a batch, one
-# stage after the other, so a cache must hold a whole batch's texts to be hit. It is bounded
-# by characters, not entries: one huge page must not pin gigabytes of word tuples.
-WORDS_CACHE_CHARS = 4_000_000
-_words_cache: OrderedDict[str, tuple[str, ...]] = OrderedDict()
-_words_cache_chars = 0
-_words_lock = threading.Lock()
+# stage after the other, so the cache must hold a whole batch's texts to be hit.
+WORDS_CACHE = CharBoundedCache(4_000_000)
 
 
 def cached_words(text: str) -> tuple[str, ...]:
     """``split_words`` for stages that follow each other on the same texts (Gopher, FineWeb)."""
-    global _words_cache_chars
-    with _words_lock:
-        words = _words_cache.get(text)
-        if words is not None:
-            _words_cache.move_to_end(text)
-            return words
-    words = tuple(WORD_PATTERN.findall(text))
-    if len(text) <= WORDS_CACHE_CHARS // 4:
-        with _words_lock:
-            if text not in _words_cache:
-                _words_cache[text] = words
-                _words_cache_chars += len(text)
-                while _words_cache_chars > WORDS_CACHE_CHARS:
-                    old, _ = _words_cache.popitem(last=False)
-                    _words_cache_chars -= len(old)
-    return words
+    return WORDS_CACHE.words(text, text, WORD_PATTERN.findall)
 
 
 def is_symbol_word(word: str) -> bool:
