@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pipeline import count_responses, run_ours, run_peer, warm_caches  # noqa: E402
-from servers import fault_server, moto_server, s3_storage_options  # noqa: E402
+from servers import fault_server, moto_server, s3_client, s3_storage_options  # noqa: E402
 
 
 def digests(run_dir: str) -> dict[str, str]:
@@ -69,12 +69,7 @@ def endpoint(kind: str, folder: str, out: str):
 
 
 def upload(server, folder: str) -> str:
-    import boto3
-
-    client = boto3.client(
-        "s3", endpoint_url=server.url, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
-    client.create_bucket(Bucket="crawl")
+    client = s3_client(server, "crawl")
     for name in sorted(os.listdir(folder)):
         if name.endswith(".warc.gz"):
             client.upload_file(os.path.join(folder, name), "crawl", f"segments/bench/warc/{name}")

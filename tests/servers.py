@@ -84,3 +84,13 @@ def moto_server(timeout_s: float = 60) -> Iterator[RunningServer]:
 def s3_storage_options(server: RunningServer) -> dict:
     """fsspec ``s3`` options for the moto server (moto accepts any credentials)."""
     return {"endpoint_url": server.url, "key": "testing", "secret": "testing"}
+
+
+def s3_client(server: RunningServer, *buckets: str, key: str = "testing", secret: str = "testing"):
+    """A boto3 S3 client of the moto server, with ``buckets`` created (moto accepts any credentials)."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=server.url, aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1")
+    for bucket in buckets:
+        client.create_bucket(Bucket=bucket)
+    return client

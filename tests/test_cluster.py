@@ -77,21 +77,16 @@ def test_demo_recipe_on_cluster_equals_local(cluster, curate_zip, demo_run, tmp_
 def test_demo_recipe_on_cluster_reads_and_writes_s3(cluster, curate_zip, demo_run, tmp_path):
     """The demo's WARCs in moto's S3 server, the output written there too, by a spark-submit run
     on the standalone cluster: the same shards as the local run."""
-    import boto3
     import yaml
 
     from curate.storage import filesystem
-    from servers import moto_server, s3_storage_options
+    from servers import moto_server, s3_client, s3_storage_options
     from test_object_store_runs import s3_digests
 
     local, _ = demo_run
     with moto_server() as server:
         options = {"s3": s3_storage_options(server)}
-        client = boto3.client(
-            "s3", endpoint_url=server.url, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-        )
-        for bucket in ("crawl", "runs"):
-            client.create_bucket(Bucket=bucket)
+        client = s3_client(server, "crawl", "runs")
         for warc in sorted((ROOT / "tests" / "data" / "warc").glob("*.warc.gz")):
             client.upload_file(str(warc), "crawl", f"warc/{warc.name}")
         data = yaml.safe_load(DEMO.read_text())

@@ -275,18 +275,14 @@ def test_spark_gives_run_locals_decisions_and_index_for_both_plans(spark, tmp_pa
 def test_an_index_in_an_object_store_decides_as_a_local_one(tmp_path, pages, monkeypatch):
     """The same three snapshots through an index on moto's S3 server: the same decisions, the same
     committed rows, a held index refused, and a part whose commit died (no part.json) never read."""
-    import boto3
-
     from curate.stage import StageContext
-    from servers import moto_server, s3_storage_options
+    from servers import moto_server, s3_client, s3_storage_options
 
     monkeypatch.setenv("CURATE_WORK_DIR", str(tmp_path / "cache"))
     local = [run(tmp_path / "local", rows) for rows in snapshots(pages)]
     with moto_server() as server:
         options = {"s3": s3_storage_options(server)}
-        boto3.client(
-            "s3", endpoint_url=server.url, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-        ).create_bucket(Bucket="index")
+        s3_client(server, "index")
         context = StageContext(storage_options=options)
 
         def remote_run(rows: list[dict]) -> dict:

@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -27,7 +26,7 @@ from curate.recipe import parse_recipe
 from curate.run_output import RunLockedError
 from curate.storage import filesystem
 from cluster_util import shard_digests
-from servers import fault_server, moto_server, s3_storage_options
+from servers import fault_server, moto_server, s3_client, s3_storage_options
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "pipelines" / "recipes" / "demo.yaml"
@@ -40,9 +39,7 @@ FAST_RETRIES = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "block_size_mb": 
 def s3():
     with moto_server() as server:
         options = dict(s3_storage_options(server), key=KEY, secret=SECRET)
-        client = boto3.client("s3", endpoint_url=server.url, aws_access_key_id=KEY, aws_secret_access_key=SECRET, region_name="us-east-1")
-        for bucket in ("crawl", "runs"):
-            client.create_bucket(Bucket=bucket)
+        client = s3_client(server, "crawl", "runs", key=KEY, secret=SECRET)
         for warc in WARCS:
             client.upload_file(str(warc), "crawl", f"segments/x/warc/{warc.name}")
         yield {"s3": options}

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import os
 
-import boto3
 import pytest
 
 from curate.run_output import RunExistsError, RunLockedError, RunOutput
-from servers import moto_server, s3_storage_options
+from servers import moto_server, s3_client, s3_storage_options
 
 
 @pytest.fixture(scope="module")
 def s3_options():
     with moto_server() as server:
-        client = boto3.client(
-            "s3", endpoint_url=server.url, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-        )
-        client.create_bucket(Bucket="runs")
+        s3_client(server, "runs")
         yield {"s3": s3_storage_options(server)}
 
 

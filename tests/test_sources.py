@@ -98,7 +98,7 @@ def test_a_listing_is_prefixed_sampled_and_limited_reproducibly(tmp_path):
 
     lines = [f"crawl-data/CC-MAIN-2024-10/segments/{i:03d}/warc/part-{i:05d}.warc.gz" for i in range(200)]
     write_listing(tmp_path / "warc.paths.gz", ["# comment", *lines, ""])
-    base = "https://data.commoncrawl.org/"
+    base = "https://data.commoncrawl.org/"  # only prefixed to the listing's lines (and hashed by the sample): never fetched
     spec = SourceSpec(name="cc", kind="warc", listing=str(tmp_path / "warc.paths.gz"), base_url=base)
     assert listing_paths(spec) == [base + line for line in lines]
     sampled = listing_paths(SourceSpec(name="cc", kind="warc", listing=spec.listing, base_url=base, sample=SampleSpec(n=5, seed=1)))

@@ -15,7 +15,7 @@ from curate.storage import (
     quiet_storage_options,
     redacted_options,
 )
-from servers import fault_server, moto_server, s3_storage_options
+from servers import fault_server, moto_server, s3_client, s3_storage_options
 
 
 @pytest.mark.parametrize(
@@ -102,12 +102,7 @@ def test_expand_pattern_lists_local_globs_and_s3_prefixes(tmp_path):
         str(tmp_path / "in" / "sub" / n) for n in ("a.warc.gz", "b.warc.gz")
     ]
     with moto_server() as server:
-        import boto3
-
-        client = boto3.client(
-            "s3", endpoint_url=server.url, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-        )
-        client.create_bucket(Bucket="crawl")
+        client = s3_client(server, "crawl")
         for key in ("seg/1/warc/a.warc.gz", "seg/2/warc/b.warc.gz", "seg/2/wat/b.wat.gz"):
             client.put_object(Bucket="crawl", Key=key, Body=b"x")
         options = {"s3": s3_storage_options(server)}

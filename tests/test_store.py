@@ -8,19 +8,16 @@ import subprocess
 import sys
 import time
 
-import boto3
 import pytest
 
 from curate.store import LockedError, Store, StoreLock, is_stale
-from servers import moto_server, s3_storage_options
+from servers import moto_server, s3_client, s3_storage_options
 
 
 @pytest.fixture(scope="module")
 def s3_options():
     with moto_server() as server:
-        boto3.client(
-            "s3", endpoint_url=server.url, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-        ).create_bucket(Bucket="store")
+        s3_client(server, "store")
         yield {"s3": s3_storage_options(server)}
 
 
