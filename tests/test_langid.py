@@ -137,3 +137,75 @@ def test_check_names_a_missing_settings_folder(tmp_path):
     stage = LangIdStage(LangIdParams(language_settings=str(tmp_path / "nowhere")))
     with pytest.raises(StageError, match="nowhere does not exist"):
         stage.check()
+
+
+# --- GlotLID's label format (__label__deu_Latn) -----------------------------------------------
+
+GLOTLID_PAIRS = {"de": "deu_Latn", "ru": "rus_Cyrl", "ar": "arb_Arab", "hi": "hin_Deva"}
+GLOTLID_PAIRS |= {"th": "tha_Thai", "zh": "cmn_Hani", "ko": "kor_Hang", "ja": "jpn_Jpan"}
+
+
+@pytest.fixture(scope="module", params=["softmax", "hs"])
+def glotlid_format_model(request, tmp_path_factory) -> str:
+    """A small fastText model with GlotLID's labels, trained on the paragraphs of the eight pages.
+
+    Not GlotLID itself (1.6 GB, not downloadable here): the same file format and label names.
+    ``softmax`` goes through fastText's own predict, ``hs`` through curate.speedups.fasttext_lid.
+    """
+    import fasttext
+
+    folder = tmp_path_factory.mktemp(f"glotlid-{request.param}")
+    lines = [
+        f"__label__{GLOTLID_PAIRS[page['language']]} {' '.join(paragraph.split())}"
+        for page in _multilingual_pages()
+        for paragraph in page["text"].split("\n")
+        if paragraph.strip()
+    ]
+    (folder / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    options = dict(thread=1, seed=1, verbose=0, dim=16, epoch=100, lr=1.0, minn=1, maxn=3, bucket=20_000, loss=request.param)
+    for _ in range(20):  # fasttext-numpy2-wheel 0.9.2 stops with "Encountered NaN" now and then
+        try:
+            model = fasttext.train_supervised(str(folder / "train.txt"), **options)
+            break
+        except RuntimeError as error:
+            if "NaN" not in str(error):
+                raise
+    else:
+        raise RuntimeError("fastText training hit NaN 20 times")
+    model.save_model(str(folder / "model_v3.bin"))
+    return str(folder / "model_v3.bin")
+
+
+def test_a_glotlid_format_model_names_language_and_script(glotlid_format_model):
+    pages = _multilingual_pages()
+    want = [GLOTLID_PAIRS[p["language"]] for p in pages]
+    assert predict_languages([p["text"] for p in pages], glotlid_format_model)[0] == want
+    for codes in ("lid", "iso639_3"):  # the labels are pairs already: written as they are
+        stage = LangIdStage(LangIdParams(languages=["all"], codes=codes, model_path=glotlid_format_model, min_score=0.0))
+        stage.check()
+        batch = stage(_docs([p["text"] for p in pages]))
+        assert [r["language"] for r in batch.to_pylist()] == want
+        assert [r["rejected_by"] for r in batch.to_pylist()] == [None] * len(pages)
+        assert stage.counters["langid.lang:deu_Latn"] == 1 and "langid.lang:de" not in stage.counters
+        assert scores_of(batch, "langid.tha_Thai")[4] == batch.to_pylist()[4]["language_score"]
+
+
+def test_a_glotlid_format_model_keeps_listed_labels_and_pairs(glotlid_format_model):
+    pages = _multilingual_pages()
+    # lid.176 labels in the list keep their pairs' documents, pairs their own
+    stage = LangIdStage(LangIdParams(languages=["de", "rus_Cyrl", "th", "zh"], model_path=glotlid_format_model, min_score=0.0))
+    out = stage(_docs([p["text"] for p in pages])).to_pylist()
+    assert [r["language"] for r in out if r["rejected_by"] is None] == ["deu_Latn", "rus_Cyrl", "tha_Thai", "cmn_Hani"]
+    assert [r["rejected_by"] for r in out if r["rejected_by"]] == ["langid.language"] * 4
+
+
+def test_a_glotlid_format_model_finds_each_languages_settings(glotlid_format_model):
+    pages = _multilingual_pages()
+    params = LangIdParams(languages=["all"], model_path=glotlid_format_model, min_score=1.0, language_settings="fineweb2")
+    stage = LangIdStage(params)
+    out = stage(_docs([p["text"] for p in pages])).to_pylist()
+    # FineWeb-2's minimum for each pair, read by the pair the model wrote
+    minimums = [stage.min_score(r["language"]) for r in out]
+    assert minimums == [stage.min_score(code) for code in GLOTLID_PAIRS]  # lid.176 labels reach the same files
+    assert minimums[0] == 0.821 and all(m < 1.0 for m in minimums)
+    assert [r["rejected_by"] for r in out] == [None if r["language_score"] >= m else "langid.low_score" for r, m in zip(out, minimums)]
