@@ -233,41 +233,50 @@ def connected_components(edges: DataFrame, counters: dict | None = None, single_
         if counters is not None:
             counters["minhash_cc_rounds"] = 0  # 0 = one union-find task
         return current.coalesce(1).mapInArrow(_union_find_components, COMPONENTS_SCHEMA)
+    stars, rounds = _star_rounds(current, fingerprint)
+    if counters is not None:
+        counters["minhash_cc_rounds"] = rounds
+    # Converged: every edge is (component minimum, member).
+    return (
+        stars.select(F.col("b").alias("id"), F.col("a").alias("cluster_id"))
+        .unionByName(stars.select(F.col("a").alias("id"), F.col("a").alias("cluster_id")))
+        .distinct()
+    )
+
+
+def _star_rounds(current: DataFrame, fingerprint: tuple) -> tuple[DataFrame, int]:
+    """Large-star then small-star rounds until one changes nothing: (the last round's edges, rounds)."""
     rounds = 0
     while True:
         rounds += 1
         if rounds > MAX_ROUNDS:
             raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
-        # Large star: every node links its larger neighbours to the smallest of itself and
-        # its neighbours.
-        both = current.select(F.col("a").alias("u"), F.col("b").alias("v")).unionByName(
-            current.select(F.col("b").alias("u"), F.col("a").alias("v"))
-        )
-        smallest = both.groupBy("u").agg(F.min("v").alias("mv")).select("u", F.least("u", "mv").alias("m"))
-        large = both.where(F.col("v") > F.col("u")).join(smallest, "u").select(F.col("m").alias("a"), F.col("v").alias("b")).distinct()
-        # Small star: every node links itself and its smaller neighbours to the smallest of
-        # them.
-        smallest_below = large.groupBy("b").agg(F.min("a").alias("m"))
-        with_min = large.join(smallest_below, "b")
-        small = (
-            with_min.where(F.col("a") != F.col("m"))
-            .select(F.col("m").alias("a"), F.col("a").alias("b"))
-            .unionByName(with_min.select(F.col("m").alias("a"), F.col("b").alias("b")))
-            .distinct()
-        )
-        nxt = _freeze(small)
+        nxt = _freeze(_small_star(_large_star(current)))
         new_fingerprint = _fingerprint(nxt)  # also materialises the checkpoint
         current.unpersist()
         current = nxt
         if new_fingerprint == fingerprint:
-            break
+            return current, rounds
         fingerprint = new_fingerprint
-    if counters is not None:
-        counters["minhash_cc_rounds"] = rounds
-    # Converged: every edge is (component minimum, member).
+
+
+def _large_star(current: DataFrame) -> DataFrame:
+    """Every node links its larger neighbours to the smallest of itself and its neighbours."""
+    both = current.select(F.col("a").alias("u"), F.col("b").alias("v")).unionByName(
+        current.select(F.col("b").alias("u"), F.col("a").alias("v"))
+    )
+    smallest = both.groupBy("u").agg(F.min("v").alias("mv")).select("u", F.least("u", "mv").alias("m"))
+    return both.where(F.col("v") > F.col("u")).join(smallest, "u").select(F.col("m").alias("a"), F.col("v").alias("b")).distinct()
+
+
+def _small_star(large: DataFrame) -> DataFrame:
+    """Every node links itself and its smaller neighbours to the smallest of them."""
+    smallest_below = large.groupBy("b").agg(F.min("a").alias("m"))
+    with_min = large.join(smallest_below, "b")
     return (
-        current.select(F.col("b").alias("id"), F.col("a").alias("cluster_id"))
-        .unionByName(current.select(F.col("a").alias("id"), F.col("a").alias("cluster_id")))
+        with_min.where(F.col("a") != F.col("m"))
+        .select(F.col("m").alias("a"), F.col("a").alias("b"))
+        .unionByName(with_min.select(F.col("m").alias("a"), F.col("b").alias("b")))
         .distinct()
     )
 
