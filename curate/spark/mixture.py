@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from curate.mixture import mixture_report, plan_mixture, sampling_keys
+from curate.mixture import MixturePlan, mixture_report, plan_mixture, sampling_keys
 from curate.recipe import MixtureSpec
 from curate.schema import TOKENS_SCHEMA
 
@@ -43,38 +43,7 @@ def apply_mixture(tokens_df: DataFrame, spec: MixtureSpec, seed: int) -> tuple[D
     """
     totals = tokens_df.groupBy("source").agg(F.sum("n_tokens").alias("tokens"), F.count("*").alias("documents")).collect()
     plan = plan_mixture({r["source"]: (int(r["tokens"] or 0), int(r["documents"])) for r in totals}, spec)
-
-    columns = list(TOKENS_SCHEMA.names)
-    parts: list[DataFrame] = []
-    full = {s: p.full_epochs for s, p in plan.sources.items() if p.full_epochs > 0}
-    if full:
-        epochs = F.create_map(*[x for s, e in sorted(full.items()) for x in (F.lit(s), F.lit(e))])
-        repeated = (
-            tokens_df.filter(F.col("source").isin(list(full)))
-            .withColumn("_epochs", epochs[F.col("source")])
-            .withColumn("_pass", F.explode(F.sequence(F.lit(0), F.col("_epochs") - 1)))
-            .withColumn("repeat", F.col("_pass").cast("int"))
-        )
-        parts.append(repeated.select(*columns))
-
-    partial = {s: p for s, p in plan.sources.items() if p.partial_tokens > 0}
-    if partial:
-        wanted = F.create_map(*[x for s, p in sorted(partial.items()) for x in (F.lit(s), F.lit(p.partial_tokens))])
-        next_repeat = F.create_map(*[x for s, p in sorted(partial.items()) for x in (F.lit(s), F.lit(p.full_epochs))])
-        keyed = (
-            tokens_df.filter(F.col("source").isin(list(partial)))
-            .select(*columns)
-            .mapInArrow(_add_keys(seed), from_arrow_schema(_KEYED_SCHEMA))
-        )
-        order = Window.partitionBy("source").orderBy("_key", "id").rowsBetween(Window.unboundedPreceding, -1)
-        drawn = (
-            keyed.withColumn("_before", F.coalesce(F.sum(F.col("n_tokens").cast("long")).over(order), F.lit(0).cast("long")))
-            # take a document when more than half of it fits (curate.mixture.take_partial)
-            .filter(2 * F.col("_before") + F.col("n_tokens") <= 2 * wanted[F.col("source")])
-            .withColumn("repeat", next_repeat[F.col("source")].cast("int"))
-        )
-        parts.append(drawn.select(*columns))
-
+    parts = [part for part in (_full_epochs(tokens_df, plan), _partial_epochs(tokens_df, plan, seed)) if part is not None]
     mixed = parts[0]
     for part in parts[1:]:
         mixed = mixed.unionByName(part)
@@ -86,3 +55,39 @@ def apply_mixture(tokens_df: DataFrame, spec: MixtureSpec, seed: int) -> tuple[D
     )
     achieved = {r["source"]: (int(r["tokens"]), int(r["rows"]), int(r["max_repeat"])) for r in rows}
     return mixed, mixture_report(plan, achieved, seed, spec)
+
+
+def _full_epochs(tokens_df: DataFrame, plan: MixturePlan) -> DataFrame | None:
+    """Every row of each source with full epochs, once per epoch (``repeat`` 0, 1, ...)."""
+    full = {s: p.full_epochs for s, p in plan.sources.items() if p.full_epochs > 0}
+    if not full:
+        return None
+    epochs = F.create_map(*[x for s, e in sorted(full.items()) for x in (F.lit(s), F.lit(e))])
+    repeated = (
+        tokens_df.filter(F.col("source").isin(list(full)))
+        .withColumn("_epochs", epochs[F.col("source")])
+        .withColumn("_pass", F.explode(F.sequence(F.lit(0), F.col("_epochs") - 1)))
+        .withColumn("repeat", F.col("_pass").cast("int"))
+    )
+    return repeated.select(*TOKENS_SCHEMA.names)
+
+
+def _partial_epochs(tokens_df: DataFrame, plan: MixturePlan, seed: int) -> DataFrame | None:
+    """Each source's partial epoch: rows in the seeded draw order while their tokens fit."""
+    partial = {s: p for s, p in plan.sources.items() if p.partial_tokens > 0}
+    if not partial:
+        return None
+    columns = list(TOKENS_SCHEMA.names)
+    wanted = F.create_map(*[x for s, p in sorted(partial.items()) for x in (F.lit(s), F.lit(p.partial_tokens))])
+    next_repeat = F.create_map(*[x for s, p in sorted(partial.items()) for x in (F.lit(s), F.lit(p.full_epochs))])
+    keyed = (
+        tokens_df.filter(F.col("source").isin(list(partial))).select(*columns).mapInArrow(_add_keys(seed), from_arrow_schema(_KEYED_SCHEMA))
+    )
+    order = Window.partitionBy("source").orderBy("_key", "id").rowsBetween(Window.unboundedPreceding, -1)
+    drawn = (
+        keyed.withColumn("_before", F.coalesce(F.sum(F.col("n_tokens").cast("long")).over(order), F.lit(0).cast("long")))
+        # take a document when more than half of it fits (curate.mixture.take_partial)
+        .filter(2 * F.col("_before") + F.col("n_tokens") <= 2 * wanted[F.col("source")])
+        .withColumn("repeat", next_repeat[F.col("source")].cast("int"))
+    )
+    return drawn.select(*columns)
