@@ -164,6 +164,25 @@ def lines_to_analyse(text: str, entities: list[str], prechecks: dict | None) -> 
 # --- presidio, built offline -------------------------------------------------------------------------
 
 
+def _spacy_pipeline(language: str, model: str | None):
+    """The installed spaCy model (a package or a folder), or a blank pipeline; never a download."""
+    import spacy
+
+    if not model:
+        return spacy.blank(language)
+    is_package = spacy.util.is_package(model)
+    if not (is_package or os.path.isdir(model)):
+        raise StageError(
+            f"spaCy model {model!r} is not installed (install its package, e.g. `pip install {model}` from a local wheel, or give a model folder)"
+        )
+    try:
+        return spacy.load(model)
+    except Exception as exc:  # spaCy raises OSError/ValueError/KeyError/catalogue errors
+        what = "package" if is_package else "folder"
+        hint = "" if is_package else " (a folder written by nlp.to_disk(), with config.cfg and meta.json)"
+        raise StageError(f"spaCy model {what} {model!r} is not a loadable spaCy pipeline{hint}: {exc}") from exc
+
+
 def _spacy_engine_class():
     from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine
 
@@ -179,23 +198,7 @@ def _spacy_engine_class():
             self._language, self._model, self._max_length = language, model, max_length
 
         def load(self) -> None:
-            import spacy
-
-            if self._model:
-                is_package = spacy.util.is_package(self._model)
-                if not (is_package or os.path.isdir(self._model)):
-                    raise StageError(
-                        f"spaCy model {self._model!r} is not installed (install its package, e.g. "
-                        f"`pip install {self._model}` from a local wheel, or give a model folder)"
-                    )
-                try:
-                    nlp = spacy.load(self._model)
-                except Exception as exc:  # spaCy raises OSError/ValueError/KeyError/catalogue errors
-                    what = "package" if is_package else "folder"
-                    hint = "" if is_package else " (a folder written by nlp.to_disk(), with config.cfg and meta.json)"
-                    raise StageError(f"spaCy model {what} {self._model!r} is not a loadable spaCy pipeline{hint}: {exc}") from exc
-            else:
-                nlp = spacy.blank(self._language)
+            nlp = _spacy_pipeline(self._language, self._model)
             nlp.max_length = max(self._max_length + 1, nlp.max_length)
             self.nlp = {self._language: nlp}
 
@@ -623,55 +626,68 @@ class PiiStage(Stage):
         self.ensure_setup()
         texts = batch.column("text").to_pylist()
         ids = batch.column("id").to_pylist()
-        n = len(texts)
-        new_texts = list(texts)
-        too_large = np.zeros(n, dtype=bool)
-        failed = np.zeros(n, dtype=bool)
-        sizes: list[float | None] = [None] * n
-        scrubbed = np.zeros(n, dtype=bool)
-        counts: dict[str, list[float | None]] = {e: [None] * n for e in self.params.entities}
-        span_rows: list[dict] = []
-        c = self.counters
+        found = _BatchFindings.empty(texts, self.params.entities)
         for i, text in enumerate(texts):
-            if not text:
-                c["docs_prechecked_clean"] += 1
-                continue
-            if len(text) > self.params.max_chars:
-                too_large[i] = True
-                sizes[i] = float(len(text))
-                c["docs_too_large"] += 1
-                continue
-            try:
-                lines_before = c["lines_analyzed"]
-                new_text, results = self.scrub(text)
-            except Exception as exc:  # one bad document must not fail the Spark task
-                log.warning("pii: document %s could not be analysed: %r", ids[i], exc)
-                failed[i] = True
-                c["docs_failed"] += 1
-                continue
-            if c["lines_analyzed"] == lines_before:
-                c["docs_prechecked_clean"] += 1
-            else:
-                c["docs_analyzed"] += 1
-            if not results:
-                continue
-            new_texts[i] = new_text
-            scrubbed[i] = True
-            c["docs_scrubbed"] += 1
-            for r in results:
-                counts[r.entity_type][i] = (counts[r.entity_type][i] or 0) + 1
-                c[f"replaced:{r.entity_type}"] += 1
-                if self.params.keep_spans:
-                    span_rows.append({"id": ids[i], "start": r.start, "end": r.end, "entity_type": r.entity_type, "score": float(r.score)})
-        if scrubbed.any():
-            batch = replace_column(batch, "text", new_texts)
-            batch = add_scores(batch, {f"{self.name}.{e}": v for e, v in counts.items() if any(x is not None for x in v)})
-            batch = add_flag(batch, scrubbed, f"{self.name}.scrubbed")
-        batch = reject(batch, too_large, f"{self.name}.too_large", sizes)
-        batch = reject(batch, failed, f"{self.name}.failed")
-        if span_rows and self.spans_dir:
-            write_spans(span_rows, self.spans_dir, ids)
+            self._scrub_document(i, text, ids[i], found)
+        if found.scrubbed.any():
+            batch = replace_column(batch, "text", found.texts)
+            batch = add_scores(batch, {f"{self.name}.{e}": v for e, v in found.counts.items() if any(x is not None for x in v)})
+            batch = add_flag(batch, found.scrubbed, f"{self.name}.scrubbed")
+        batch = reject(batch, found.too_large, f"{self.name}.too_large", found.sizes)
+        batch = reject(batch, found.failed, f"{self.name}.failed")
+        if found.spans and self.spans_dir:
+            write_spans(found.spans, self.spans_dir, ids)
         return batch
+
+    def _scrub_document(self, i: int, text: str | None, doc_id: str, found: _BatchFindings) -> None:
+        """Scrub document ``i`` of a batch, recording what happened to it in ``found``."""
+        c = self.counters
+        if not text:
+            c["docs_prechecked_clean"] += 1
+            return
+        if len(text) > self.params.max_chars:
+            found.too_large[i] = True
+            found.sizes[i] = float(len(text))
+            c["docs_too_large"] += 1
+            return
+        try:
+            lines_before = c["lines_analyzed"]
+            new_text, results = self.scrub(text)
+        except Exception as exc:  # one bad document must not fail the Spark task
+            log.warning("pii: document %s could not be analysed: %r", doc_id, exc)
+            found.failed[i] = True
+            c["docs_failed"] += 1
+            return
+        c["docs_prechecked_clean" if c["lines_analyzed"] == lines_before else "docs_analyzed"] += 1
+        if not results:
+            return
+        found.texts[i] = new_text
+        found.scrubbed[i] = True
+        c["docs_scrubbed"] += 1
+        for r in results:
+            found.counts[r.entity_type][i] = (found.counts[r.entity_type][i] or 0) + 1
+            c[f"replaced:{r.entity_type}"] += 1
+            if self.params.keep_spans:
+                found.spans.append({"id": doc_id, "start": r.start, "end": r.end, "entity_type": r.entity_type, "score": float(r.score)})
+
+
+@dataclass
+class _BatchFindings:
+    """What scrubbing found in one batch, per document: new texts, rejections, counts per entity, spans."""
+
+    texts: list[str | None]
+    too_large: np.ndarray
+    failed: np.ndarray
+    sizes: list[float | None]
+    scrubbed: np.ndarray
+    counts: dict[str, list[float | None]]
+    spans: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, texts: list[str | None], entities: list[str]) -> _BatchFindings:
+        n = len(texts)
+        no = np.zeros(n, dtype=bool)
+        return cls(list(texts), no.copy(), no.copy(), [None] * n, no.copy(), {e: [None] * n for e in entities})
 
 
 def write_spans(rows: list[dict], folder: str, batch_ids: list[str]) -> str:

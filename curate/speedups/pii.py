@@ -183,9 +183,15 @@ def phone_gate() -> tuple[re.Pattern, re.Pattern]:
 
     Python's ``re`` on purpose: it is what libphonenumber uses, so ``\\d`` means the same.
     """
-    if _gate_cache:
-        return _gate_cache["gate"], _gate_cache["hard"]
-    from phonenumbers.phonenumbermatcher import _PATTERN, _PUNCTUATION, PhoneNumberMatcher
+    if not _gate_cache:
+        _gate_cache["gate"] = re.compile("|".join(_gate_alternatives(_rejecting_class())))
+        _gate_cache["hard"] = _hard_character()
+    return _gate_cache["gate"], _gate_cache["hard"]
+
+
+def _hard_character() -> re.Pattern:
+    """A character no candidate of libphonenumber's matcher can hold."""
+    from phonenumbers.phonenumbermatcher import _PATTERN, _PUNCTUATION
 
     # Every character a candidate can hold: a digit, one of the punctuation class's members,
     # or (case-insensitively, as the pattern is compiled) any character of the pattern's
@@ -194,23 +200,31 @@ def phone_gate() -> tuple[re.Pattern, re.Pattern]:
         r"\d|" + _PUNCTUATION.rsplit("{", 1)[0] + "|[" + "".join(re.escape(c) for c in set(_PATTERN.pattern)) + r"\t]",
         re.UNICODE | re.IGNORECASE,
     )
-    hard = re.compile("[^" + _code_point_class(lambda c: bool(soft.fullmatch(c)), 0x110000) + "]")
-    # Characters that make the matcher (leniency VALID) reject a number touching them: Latin
-    # letters, currency symbols, "%". Only the BMP is listed; a subset is still conservative.
-    reject = (
-        "["
-        + _code_point_class(
-            lambda c: PhoneNumberMatcher._is_latin_letter(c) or PhoneNumberMatcher._is_invalid_punctuation_symbol(c), 0x10000
-        )
-        + "]"
-    )
+    return re.compile("[^" + _code_point_class(lambda c: bool(soft.fullmatch(c)), 0x110000) + "]")
+
+
+def _rejecting_class() -> str:
+    """Characters that make the matcher (leniency VALID) reject a number touching them: Latin
+    letters, currency symbols, "%". Only the BMP is listed; a subset is still conservative."""
+    from phonenumbers.phonenumbermatcher import PhoneNumberMatcher
+
+    def rejects(c: str) -> bool:
+        return PhoneNumberMatcher._is_latin_letter(c) or PhoneNumberMatcher._is_invalid_punctuation_symbol(c)
+
+    return "[" + _code_point_class(rejects, 0x10000) + "]"
+
+
+def _gate_alternatives(reject: str) -> list[str]:
+    """The gate's alternatives: one of them matches wherever a phone number we keep starts."""
+    from phonenumbers.phonenumbermatcher import _PUNCTUATION
+
     lead = r"[(\[（［+＋]"
     punct = _PUNCTUATION.rsplit("{", 1)[0]
     # Every alternative starts by consuming a digit, "(" or "+" (the conditions on what
     # precedes are lookbehinds over that first character), so ``re`` skips prose quickly.
     more = PHONE_MIN_NATIONAL_DIGITS - 1  # digits after the first one
     end = rf"(?<![ /](?:19|20)[0-9]{{2}})(?!{reject})(?![./-][0-9])"
-    alternatives = [
+    return [
         # No "+"/"00" prefix and no "(area)": ASCII digit groups joined by one kind of
         # single separator s, >= 7 digits (the national number's digits are among them), not
         # touching a rejecting character, not chained to more digits (curate.pii.is_chained), not
@@ -231,9 +245,6 @@ def phone_gate() -> tuple[re.Pattern, re.Pattern]:
         rf"0(?<!\d0)(?<!{reject}0)(?<![0-9][./-]0)0(?:{_PUNCTUATION}\d){{{more - 1}}}",
         r"\d{10}",
     ]
-    _gate_cache["gate"] = re.compile("|".join(alternatives))
-    _gate_cache["hard"] = hard
-    return _gate_cache["gate"], _gate_cache["hard"]
 
 
 def phone_stretches(text: str) -> list[tuple[int, int]]:
