@@ -52,7 +52,7 @@ import io
 import logging
 import re
 import zlib
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Generator, Iterator
 
 import pyarrow as pa
 
@@ -427,59 +427,76 @@ def _iterate_responses(
     start: int | None = 0,
 ) -> Iterator[dict]:
     """Rows of the kept responses; the first ``skip_records`` records are passed over unseen."""
+    seen = [0]  # records seen so far, counted across resyncs
+    while start is not None:
+        failed_at = yield from _responses_from(layer, start, source, warc_file, counters, problems, skip_records, seen)
+        if failed_at is None:
+            return
+        start = _record_start_after(layer, failed_at, counters)
+        if start is not None:
+            counters["warc.resyncs"] += 1
+
+
+def _responses_from(
+    layer: _Layer,
+    start: int,
+    source: str,
+    warc_file: str,
+    counters: Counters,
+    problems: list[str] | None,
+    skip_records: int,
+    seen: list[int],
+) -> Generator[dict, None, int | None]:
+    """Rows of the kept responses from the record at ``start`` on; returns where an unreadable
+    record stopped the reading, or None at the end of the file."""
     from warcio.archiveiterator import ArchiveIterator
 
-    records_seen = 0
-    while start is not None:
-        fh = layer.open()
-        try:
-            fh.seek(start)
-            iterator = ArchiveIterator(fh)
-            failed_at: int | None = None
-            record_start = start
-            while True:
-                notices: list[str] = []
-                try:
-                    record = _quietly(lambda: next(iterator, None), notices)
-                    if record is None:
-                        failed_at = _stopped_early(layer, iterator.offset, counters, problems)
-                        break
-                    # After next() the previous record is consumed and iterator.offset is where
-                    # this one began.
-                    record_start = iterator.offset
-                    records_seen += 1
-                    if records_seen <= skip_records:
-                        continue
-                    row = _quietly(lambda: _record_to_row(record, record_start, source, warc_file, counters), notices)
-                except StorageReadError:
-                    raise  # the store failed, not the file: nothing after this point is known
-                except Exception as exc:  # anything warcio or zlib raises on bad bytes
-                    reason = _error_reason(exc)
-                    resume = _decompressed_resume(layer, reason, records_seen, iterator.offset, counters, problems)
-                    if resume is not None:
-                        stream = layer.with_kind("gzip_stream")
-                        yield from _iterate_responses(stream, source, warc_file, counters, problems, skip_records=resume)
-                        return
-                    # iterator.offset: the end of the last record warcio finished, i.e. where the
-                    # broken one starts (or the start of the one it failed to finish).
-                    failed_at = record_start if reason in ("incomplete_record", "no_content_length") else max(record_start, iterator.offset)
-                    counters[f"warc.errors:{reason}"] += 1
-                    note_problem(
-                        problems, f"{layer.shown}: offset {failed_at}{layer.offset_note}: unreadable record ({reason}: {_first_line(exc)})"
-                    )
-                    break
-                finally:
-                    _count_notices(notices, layer, counters, problems)
+    fh = layer.open()
+    try:
+        fh.seek(start)
+        iterator = ArchiveIterator(fh)
+        record_start = start
+        while True:
+            notices: list[str] = []
+            try:
+                record = _quietly(lambda: next(iterator, None), notices)
+                if record is None:
+                    return _stopped_early(layer, iterator.offset, counters, problems)
+                # After next() the previous record is consumed and iterator.offset is where
+                # this one began.
+                record_start = iterator.offset
+                seen[0] += 1
+                if seen[0] <= skip_records:
+                    continue
+                row = _quietly(lambda: _record_to_row(record, record_start, source, warc_file, counters), notices)
+            except StorageReadError:
+                raise  # the store failed, not the file: nothing after this point is known
+            except Exception as exc:  # anything warcio or zlib raises on bad bytes
+                reason = _error_reason(exc)
+                resume = _decompressed_resume(layer, reason, seen[0], iterator.offset, counters, problems)
+                if resume is not None:
+                    stream = layer.with_kind("gzip_stream")
+                    yield from _iterate_responses(stream, source, warc_file, counters, problems, skip_records=resume)
+                    return None
+                return _unreadable_record(layer, exc, reason, record_start, iterator.offset, counters, problems)
+            finally:
+                _count_notices(notices, layer, counters, problems)
+            if row is not None:
+                yield row
+    finally:
+        fh.close()
 
-                if row is not None:
-                    yield row
-            if failed_at is None:
-                return
-            start = _record_start_after(layer, failed_at, counters)
-            if start is not None:
-                counters["warc.resyncs"] += 1
-        finally:
-            fh.close()
+
+def _unreadable_record(
+    layer: _Layer, exc: Exception, reason: str, record_start: int, offset: int, counters: Counters, problems: list[str] | None
+) -> int:
+    """Count and name a record that could not be read; returns where it failed."""
+    # offset (warcio's): the end of the last record it finished, i.e. where the broken one
+    # starts (or the start of the one it failed to finish).
+    failed_at = record_start if reason in ("incomplete_record", "no_content_length") else max(record_start, offset)
+    counters[f"warc.errors:{reason}"] += 1
+    note_problem(problems, f"{layer.shown}: offset {failed_at}{layer.offset_note}: unreadable record ({reason}: {_first_line(exc)})")
+    return failed_at
 
 
 def _stopped_early(layer: _Layer, stopped: int, counters: Counters, problems: list[str] | None) -> int | None:
