@@ -77,6 +77,16 @@ class ShardSpec:
     num_shards: int = 4
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     row_group_size: int = 1024
+    # documents/ and tokens/ split into Hive-style folders by a document column (language=deu_Latn/)
+    partition_by: Literal["language"] | None = None
+
+    def to_dict(self) -> dict:
+        # partition_by appears only when set, so the hash of a recipe without it is what it was
+        # before it existed (runs started then can still be resumed)
+        data = dataclasses.asdict(self)
+        if data["partition_by"] is None:
+            data.pop("partition_by")
+        return data
 
 
 @dataclass
@@ -175,7 +185,7 @@ class Recipe:
             "sources": [_source_dict(s) for s in self.sources],
             "stages": [{"stage": s.kind, "name": s.name, **_plain(s.params)} for s in self.stages],
             "tokenizer": dataclasses.asdict(self.tokenizer),
-            "shards": dataclasses.asdict(self.shards),
+            "shards": self.shards.to_dict(),
             "spark": dataclasses.asdict(self.spark),
             "storage_options": redacted_options(self.storage_options),
             "reading": dataclasses.asdict(self.reading),
@@ -316,6 +326,10 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
     _validate_storage(recipe, file)
     if recipe.shards.num_shards < 1:
         raise RecipeError(file, "shards.num_shards", "expected a positive integer")
+    if recipe.shards.partition_by is not None and recipe.mixture is not None:
+        raise RecipeError(
+            file, "shards.partition_by", "cannot be combined with mixture (not supported yet): mixed token rows do not carry a language"
+        )
     _validate_rehydrate(recipe, file)
     raw_kinds = sorted({s.kind for s in recipe.sources if source_reader(s.kind).yields_records})
     stage_kinds = [s.kind for s in recipe.stages]

@@ -13,6 +13,7 @@ import json
 import os
 import uuid
 from typing import Iterable
+from urllib.parse import unquote
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +31,30 @@ def shard_index(ids: Iterable[str], num_shards: int) -> np.ndarray:
 
 def shard_name(prefix: str, index: int) -> str:
     return f"{prefix}-{index:05d}.parquet"
+
+
+# A partitioned output's folders are Hive-style (``documents/language=deu_Latn/``), so DuckDB,
+# Polars, pyarrow and pandas read the value back as a column.
+# Documents without a language (no langid stage, or nothing it could label) are ISO 639-3's
+# "undetermined", in the manifest, the report, ``curate inspect`` and a partition's folder name
+# (not Hive's null folder: pandas cannot read a null partition next to others).
+NO_LANGUAGE = "und"
+# Characters a partition value keeps in its folder name; any other is percent-encoded, as Hive does.
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+def partition_folder(column: str, value: str) -> str:
+    """The folder of one partition value: ``language=deu_Latn``."""
+    escaped = "".join(c if c in _PLAIN else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in value)
+    return f"{column}={escaped}"
+
+
+def partition_value(path: str, column: str) -> str | None:
+    """The value of ``column`` in a path's Hive-style folders (``.../language=deu_Latn/...``), or None."""
+    for part in reversed(path.split("/")[:-1]):
+        if part.startswith(column + "="):
+            return unquote(part[len(column) + 1 :])
+    return None
 
 
 def write_parquet_atomic(
@@ -121,4 +146,6 @@ def write_json_atomic(data: dict, path: str) -> None:
 
 
 def list_shards(folder: str, prefix: str = "") -> list[str]:
-    return sorted(p for p in glob.glob(os.path.join(folder, f"{prefix}*.parquet")) if TMP_MARK not in os.path.basename(p))
+    """The finished shards of a folder, those in its partition folders (``language=*/``) included."""
+    found = glob.glob(os.path.join(folder, f"{prefix}*.parquet")) + glob.glob(os.path.join(folder, "*=*", f"{prefix}*.parquet"))
+    return sorted(p for p in found if TMP_MARK not in os.path.basename(p))

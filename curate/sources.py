@@ -28,7 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-from curate.schema import DOCUMENT_SCHEMA, document_id, documents_from_pylist
+from curate.schema import DOCUMENT_SCHEMA, conform, document_id, documents_from_pylist
+from curate.shards import partition_value
 from curate.stage import Counters
 from curate.storage import StorageOptions, StorageReadError, display_url, expand_pattern, file_name, filesystem, is_remote, local_path
 
@@ -242,11 +243,13 @@ def _parquet_batches(
         note_problem(problems, f"{display_url(path)}: no column {source.text_field!r} (columns: {', '.join(names)})")
         return
     if source_reader(source.kind).curated:
-        # An earlier curate run: documents are already in our schema; keep them whole.
+        # An earlier curate run: documents are already in our schema; keep them whole. A run
+        # split by language holds each document's language in its folder's name.
+        language = None if "language" in names else partition_value(path, "language")
         for batch in parquet.iter_batches(batch_size=batch_size):
             counters["source.records"] += batch.num_rows
-            from curate.schema import conform
-
+            if language is not None:
+                batch = batch.append_column("language", pa.array([language] * batch.num_rows, pa.string()))
             yield conform(batch)
         return
     wanted = [c for c in dict.fromkeys([source.id_field, source.text_field, source.url_field, "warc_date", "warc_file"]) if c in names]
@@ -328,5 +331,6 @@ READERS: dict[str, SourceReader] = {
     "warc": SourceReader(_read_warc, yields_records=True),
     "parquet": SourceReader(_read_parquet),
     "jsonl": SourceReader(_read_jsonl),
-    "run": SourceReader(_read_parquet, curated=True, folder_glob=os.path.join("documents", "*.parquet")),
+    # documents/*.parquet, or documents/language=*/*.parquet of a run split by language
+    "run": SourceReader(_read_parquet, curated=True, folder_glob=os.path.join("documents", "**", "*.parquet")),
 }

@@ -255,6 +255,17 @@ def test_fingerprint_ignores_spark_settings(tmp_path):
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
 
 
+def test_a_language_split_changes_the_hash_only_when_set_and_refuses_a_mixture(tmp_path):
+    plain = load_recipe(str(write(tmp_path, base())))
+    assert "partition_by" not in plain.to_dict()["shards"]  # recipes written before the key keep their hash
+    split = load_recipe(str(write(tmp_path, base("shards:\n      partition_by: language"))))
+    assert split.shards.partition_by == "language" and split.fingerprint() != plain.fingerprint()
+    e = error_of(tmp_path, base("shards:\n      partition_by: source"))
+    assert e.path == "shards.partition_by" and "'language'" in e.message
+    e = error_of(tmp_path, base("shards:\n      partition_by: language\n    mixture:\n      weights: {web: 1}"))
+    assert e.path == "shards.partition_by" and "mixture" in e.message
+
+
 def test_mixture_spec_defaults():
     assert MixtureSpec().upsample is True
 

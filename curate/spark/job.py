@@ -328,12 +328,13 @@ class CurationJob:
             token_column,
             count_reasons=folder == "rejected",
             publish_to=self.publish_to,
+            count_languages=folder == "documents",
         )
         rows = keyed.mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
         self._note_published(rows)
         if folder == "rejected":
             self._count_reasons(rows)
-        return shard_entries(self.output, shards, folder, prefix, schema, token_column, {r["shard"]: r.asDict() for r in rows})
+        return shard_entries(self.output, shards, folder, prefix, schema, token_column, {("", r["shard"]): r.asDict() for r in rows})
 
     def _note_published(self, rows) -> None:
         self.published.update(os.path.relpath(r["path"], self.output) for r in rows if r["published"])
@@ -347,18 +348,23 @@ class CurationJob:
         for folder in OUTPUT_FOLDERS:
             os.makedirs(os.path.join(self.output, folder), exist_ok=True)
         shards = self.recipe.shards
+        by = shards.partition_by
         rehydration = rehydration_of(self.recipe.stages)
-        writer = final_shard_writer(self.output, shards.compression, shards.row_group_size, tokenizer, rehydration, self.publish_to)
-        rows = self._keyed(final, ["id"]).mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
+        writer = final_shard_writer(self.output, shards.compression, shards.row_group_size, tokenizer, rehydration, self.publish_to, by)
+        if by is None:
+            keyed = self._keyed(final, ["id"])
+        else:  # kept rows grouped by their partition within a shard; rejected rows (no partition) stay in id order
+            keyed = self._keyed(final.withColumn("_partition", F.when(F.col("rejected_by").isNull(), F.col(by))), ["_partition", "id"])
+        rows = keyed.mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
         self._note_published(rows)
-        written: dict[str, dict[int, dict]] = {folder: {} for folder in OUTPUT_FOLDERS}
+        written: dict[str, dict[tuple[str, int], dict]] = {folder: {} for folder in OUTPUT_FOLDERS}
         self._count_reasons([r for r in rows if r["folder"] == "rejected"])
         for r in rows:
-            written[r["folder"]][r["shard"]] = r.asDict()
+            written[r["folder"]][r["partition"], r["shard"]] = r.asDict()
         return manifest.WrittenShards(
-            shard_entries(self.output, shards, "documents", "part", DOCUMENT_SCHEMA, None, written["documents"]),
+            shard_entries(self.output, shards, "documents", "part", DOCUMENT_SCHEMA, None, written["documents"], by),
             shard_entries(self.output, shards, "rejected", "part", DOCUMENT_SCHEMA, None, written["rejected"]),
-            shard_entries(self.output, shards, "tokens", "shard", TOKENS_SCHEMA, "n_tokens", written["tokens"]),
+            shard_entries(self.output, shards, "tokens", "shard", TOKENS_SCHEMA, "n_tokens", written["tokens"], by),
         )
 
     # -- bookkeeping ------------------------------------------------------------------------

@@ -112,6 +112,31 @@ def per_source_counts(recipe: Recipe, reader_stats: dict, written: WrittenShards
     return sources
 
 
+def per_language_counts(written: WrittenShards) -> dict[str, dict]:
+    """{language: {documents, characters, tokens}} of the kept documents, most documents first.
+
+    Tokens are those of the token rows (with ``dedup.rehydrate``, repeated rows count again);
+    under a mixture the token rows carry no language, so there are none per language."""
+    out: dict[str, dict] = {}
+    for info in written.documents:
+        for language, (rows, characters) in info.get("per_language", {}).items():
+            entry = out.setdefault(language, {"documents": 0, "characters": 0})
+            entry["documents"] += rows
+            entry["characters"] += characters
+    if written.mixture is None:
+        for entry in out.values():
+            entry["tokens"] = 0
+        for info in written.tokens:
+            for language, (_, tokens) in info.get("per_language", {}).items():
+                out.setdefault(language, {"documents": 0, "characters": 0, "tokens": 0})["tokens"] += tokens
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1]["documents"], kv[0])))
+
+
+def shard_listing(infos: list[dict]) -> list[dict]:
+    """A folder's shards as the manifest lists them (their per-source and per-language counts are summed elsewhere)."""
+    return [{k: v for k, v in i.items() if k not in ("per_source", "per_language")} for i in infos]
+
+
 def build_manifest(run: RunFacts, funnel: list[dict], reader_stats: dict, written: WrittenShards) -> dict:
     recipe = run.recipe
     sources = per_source_counts(recipe, reader_stats, written)
@@ -137,14 +162,24 @@ def build_manifest(run: RunFacts, funnel: list[dict], reader_stats: dict, writte
         },
         "funnel": funnel,
         "sources": sources,
-        "documents": {"shards": [{k: v for k, v in i.items() if k != "per_source"} for i in written.documents]},
-        "rejected": {"shards": [{k: v for k, v in i.items() if k != "per_source"} for i in written.rejected]},
+        "languages": per_language_counts(written),
+        "documents": {"shards": shard_listing(written.documents)},
+        "rejected": {"shards": shard_listing(written.rejected)},
         "tokens": {
             "total": sum(i["tokens"] for i in token_infos),
             "tokenizer": os.path.abspath(recipe.tokenizer.path),
             "eos_token": recipe.tokenizer.eos_token,
             "format": "one row per document: tokens list<int32> with the end-of-document token appended",
-            "shards": [{"path": i["path"], "documents": i["rows"], "tokens": i["tokens"], "bytes": i["bytes"]} for i in token_infos],
+            "shards": [
+                {
+                    "path": i["path"],
+                    **({"language": i["language"]} if "language" in i else {}),
+                    "documents": i["rows"],
+                    "tokens": i["tokens"],
+                    "bytes": i["bytes"],
+                }
+                for i in token_infos
+            ],
         },
         "timings": {k: round(v, 2) for k, v in run.timings.items()},
     }
