@@ -5,7 +5,7 @@ is inline SVG drawn here, and the only script is a small inline one that adds ho
 and marks the page once the charts have laid out (the browser test reads that mark).
 
 Contents: the document funnel per stage and rule (documents, characters and tokens), input
-languages, document length histograms (characters, tokens), the top removal reasons with
+languages and what was written per language (documents, characters, tokens), document length histograms (characters, tokens), the top removal reasons with
 three example snippets each, the dedup cluster size distribution, PII replacements, and
 throughput per stage.
 
@@ -28,6 +28,8 @@ from typing import Iterable, Iterator, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from curate.shards import NO_LANGUAGE, list_shards, partition_value
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ def write_report(run_dir: str, manifest: dict) -> str:
 
 
 def _parquet_files(run_dir: str, folder: str) -> list[str]:
-    return sorted(glob.glob(os.path.join(run_dir, folder, "*.parquet")))
+    return list_shards(os.path.join(run_dir, folder))  # a run split by language: its language=*/ folders too
 
 
 def _iter_column_batches(files: Iterable[str], columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
@@ -77,13 +79,19 @@ def _iter_column_batches(files: Iterable[str], columns: Sequence[str]) -> Iterat
 
 
 def language_counts(run_dir: str) -> dict[str, Counter]:
-    """{"kept": Counter(language), "rejected": Counter(language)} over every document."""
+    """{"kept": Counter(language), "rejected": Counter(language)} over every document (``und``: none)."""
     out = {}
     for folder in ("documents", "rejected"):
         counts: Counter = Counter()
-        for batch in _iter_column_batches(_parquet_files(run_dir, folder), ["language"]):
-            for row in pc.value_counts(batch.column(0).fill_null("(none)")).to_pylist():
-                counts[row["values"]] += row["counts"]
+        for path in _parquet_files(run_dir, folder):
+            # a run split by language: the folder names the language of its files, which lack the column
+            language = partition_value(os.path.relpath(path, run_dir), "language")
+            if language is not None and "language" not in pq.ParquetFile(path).schema_arrow.names:
+                counts[language] += pq.ParquetFile(path).metadata.num_rows
+                continue
+            for batch in _iter_column_batches([path], ["language"]):
+                for row in pc.value_counts(batch.column(0).fill_null(NO_LANGUAGE)).to_pylist():
+                    counts[row["values"]] += row["counts"]
         out[folder if folder == "rejected" else "kept"] = counts
     return out
 
@@ -322,7 +330,7 @@ def _token_rows(funnel: list[dict], tokens_per_char: float, tokens_total: int) -
     return token_rows
 
 
-def _languages_section(langs: dict[str, Counter]) -> str:
+def _languages_section(langs: dict[str, Counter], manifest: dict) -> str:
     kept, rejected = langs["kept"], langs["rejected"]
     total = kept + rejected
     if not total:
@@ -338,7 +346,30 @@ def _languages_section(langs: dict[str, Counter]) -> str:
                 ],
             )
         )
-    return "<h2>Languages</h2><p>Language of every document (blue: kept, red: removed).</p>" + hbar_chart("languages", "languages", rows)
+    return (
+        "<h2>Languages</h2><p>Language of every document (blue: kept, red: removed).</p>"
+        + hbar_chart("languages", "languages", rows)
+        + _kept_languages_table(manifest.get("languages", {}))
+    )
+
+
+def _kept_languages_table(languages: dict[str, dict]) -> str:
+    """What the run wrote per language (the manifest's ``languages``), most documents first."""
+    if not languages:
+        return ""
+    documents = sum(v["documents"] for v in languages.values())
+    tokens = sum(v.get("tokens", 0) for v in languages.values())
+    with_tokens = all("tokens" in v for v in languages.values())  # none under a mixture
+    header = ["language", "documents", "% documents", "characters"] + (["tokens", "% tokens"] if with_tokens else [])
+    rows = []
+    for language, v in list(languages.items())[:TOP_LANGUAGES]:
+        row = [language, v["documents"], round(100 * v["documents"] / documents, 2) if documents else 0.0, v["characters"]]
+        if with_tokens:
+            row += [v["tokens"], round(100 * v["tokens"] / tokens, 2) if tokens else 0.0]
+        rows.append(row)
+    more = len(languages) - TOP_LANGUAGES
+    note = f'<p class="muted">{more:,} more languages in manifest.json (<code>languages</code>).</p>' if more > 0 else ""
+    return f"<h3>Written per language</h3>{_table(header, rows)}{note}"
 
 
 def _lengths_section(chars: list[int], tokens: list[int]) -> str:
@@ -500,7 +531,7 @@ def build_report(run_dir: str, manifest: dict) -> str:
             f"<h1>{_esc(title)}</h1>",
             _summary_section(manifest),
             _funnel_section(manifest),
-            _languages_section(langs),
+            _languages_section(langs, manifest),
             _lengths_section(chars, tokens),
             _reasons_section(manifest, run_dir),
             _dedup_section(sizes, manifest),

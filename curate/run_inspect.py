@@ -1,4 +1,5 @@
-"""``curate inspect RUN_DIR``: the funnel of a run as a table, and removed documents by reason.
+"""``curate inspect RUN_DIR``: the funnel of a run as a table, and removed documents by reason;
+with ``--language``, one language's counts and removed documents instead of the funnel.
 
 Reads ``RUN_DIR/manifest.json`` (key ``funnel``: one entry per stage, in order, with
 ``docs_in``, ``docs_out``, ``chars_in``, ``chars_out``, ``rejected`` and ``rejected_chars``
@@ -19,6 +20,10 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from curate.language_settings import language_script
+from curate.report import language_counts
+from curate.shards import NO_LANGUAGE
 
 
 def funnel_entries(stages: Iterable[Any]) -> list[dict]:
@@ -47,7 +52,7 @@ def funnel_entries(stages: Iterable[Any]) -> list[dict]:
     return entries
 
 
-def load_funnel(run_dir: str) -> list[dict]:
+def load_manifest(run_dir: str) -> dict:
     path = os.path.join(run_dir, "manifest.json")
     try:
         with open(path, encoding="utf-8") as fh:
@@ -56,7 +61,12 @@ def load_funnel(run_dir: str) -> list[dict]:
         raise ValueError(f"{path}: not found; is {run_dir!r} the output folder of 'curate run'?") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
-    funnel = manifest.get("funnel") if isinstance(manifest, dict) else None
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def load_funnel(run_dir: str) -> list[dict]:
+    path = os.path.join(run_dir, "manifest.json")
+    funnel = load_manifest(run_dir).get("funnel")
     if not isinstance(funnel, list):
         raise ValueError(f"{path}: no 'funnel' list")
     for i, entry in enumerate(funnel):
@@ -100,7 +110,7 @@ def rejected_table(run_dir: str) -> pa.Table | None:
     files = sorted(glob.glob(os.path.join(run_dir, "rejected", "**", "*.parquet"), recursive=True))
     if not files:
         return None
-    columns = ["id", "url", "text", "scores", "rejected_by", "rejected_value", "duplicate_of"]
+    columns = ["id", "url", "text", "language", "scores", "rejected_by", "rejected_value", "duplicate_of"]
     return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
 
 
@@ -110,6 +120,44 @@ def sample_rejected(table: pa.Table, reason: str, n: int) -> pa.Table:
     by = table.column("rejected_by")
     mask = pc.or_(pc.equal(by, reason), pc.starts_with(by, reason + "."))
     return table.filter(pc.fill_null(mask, False)).slice(0, n)
+
+
+def of_language(table: pa.Table, language: str) -> pa.Table:
+    """The rows of ``language`` (``und``: those without one)."""
+    return table.filter(pc.equal(table.column("language").fill_null(NO_LANGUAGE), language))
+
+
+def languages_in_run(run_dir: str) -> dict[str, tuple[int, int]]:
+    """{language: (documents kept, documents removed)}, most documents first."""
+    counts = language_counts(run_dir)
+    kept, removed = counts["kept"], counts["rejected"]
+    ranked = sorted(set(kept) | set(removed), key=lambda lang: (-(kept[lang] + removed[lang]), lang))
+    return {lang: (kept[lang], removed[lang]) for lang in ranked}
+
+
+def unknown_language(language: str, present: dict[str, tuple[int, int]]) -> str:
+    """The error for a language the run does not have, naming those it has."""
+    listed = ", ".join(f"{lang} ({k:,} kept, {r:,} removed)" for lang, (k, r) in present.items()) or "none"
+    pair = language_script(language)
+    hint = f"; did you mean {pair}?" if pair in present and pair != language else ""
+    return f"no documents of language {language!r} in this run{hint}; languages in this run: {listed}"
+
+
+def format_language(language: str, manifest: dict, present: dict[str, tuple[int, int]], removed: pa.Table | None) -> str:
+    """One language's part of the run: what was written, and what was removed by reason."""
+    kept, n_removed = present[language]
+    written = manifest.get("languages", {}).get(language, {})
+    total = sum(k for k, _ in present.values())
+    lines = [f"language {language}: {kept:,} documents kept ({_percent(kept, total).strip()} of the run's {total:,})"]
+    if written:
+        tokens = f", {written['tokens']:,} tokens" if "tokens" in written else ""
+        lines.append(f"  written: {written['documents']:,} documents, {written['characters']:,} characters{tokens}")
+    lines.append(f"  removed: {n_removed:,} documents (those that had a language when removed)")
+    if removed is not None and removed.num_rows:
+        reasons = pc.value_counts(removed.column("rejected_by")).to_pylist()
+        for row in sorted(reasons, key=lambda r: (-r["counts"], r["values"] or "")):
+            lines.append(f"    {row['values']:<38} {row['counts']:>8,}")
+    return "\n".join(lines)
 
 
 def format_documents(docs: pa.Table, width: int = 100, chars: int = 400) -> str:
@@ -135,14 +183,25 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--reason", help="a rejection reason ('c4.curly_bracket') or a stage name ('c4')")
     parser.add_argument("--n", type=int, default=5, help="documents to show (default 5)")
     parser.add_argument("--chars", type=int, default=400, help="characters of text to show per document")
+    parser.add_argument(
+        "--language", help="only this language's documents, named as the run names them (deu_Latn; de without codes: iso639_3; und: none)"
+    )
     args = parser.parse_args(argv)
     try:
         funnel = load_funnel(args.run_dir)
     except ValueError as e:
         print(f"curate inspect: {e}", file=sys.stderr)
         return 2
-    print(format_funnel(funnel))
     table = rejected_table(args.run_dir)
+    if args.language is not None:
+        present = languages_in_run(args.run_dir)
+        if args.language not in present:
+            print(f"curate inspect: {unknown_language(args.language, present)}", file=sys.stderr)
+            return 1
+        table = of_language(table, args.language) if table is not None else None
+        print(format_language(args.language, load_manifest(args.run_dir), present, table))
+    else:
+        print(format_funnel(funnel))
     if args.reason is None:
         if table is not None and table.num_rows:
             reasons = pc.value_counts(table.column("rejected_by")).to_pylist()
@@ -154,10 +213,11 @@ def main(argv: list[str]) -> int:
         print(f"\ncurate inspect: no rejected/*.parquet in {args.run_dir}", file=sys.stderr)
         return 1
     docs = sample_rejected(table, args.reason, max(args.n, 0))
+    of = f" of language {args.language}" if args.language is not None else ""
     if docs.num_rows == 0:
         hint = ", ".join(sorted(known)) or "none"
-        print(f"\ncurate inspect: no removed documents for {args.reason!r}; reasons in this run: {hint}", file=sys.stderr)
+        print(f"\ncurate inspect: no removed documents{of} for {args.reason!r}; reasons in this run: {hint}", file=sys.stderr)
         return 1
-    print(f"\n{docs.num_rows} removed documents for {args.reason}:\n")
+    print(f"\n{docs.num_rows} removed documents{of} for {args.reason}:\n")
     print(format_documents(docs, chars=args.chars))
     return 0

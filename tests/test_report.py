@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -234,3 +235,35 @@ def test_report_renders_in_chromium_without_console_errors(run_dir, chromium):
     n_charts = len(re.findall(r'<svg class="chart"', Path(path).read_text()))
     assert n_charts == 9
     assert f'data-charts-rendered="{n_charts}/{n_charts}"' in dom
+
+
+def test_a_run_split_by_language_is_counted_from_its_folders(run_dir, tmp_path):
+    root, built = run_dir
+    split = tmp_path / "split"
+    table = pa.Table.from_batches([documents_from_pylist(built["kept"])], schema=DOCUMENT_SCHEMA)
+    for language in ("en", "fr"):
+        folder = split / "documents" / f"language={language}"
+        folder.mkdir(parents=True)
+        part = table.filter(pc.equal(table.column("language"), language)).drop(["language"])
+        pq.write_table(part, folder / "part-00000.parquet")
+    counts = language_counts(str(split))
+    assert counts["kept"] == language_counts(str(root))["kept"] == Counter(d["language"] for d in built["kept"])
+
+
+def test_the_report_shows_what_was_written_per_language(run_dir):
+    root, built = run_dir
+    languages = {}
+    for doc in built["kept"]:
+        entry = languages.setdefault(doc["language"], {"documents": 0, "characters": 0, "tokens": 0})
+        entry["documents"] += 1
+        entry["characters"] += len(doc["text"])
+        entry["tokens"] += len(doc["text"].split()) + 1
+    page = build_report(str(root), {**built["manifest"], "languages": languages})
+    table = page.split("<h3>Written per language</h3>", 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr><td>(\w+)</td>((?:<td[^>]*>[^<]*</td>)+)</tr>", table)
+    cells = {lang: re.findall(r">([^<]*)<", body)[::2] for lang, body in rows}
+    total = sum(v["documents"] for v in languages.values())
+    for language, v in languages.items():
+        assert cells[language][0] == f"{v['documents']:,}" and cells[language][2] == f"{v['characters']:,}"
+        assert abs(float(cells[language][1]) - 100 * v["documents"] / total) < 0.01
+    assert set(cells) == {"en", "fr"}
