@@ -94,6 +94,17 @@ def test_repetition_uses_the_languages_duplicate_line_share():
     )
 
 
+def test_a_duplicate_line_share_of_zero_turns_the_rule_off():
+    # FineWeb-2 gives six languages dup_line_frac 0, which datatrove reads as "rule off" (bench/languages.py)
+    lines = PAGES["de"].split("\n")
+    text = "\n".join(lines + sorted(lines, key=len)[:3])
+    assert settings_folder().get("chj_Latn").dup_line_frac == 0
+    stage = _stage(GopherRepetitionStage, GopherRepetitionParams(language_settings="fineweb2"))
+    assert stage._languages.params_for("chj_Latn", stage.params, stage.counters).max_dup_line_frac is None
+    assert stage.language_verdict(text, "chj_Latn")[0] != "dup_line_frac"
+    assert stage.language_verdict(text, "de")[0] == "dup_line_frac"
+
+
 def test_fineweb_uses_the_languages_newline_share():
     german_words = words.split_words(PAGES["de"], "de")
     lines = [" ".join(german_words[i : i + 5]) + "." for i in range(0, 200, 5)]  # 40 lines of 5 words and a period

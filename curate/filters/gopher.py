@@ -186,7 +186,8 @@ def word_ids_and_offsets(words: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray
 def repetition_settings(settings: LanguageSettings) -> dict:
     """FineWeb-2's Gopher repetition thresholds of a language."""
     return {
-        "max_dup_line_frac": settings.dup_line_frac,
+        # FineWeb-2 hands datatrove dup_line_frac 0 for six languages, and there 0 turns the rule off
+        "max_dup_line_frac": settings.dup_line_frac or None,
         "max_top_ngram_char_frac": dict(settings.top_n_grams),
         "max_dup_ngram_char_frac": dict(settings.dup_n_grams),
     }
