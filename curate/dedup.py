@@ -5,6 +5,8 @@ This module is Spark-free. It holds everything that decides *what* a duplicate i
 * :func:`normalize_texts` / :func:`document_words`: the text normalisation every rule uses
   (NFKC, lower case, punctuation to spaces, whitespace collapsed);
 * :func:`exact_keys`: a 128-bit hash of the normalised text (exact rule);
+* :func:`shingle_words`: the words of MinHash's shingles, the normalised text's or, with
+  ``minhash.words: by_language``, each document's language's tokenizer's (:mod:`curate.words`);
 * :func:`normalize_url`: the URL key (url rule);
 * :class:`MinHasher`: word n-gram shingles and MinHash signatures computed for a whole batch
   of documents at once with NumPy. The signatures are identical, value for value, to
@@ -65,6 +67,7 @@ KeepPolicy = Literal["first_id", "longest", "newest", "oldest", "highest_score"]
 IndexKeep = Literal["oldest", "newest"]
 Scheme = Literal["affine32", "legacy"]
 ShingleHash = Literal["sha1", "words"]
+ShingleWords = Literal["whitespace", "by_language"]
 
 MAX_HASH32 = np.uint32(0xFFFFFFFF)
 _MERSENNE_PRIME = np.uint64((1 << 61) - 1)
@@ -107,6 +110,11 @@ class MinHashParams:
     shingle_hash: ShingleHash = "sha1"
     # Link two candidates only if their signatures agree on >= threshold of the permutations.
     verify: bool = False
+    # What a shingle's words are: "whitespace" (the normalised text split on whitespace), or
+    # "by_language": each document's words as its language's tokenizer splits them
+    # (curate.words, FineWeb-2's choice), then normalised the same way. Chinese, Japanese or
+    # Thai have few or no spaces: whitespace shingles there are whole phrases or the whole text.
+    words: ShingleWords = "whitespace"
 
     # Not named ``validate``: the recipe loader would call it inside the ``MinHashParams | None``
     # union and report only "expected a mapping"; DedupParams.validate calls it instead, so
@@ -116,6 +124,8 @@ class MinHashParams:
             raise ValueError(f"minhash.ngram: expected a positive integer, got {self.ngram}")
         if self.num_perm < 2:
             raise ValueError(f"minhash.num_perm: expected at least 2, got {self.num_perm}")
+        if self.words not in ("whitespace", "by_language"):
+            raise ValueError(f"minhash.words: expected whitespace or by_language, got {self.words!r}")
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"minhash.threshold: expected a number in (0, 1], got {self.threshold}")
         if (self.bands is None) != (self.rows is None):
@@ -192,6 +202,25 @@ def document_words(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     texts = pc.utf8_trim_whitespace(texts)
     texts = pc.if_else(pc.equal(texts, ""), pa.scalar(None, pa.large_string()), texts)
     return pc.utf8_split_whitespace(texts)
+
+
+def shingle_words(batch: pa.RecordBatch | pa.Table, words: ShingleWords, normalized: pa.Array | None = None) -> pa.Array:
+    """The normalised words MinHash makes its shingles of, one list per document of ``batch``.
+
+    ``whitespace``: :func:`document_words` of the text (``normalized`` when the caller has it).
+    ``by_language``: the text split by the tokenizer of the document's ``language``
+    (:func:`curate.words.cached_words`: the one the filters used, and their cache), each token
+    then normalised as :func:`document_words` normalises a text (a token may become several
+    words, or none: punctuation).
+    """
+    if words == "whitespace":
+        return normalized if normalized is not None else document_words(batch.column("text"))
+    from curate.words import cached_words  # loads a tokenizer only for a language present
+
+    texts = batch.column("text").to_pylist()
+    languages = batch.column("language").to_pylist()
+    joined = [" ".join(cached_words(t, language)) if t else None for t, language in zip(texts, languages)]
+    return document_words(pa.array(joined, pa.large_string()))
 
 
 def normalize_texts(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -708,12 +737,13 @@ class DedupStage(GlobalStage):
         rank = keep_order(table, p.keep, p.score_key)
         ids = batch.column("id").to_pylist()
         words = document_words(batch.column("text"))  # normalised once for both text rules
+        shingled = shingle_words(batch, p.minhash.words, words) if p.minhash is not None else words
         self.last_clusters: list[tuple[str, str, int, bool]] = []
         exact = exact_keys(words) if p.exact else None
         urls = [normalize_url(u) for u in batch.column("url").to_pylist()] if p.url else None
         signatures = earlier = None
         if self.index_session is not None:
-            signatures = self._all_signatures(words)
+            signatures = self._all_signatures(shingled)
             earlier = read_earlier(self.index_session.path, p.minhash.band_layout()[0] if p.minhash else 0)
             if p.index_keep == "oldest":
                 batch, live = self._reject_earlier(batch, live, earlier, exact, urls, signatures, ids)
@@ -723,7 +753,7 @@ class DedupStage(GlobalStage):
             url_rank = keep_order(table, URL_KEEP, p.score_key)
             batch, live = self._apply_groups(batch, urls, url_rank, live, "url", ids)
         if p.minhash is not None:
-            batch = self._minhash_local(batch, words, rank, live, ids, signatures)
+            batch = self._minhash_local(batch, shingled, rank, live, ids, signatures)
         if self.index_session is not None:
             survivors = np.flatnonzero(pc.is_null(batch.column("rejected_by")).to_numpy(zero_copy_only=False))
             self._stage_survivors(batch, survivors, earlier, exact, urls, signatures, ids)

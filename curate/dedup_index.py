@@ -86,6 +86,8 @@ def index_settings(params) -> dict:
             "bands": bands,
             "rows": rows,
         }
+        if mh.words != "whitespace":  # named only when set: indexes made before the key match as they are
+            minhash["words"] = mh.words
     return {"format": INDEX_FORMAT, "index_keep": params.index_keep, "minhash": minhash}
 
 

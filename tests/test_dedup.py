@@ -425,3 +425,62 @@ def test_default_never_merges_distinct_real_pages(pages):
     rows += [{"id": f"q{c:02d}-0", "text": page["text"] + "\nComments are closed."} for c, page in enumerate(pages[:4])]
     result = outcome(DedupStage(DedupParams(exact=False, url=False)).run_local(table(rows)))
     assert {doc for doc, (_, kept, _) in result.items() if kept} == {f"q{c:02d}-0" for c in range(4)}
+
+
+# --- shingles of each language's words (minhash.words: by_language) ---------------------------
+
+
+def swap_letters(text: str, every: int) -> str:
+    """Two neighbouring letters swapped once in ``every`` characters: a light edit that needs no spaces."""
+    chars = list(text)
+    for i in range(every // 2, len(chars) - 1, every):
+        if chars[i].isalpha() and chars[i + 1].isalpha():
+            chars[i], chars[i + 1] = chars[i + 1], chars[i]
+    return "".join(chars)
+
+
+def spaceless_corpus(data_dir) -> pa.Table:
+    """The Thai, Chinese, Japanese and Korean pages of tests/data/multilingual, each with a copy edited every 150 characters."""
+    lines = (data_dir / "multilingual" / "pages.jsonl").read_text(encoding="utf-8").splitlines()
+    pages = {page["language"]: page for page in map(json.loads, lines)}
+    rows = []
+    for language in ("th", "zh", "ja", "ko"):
+        text = pages[language]["text"]
+        rows.append({"id": f"{language}-0", "text": text, "language": language})
+        rows.append({"id": f"{language}-1", "text": swap_letters(text, 150), "language": language})
+    return table(rows)
+
+
+def test_words_by_language_find_near_duplicates_that_whitespace_shingles_miss(data_dir):
+    corpus = spaceless_corpus(data_dir)
+
+    def removed(words: str) -> dict[str, tuple]:
+        result = outcome(DedupStage(DedupParams(exact=False, url=False, minhash=MinHashParams(words=words))).run_local(corpus))
+        return {doc: decision for doc, decision in result.items() if decision[0]}
+
+    # Thai, Chinese and Japanese put no spaces between words: whitespace shingles are clauses
+    # (Jaccard 0.60, 0.32, 0.44 here), their tokenizers' words give 0.83, 0.85, 0.89. Korean
+    # has spaces between phrases: both find its copy.
+    assert removed("whitespace") == {"ko-1": ("dedup.minhash", "ko-0", 2.0)}
+    assert removed("by_language") == {f"{lang}-1": ("dedup.minhash", f"{lang}-0", 2.0) for lang in ("th", "zh", "ja", "ko")}
+
+
+def test_words_by_language_are_each_languages_tokens_normalised(data_dir):
+    from curate.dedup import document_words, shingle_words
+    from curate.words import split_words
+
+    corpus = spaceless_corpus(data_dir).to_batches()[0]
+    by_language = shingle_words(corpus, "by_language").to_pylist()
+    assert shingle_words(corpus, "whitespace").to_pylist() == document_words(corpus.column("text")).to_pylist()
+    chinese = corpus.column("text")[2].as_py()
+    assert by_language[2] == document_words(pa.array([" ".join(split_words(chinese, "zh"))])).to_pylist()[0]
+    assert len(by_language[2]) == 363 and len(document_words(pa.array([chinese]))[0]) == 51  # jieba's words vs clauses
+
+
+def test_words_by_language_is_named_in_the_cross_run_index_settings():
+    from curate.dedup_index import index_settings
+
+    assert "words" not in index_settings(DedupParams())["minhash"]  # indexes made before the key still match
+    assert index_settings(DedupParams(minhash=MinHashParams(words="by_language")))["minhash"]["words"] == "by_language"
+    with pytest.raises(ValueError, match="minhash.words"):
+        MinHashParams(words="spaces").check()

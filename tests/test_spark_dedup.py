@@ -190,3 +190,14 @@ def test_connected_components_single_task_and_star_rounds_agree(spark):
     assert expected["c30"] == "c0" and "self" not in expected
     assert single["minhash_cc_rounds"] == 0 and rounds["minhash_cc_rounds"] >= 2
     assert single["minhash_links"] == rounds["minhash_links"] == len({tuple(sorted(e)) for e in edges if e[0] != e[1]})
+
+
+def test_words_by_language_on_spark_match_run_local(spark, data_dir):
+    # The words are made in the key task both plans share; the distributed plan also verifies.
+    from test_dedup import spaceless_corpus
+
+    corpus = spaceless_corpus(data_dir)
+    params = DedupParams(minhash=MinHashParams(words="by_language", verify=True))
+    expected = decisions(DedupStage(params).run_local(corpus).to_pylist())
+    assert sum(v[0] == "dedup.minhash" for v in expected.values()) == 4
+    assert run_spark(spark, corpus, DedupStage(params), 2) == expected

@@ -50,7 +50,17 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from curate.dedup import DedupStage, MinHasher, MinHashParams, band_buckets, document_words, exact_keys, has_shingles, normalize_url
+from curate.dedup import (
+    DedupStage,
+    MinHasher,
+    MinHashParams,
+    band_buckets,
+    document_words,
+    exact_keys,
+    has_shingles,
+    normalize_url,
+    shingle_words,
+)
 from curate.dedup_engine import SURVIVOR_ORDER, URL_KEEP, components, groups_to_rejections, minhash_links, survivor_rank
 from curate.schema import DOCUMENT_COLUMNS, scores_of
 
@@ -108,9 +118,10 @@ def _document_keys(stage: DedupStage):
             buckets = pa.nulls(n, pa.list_(pa.int64()))
             signature_column = pa.nulls(n, pa.list_(pa.int32()))
             if hasher is not None:
-                rows = np.flatnonzero(has_shingles(words))
+                shingled = shingle_words(batch, minhash.words, words)
+                rows = np.flatnonzero(has_shingles(shingled))
                 if len(rows):
-                    signatures = hasher.signatures(words.take(pa.array(rows)))
+                    signatures = hasher.signatures(shingled.take(pa.array(rows)))
                     keys = band_buckets(signatures, *layout)
                     buckets = _scatter_lists(keys, rows, n, pa.int64())
                     if minhash.verify:
@@ -493,7 +504,7 @@ def dedup_documents(docs: DataFrame, stage: DedupStage, run_dir: str | None, liv
     """
     started = time.time()
     counters: dict[str, float] = {}
-    keys = docs.select("id", "text", "url", "warc_date", "scores").mapInArrow(_document_keys(stage), KEYS_SPARK_SCHEMA)
+    keys = docs.select("id", "text", "language", "url", "warc_date", "scores").mapInArrow(_document_keys(stage), KEYS_SPARK_SCHEMA)
     session = stage.index_session
     if session is None:
         marked = _run_decisions(keys, stage, counters, run_dir, live_docs)
