@@ -90,3 +90,43 @@ def wikitext_bpe(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("bpe") / "tokenizer.json"
     tokenizer.save(str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def language_runs(spark, tmp_path_factory) -> dict:
+    """Real text in eight languages and scripts through ``langid`` (every language, ISO 639-3 +
+    script pairs), run twice: as one folder, and split by language (``shards.partition_by``) with
+    one input task instead of three. Input: the paragraphs (300+ characters) of the pages of
+    tests/data/multilingual and the English pages of tests/data/dedup, in three JSONL files."""
+    import json
+
+    from curate.pipeline import run_recipe
+    from curate.recipe import parse_recipe
+
+    root = tmp_path_factory.mktemp("languages")
+    documents = []
+    for line in (DATA / "multilingual" / "pages.jsonl").read_text(encoding="utf-8").splitlines():
+        page, chunk = json.loads(line), ""
+        for paragraph in page["text"].split("\n"):
+            chunk = f"{chunk}\n{paragraph}".strip()
+            if len(chunk) >= 300:
+                documents.append({"url": page["url"], "text": chunk})
+                chunk = ""
+    documents += [{"url": p["url"], "text": p["text"]} for p in map(json.loads, (DATA / "dedup" / "pages.jsonl").read_text().splitlines())]
+    (root / "in").mkdir()
+    for part in range(3):
+        rows = [dict(doc, id=f"doc-{i:03d}") for i, doc in enumerate(documents) if i % 3 == part]
+        (root / "in" / f"part-{part}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    data = {
+        "name": "languages",
+        "output": str(root / "flat"),
+        "sources": [{"name": "web", "kind": "jsonl", "paths": [str(root / "in" / "*.jsonl")]}],
+        "stages": [{"stage": "langid", "languages": "all", "codes": "iso639_3", "min_score": 0.8}],
+        "tokenizer": {"path": str(ROOT / "models" / "tokenizer" / "tokenizer.json")},
+        "shards": {"num_shards": 2},
+        "spark": {"progress": False},
+    }
+    flat = run_recipe(parse_recipe(data, file=str(root / "flat.yaml")), spark=spark)
+    split_data = dict(data, output=str(root / "split"), shards={"num_shards": 2, "partition_by": "language"}, spark={"partitions": 1})
+    split = run_recipe(parse_recipe(split_data, file=str(root / "split.yaml")), spark=spark)
+    return {"flat": (root / "flat", flat), "split": (root / "split", split), "recipe": split_data, "documents": len(documents)}

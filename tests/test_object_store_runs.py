@@ -89,6 +89,22 @@ def test_s3_in_s3_out_equals_local_and_writes_no_secret(spark, demo_run, s3, tmp
     assert stored["recipe_hash"] == recipe.fingerprint() == other.fingerprint()
 
 
+def test_a_run_split_by_language_to_s3_equals_the_local_one(spark, language_runs, s3, tmp_path):
+    """Same shards, byte for byte, under the same keys (language=<pair>/ folders), with three
+    input tasks where the local run had one; each uploaded by the task that wrote it."""
+    split_dir, split = language_runs["split"]
+    output = "s3://runs/split-by-language"
+    data = dict(language_runs["recipe"], output=output, work_dir=str(tmp_path / "work"), spark={"progress": False})
+    manifest = run_recipe(parse_recipe(dict(data, storage_options=s3), file=str(tmp_path / "recipe.yaml")), spark=spark)
+    local = {}
+    for folder in ("documents", "rejected", "tokens"):
+        for path in sorted((split_dir / folder).rglob("*.parquet")):
+            local[str(path.relative_to(split_dir))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert s3_digests(s3, output) == local
+    assert "documents/language=deu_Latn/part-00001.parquet" in local and "tokens/language=jpn_Jpan/shard-00000.parquet" in local
+    assert manifest["languages"] == split["languages"] and manifest["documents"]["shards"] == split["documents"]["shards"]
+
+
 def test_listing_over_a_faulty_http_server_keeps_every_record(spark, demo_run, tmp_path):
     local, _ = demo_run
     listing = tmp_path / "warc.paths.gz"

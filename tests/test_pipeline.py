@@ -8,6 +8,7 @@ import os
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -166,3 +167,92 @@ def test_global_stage_plan_gets_the_true_live_count(spark, tmp_path, monkeypatch
     [(removed,)] = duckdb.sql(f"select count(*) from '{run}/rejected/*.parquet' where rejected_by like 'dedup.%'").fetchall()
     assert kept + removed == dedup["docs_in"] and dedup["docs_out"] == kept
     assert sum(dedup["rejected"].values()) == removed
+
+
+# --- a run split by language (shards.partition_by) -----------------------------------------------
+
+
+def _files_under(folder) -> dict[str, bytes]:
+    return {
+        os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
+        for d, _, names in os.walk(folder)
+        for f in names
+        if f.endswith(".parquet")
+    }
+
+
+def test_a_run_split_by_language_has_a_folder_per_language_with_its_documents(language_runs):
+    flat_dir, flat = language_runs["flat"]
+    split_dir, split = language_runs["split"]
+    docs = read(flat_dir / "documents").sort_by("id")
+    languages = pc.fill_null(docs.column("language"), "und").to_pylist()
+    truth = {lang: languages.count(lang) for lang in set(languages)}
+    assert {"deu_Latn", "rus_Cyrl", "arb_Arab", "hin_Deva", "tha_Thai", "jpn_Jpan", "eng_Latn"} <= set(truth)
+    folders = sorted(os.listdir(split_dir / "documents"))
+    assert folders == sorted(f"language={lang}" for lang in truth) == sorted(os.listdir(split_dir / "tokens"))
+    flat_tokens = read(flat_dir / "tokens")
+    for language, n in truth.items():
+        folder = f"language={language}"
+        assert sorted(os.listdir(split_dir / "documents" / folder)) == ["part-00000.parquet", "part-00001.parquet"]
+        files = sorted(glob.glob(str(split_dir / "documents" / folder / "*.parquet")))
+        assert all("language" not in pq.ParquetFile(f).schema_arrow.names for f in files)  # the folder holds it
+        part = pa.concat_tables([pq.ParquetFile(f).read() for f in files]).sort_by("id")
+        mine = docs.filter(pa.array([lang == language for lang in languages]))
+        assert part.num_rows == n and part.to_pylist() == mine.drop(["language"]).to_pylist()
+        tokens = pa.concat_tables([pq.ParquetFile(f).read() for f in sorted(glob.glob(str(split_dir / "tokens" / folder / "*")))]).sort_by(
+            "id"
+        )
+        ids = pa.array(part.column("id").to_pylist())
+        assert tokens.to_pylist() == flat_tokens.filter(pc.is_in(flat_tokens.column("id"), ids)).sort_by("id").to_pylist()
+    # rejected/ is not split, and neither it nor the kept text depends on the split
+    assert _files_under(split_dir / "rejected") == _files_under(flat_dir / "rejected")
+    assert split["summary"]["documents_out"] == flat["summary"]["documents_out"] == docs.num_rows
+    assert split["summary"]["documents_in"] == language_runs["documents"]
+    listed = [e["path"] for e in split["documents"]["shards"]]
+    assert sorted(listed) == sorted(f"documents/{p}" for p in _files_under(split_dir / "documents"))
+    assert all(e["path"].startswith(f"documents/language={e['language']}/") for e in split["documents"]["shards"])
+
+
+def test_manifest_counts_documents_characters_and_tokens_per_language(language_runs):
+    flat_dir, flat = language_runs["flat"]
+    docs = read(flat_dir / "documents")
+    tokens = dict(zip(read(flat_dir / "tokens").column("id").to_pylist(), read(flat_dir / "tokens").column("n_tokens").to_pylist()))
+    truth: dict[str, dict] = {}
+    for id_, language, text in zip(*(docs.column(c).to_pylist() for c in ("id", "language", "text"))):
+        entry = truth.setdefault(language or "und", {"documents": 0, "characters": 0, "tokens": 0})
+        entry["documents"] += 1
+        entry["characters"] += len(text)
+        entry["tokens"] += tokens[id_]
+    assert flat["languages"] == truth
+    assert list(flat["languages"]) == sorted(truth, key=lambda lang: (-truth[lang]["documents"], lang))
+    assert language_runs["split"][1]["languages"] == truth
+    assert sum(v["documents"] for v in truth.values()) == flat["summary"]["documents_out"]
+    assert sum(v["tokens"] for v in truth.values()) == flat["summary"]["tokens"] == flat["tokens"]["total"]
+    assert sum(v["characters"] for v in truth.values()) == flat["funnel"][-1]["chars_out"]
+    assert "Written per language" in (flat_dir / "report.html").read_text(encoding="utf-8")
+
+
+def test_readers_get_the_language_back_from_the_folders(language_runs, spark, tmp_path):
+    import pandas as pd
+    import polars as pl
+
+    split_dir, split = language_runs["split"]
+    expected = {lang: v["documents"] for lang, v in split["languages"].items()}
+    query = f"SELECT language, count(*) FROM read_parquet('{split_dir}/documents/*/*.parquet', hive_partitioning = true) GROUP BY 1"
+    assert dict(duckdb.sql(query).fetchall()) == expected
+    assert pd.read_parquet(split_dir / "documents")["language"].value_counts().to_dict() == expected
+    assert dict(pl.scan_parquet(f"{split_dir}/documents/").group_by("language").len().collect().iter_rows()) == expected
+    # an earlier run split by language, read as a `run` source: its documents have their language again
+    data = dict(language_runs["recipe"], output=str(tmp_path / "again"), stages=[], shards={"num_shards": 2})
+    data["sources"] = [{"name": "web", "kind": "run", "paths": [str(split_dir)]}]  # its documents keep their source name
+    run_recipe(load_recipe_data(data, tmp_path), spark=spark)
+    again = read(tmp_path / "again" / "documents").sort_by("id")
+    flat = read(language_runs["flat"][0] / "documents").sort_by("id")
+    assert again.column("language").to_pylist() == pc.fill_null(flat.column("language"), "und").to_pylist()
+    assert again.column("text").to_pylist() == flat.column("text").to_pylist()
+
+
+def load_recipe_data(data: dict, folder):
+    from curate.recipe import parse_recipe
+
+    return parse_recipe(data, file=str(folder / "recipe.yaml"))
