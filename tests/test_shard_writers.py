@@ -232,3 +232,25 @@ def test_empty_shards_are_written_in_every_language_folder(tmp_path, multilingua
     kept = multilingual.filter(pc.is_null(multilingual.column("rejected_by")))
     assert {e["language"] for e in entries} == set(kept.column("language").fill_null("und").to_pylist())
     assert sum(e["rows"] for e in entries) == sum(i["rows"] for i in written.values())
+
+
+def test_rehydrated_copies_stay_in_their_languages_folder_and_count_there(tmp_path, multilingual, tokenizer):
+    from curate.rehydrate import Rehydration
+    from curate.schema import add_scores
+
+    # every German and Russian document is a survivor of a cluster of 2 (FineWeb-2's table: 2 copies)
+    sizes = [2.0 if lang in ("deu_Latn", "rus_Cyrl") else None for lang in multilingual.column("language").to_pylist()]
+    table = pa.Table.from_batches([add_scores(b, {"dedup.cluster_size": sizes}) for b in multilingual.combine_chunks().to_batches()])
+    rehydration = Rehydration("dedup.cluster_size", {1: 1, 2: 2, 3: 3})
+    writer = final_shard_writer(str(tmp_path), "zstd", 4, tokenizer, rehydration, partition_by="language")
+    infos = run_writer(writer, sorted_by_partition(table), 3)
+    kept = table.filter(pc.is_null(table.column("rejected_by")))
+    for language in set(kept.column("language").fill_null("und").to_pylist()):
+        ids = [
+            i for i, lang in zip(kept.column("id").to_pylist(), kept.column("language").fill_null("und").to_pylist()) if lang == language
+        ]
+        rows = pa.concat_tables([pq.ParquetFile(p).read() for p in list_shards(str(tmp_path / "tokens" / f"language={language}"))])
+        copies = 2 if language in ("deu_Latn", "rus_Cyrl") else 1
+        assert sorted(rows.column("id").to_pylist()) == sorted(ids * copies)
+        counted = sum(json.loads(i["per_language"]).get(language, [0, 0])[1] for i in infos if i["folder"] == "tokens")
+        assert counted == sum(rows.column("n_tokens").to_pylist()) > 0
