@@ -57,47 +57,14 @@ def _sha1_first_word(msg, length, w):
 
     ``msg`` must have room for the padding (length + 72 bytes); ``w`` is an 80-word scratch.
     """
-    total = ((length + 8) // 64 + 1) * 64
-    msg[length] = 0x80
-    msg[length + 1 : total - 8] = 0
-    bits = length * 8
-    for k in range(8):
-        msg[total - 1 - k] = (bits >> (8 * k)) & 0xFF
+    total = _sha1_pad(msg, length)
     h0 = np.uint64(0x67452301)
     h1 = np.uint64(0xEFCDAB89)
     h2 = np.uint64(0x98BADCFE)
     h3 = np.uint64(0x10325476)
     h4 = np.uint64(0xC3D2E1F0)
     for base in range(0, total, 64):
-        for t in range(16):
-            p = base + 4 * t
-            w[t] = (
-                (np.uint64(msg[p]) << np.uint64(24))
-                | (np.uint64(msg[p + 1]) << np.uint64(16))
-                | (np.uint64(msg[p + 2]) << np.uint64(8))
-                | np.uint64(msg[p + 3])
-            )
-        for t in range(16, 80):
-            w[t] = _rol(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1)
-        a, b, c, d, e = h0, h1, h2, h3, h4
-        # Four separate loops rather than one with a branch per round: the compiler unrolls them.
-        for t in range(0, 20):
-            temp = (_rol(a, 5) + (d ^ (b & (c ^ d))) + e + np.uint64(0x5A827999) + w[t]) & _M32
-            e, d, c, b, a = d, c, _rol(b, 30), a, temp
-        for t in range(20, 40):
-            temp = (_rol(a, 5) + (b ^ c ^ d) + e + np.uint64(0x6ED9EBA1) + w[t]) & _M32
-            e, d, c, b, a = d, c, _rol(b, 30), a, temp
-        for t in range(40, 60):
-            temp = (_rol(a, 5) + ((b & c) | (d & (b | c))) + e + np.uint64(0x8F1BBCDC) + w[t]) & _M32
-            e, d, c, b, a = d, c, _rol(b, 30), a, temp
-        for t in range(60, 80):
-            temp = (_rol(a, 5) + (b ^ c ^ d) + e + np.uint64(0xCA62C1D6) + w[t]) & _M32
-            e, d, c, b, a = d, c, _rol(b, 30), a, temp
-        h0 = (h0 + a) & _M32
-        h1 = (h1 + b) & _M32
-        h2 = (h2 + c) & _M32
-        h3 = (h3 + d) & _M32
-        h4 = (h4 + e) & _M32
+        h0, h1, h2, h3, h4 = _sha1_block(msg, base, w, h0, h1, h2, h3, h4)
     # The digest is big endian; datasketch reads its first 4 bytes as a little-endian uint32.
     return np.uint32(
         ((h0 & np.uint64(0xFF)) << np.uint64(24))
@@ -105,6 +72,48 @@ def _sha1_first_word(msg, length, w):
         | ((h0 >> np.uint64(8)) & np.uint64(0xFF00))
         | (h0 >> np.uint64(24))
     )
+
+
+@_compiled(inline="always")
+def _sha1_pad(msg, length):
+    """SHA-1's padding written after ``msg[:length]``: 0x80, zeros, the length in bits; the padded length."""
+    total = ((length + 8) // 64 + 1) * 64
+    msg[length] = 0x80
+    msg[length + 1 : total - 8] = 0
+    bits = length * 8
+    for k in range(8):
+        msg[total - 1 - k] = (bits >> (8 * k)) & 0xFF
+    return total
+
+
+@_compiled(inline="always")
+def _sha1_block(msg, base, w, h0, h1, h2, h3, h4):
+    """The state after the 64-byte block at ``msg[base:]``."""
+    for t in range(16):
+        p = base + 4 * t
+        w[t] = (
+            (np.uint64(msg[p]) << np.uint64(24))
+            | (np.uint64(msg[p + 1]) << np.uint64(16))
+            | (np.uint64(msg[p + 2]) << np.uint64(8))
+            | np.uint64(msg[p + 3])
+        )
+    for t in range(16, 80):
+        w[t] = _rol(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1)
+    a, b, c, d, e = h0, h1, h2, h3, h4
+    # Four separate loops rather than one with a branch per round: the compiler unrolls them.
+    for t in range(0, 20):
+        temp = (_rol(a, 5) + (d ^ (b & (c ^ d))) + e + np.uint64(0x5A827999) + w[t]) & _M32
+        e, d, c, b, a = d, c, _rol(b, 30), a, temp
+    for t in range(20, 40):
+        temp = (_rol(a, 5) + (b ^ c ^ d) + e + np.uint64(0x6ED9EBA1) + w[t]) & _M32
+        e, d, c, b, a = d, c, _rol(b, 30), a, temp
+    for t in range(40, 60):
+        temp = (_rol(a, 5) + ((b & c) | (d & (b | c))) + e + np.uint64(0x8F1BBCDC) + w[t]) & _M32
+        e, d, c, b, a = d, c, _rol(b, 30), a, temp
+    for t in range(60, 80):
+        temp = (_rol(a, 5) + (b ^ c ^ d) + e + np.uint64(0xCA62C1D6) + w[t]) & _M32
+        e, d, c, b, a = d, c, _rol(b, 30), a, temp
+    return (h0 + a) & _M32, (h1 + b) & _M32, (h2 + c) & _M32, (h3 + d) & _M32, (h4 + e) & _M32
 
 
 # Messages hashed side by side: one SHA-1 round is then one vector instruction per step over
