@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import time
+
+import extract as bench_extract  # bench/extract.py: the page sets
+from common import cpu_timed, shared_data
 
 from curate import blocks
 from curate.extract import html_to_text_blocks
 from curate.speedups import block_walk
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import extract as bench_extract  # noqa: E402  (bench/extract.py: the page sets)
-
 
 def cpu_seconds(run) -> float:
-    start = time.process_time()
-    run()
-    return time.process_time() - start
+    return cpu_timed(run)[0]
 
 
 def measure(htmls: list[str], rounds: int) -> dict[str, float]:
@@ -57,7 +53,7 @@ def measure(htmls: list[str], rounds: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=bench_extract.default_data_dir(bench_extract.REPO))
+    parser.add_argument("--data", default=str(shared_data()))
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     sets = {

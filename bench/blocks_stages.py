@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from extract import REPO, load_pages, load_wcxb_held_out, plain_trafilatura  # noqa: E402
+from common import shared_data
+from extract import load_pages, load_wcxb_held_out, plain_trafilatura
 
-from curate.blocks import MARKERS_IN_HTML, SKIPPED_TAGS, block_features, parse_html, read_segments, segmenter  # noqa: E402
-from curate.speedups import block_walk  # noqa: E402
-from curate.extract_blocks import ancestor_ids, context_features, shared_model, stage1_logits, stage2_logits  # noqa: E402
-from curate.extract_eval import default_data_dir  # noqa: E402
+from curate.blocks import MARKERS_IN_HTML, SKIPPED_TAGS, block_features, parse_html, read_segments, segmenter
+from curate.speedups import block_walk
+from curate.extract_blocks import ancestor_ids, context_features, shared_model, stage1_logits, stage2_logits
 
 STAGES = ("parse", "segment (XSLT)", "read blocks", "features", "stage 1", "stage 2")
 REFERENCE_ONLY = ("segment (XSLT)", "read blocks")
@@ -74,7 +70,7 @@ def stage_seconds(htmls: list[str], model: dict) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=default_data_dir(REPO))
+    parser.add_argument("--data", default=str(shared_data()))
     parser.add_argument("--sets", default="snippets,wcxb")
     args = parser.parse_args()
     model = shared_model()

@@ -44,18 +44,15 @@ import argparse
 import gzip
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import shared_data
 
-from curate.speedups import compiled_xpaths  # noqa: E402
-from curate.extract import html_to_text, html_to_text_blocks, html_to_text_fast  # noqa: E402
-from curate.extract_eval import default_data_dir, is_held_out, load_wcxb_truth, load_web_pages, word_f1  # noqa: E402
-from curate.warc import decode_html  # noqa: E402
-
-REPO = str(Path(__file__).resolve().parent.parent)
+from curate.speedups import compiled_xpaths
+from curate.extract import html_to_text, html_to_text_blocks, html_to_text_fast
+from curate.extract_eval import is_held_out, load_wcxb_truth, load_web_pages, word_f1
+from curate.warc import decode_html
 
 
 def plain_trafilatura(html: str, url: str | None) -> str | None:
@@ -248,7 +245,7 @@ def print_wcxb(results: dict, pages: list, data_dir: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=default_data_dir(REPO), help="the shared data folder (holds html/ and web/)")
+    parser.add_argument("--data", default=str(shared_data()), help="the shared data folder (holds html/ and web/)")
     parser.add_argument("--sets", default="snippets,wcxb")
     parser.add_argument("--all", action="store_true", help="also the trafilatura variants and plain resiliparse")
     parser.add_argument("--repeat", type=int, default=1, help="time each page this many times (accuracy is unchanged)")

@@ -22,25 +22,17 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
-import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import emit, load_average, shared_data
 
-from curate.extract import EXTRACTORS, ExtractParams, container_depth, element_count  # noqa: E402
-from curate.warc import read_warc  # noqa: E402
+from curate.extract import EXTRACTORS, ExtractParams, container_depth, element_count
+from curate.warc import read_warc
 
 SENTENCE = "A sentence of ordinary article text that goes on for a while. "
-
-
-def emit(**figures) -> None:
-    print(json.dumps(figures), flush=True)
 
 
 def corpus_pages(data: Path):
@@ -76,7 +68,7 @@ def measure_corpus(data: Path) -> None:
             top=[[int(v), u] for v, u in sorted(pairs, reverse=True)[:3]],
             scan_cpu_seconds=round(cpu.get(name, 0.0), 2),
         )
-    emit(load=os.getloadavg())
+    emit(load=load_average())
 
 
 def pathological_pages() -> dict[str, str]:
@@ -113,7 +105,7 @@ def time_pathological() -> None:
                 depth=container_depth(html),
                 cpu_seconds=round(time.process_time() - start, 3),
             )
-    emit(load=os.getloadavg())
+    emit(load=load_average())
 
 
 def hunt_stops(path: Path, extractor: str, share: float, seed: int) -> None:
@@ -146,7 +138,7 @@ def hunt_stops(path: Path, extractor: str, share: float, seed: int) -> None:
         stopped=stops,
         different=len(different),
         urls=different[:10],
-        load=os.getloadavg(),
+        load=load_average(),
     )
 
 
@@ -157,17 +149,14 @@ def corpus_pages_of(path: Path):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None, help="the shared data folder (default: as bench/dedup_incremental.py finds it)")
+    parser.add_argument("--data", type=Path, default=None, help="the shared data folder (default: bench/common.py's shared_data())")
     parser.add_argument("--pathological", action="store_true", help="also time the extractors on generated pathological pages")
     parser.add_argument("--stops", metavar="WARC", help="look for state left by stopped pages in this file of the web corpus instead")
     parser.add_argument("--extractor", default="trafilatura", choices=sorted(EXTRACTORS))
     parser.add_argument("--share", type=float, default=0.5, help="--stops: share of the pages stopped part-way")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "bench"))
-    from dedup_incremental import default_data
-
-    data = args.data or default_data()
+    data = args.data or shared_data()
     if args.stops:
         hunt_stops(data / "web" / args.stops, args.extractor, args.share, args.seed)
         return

@@ -12,13 +12,13 @@ fraction agreed.
 from __future__ import annotations
 
 import os
-import time
 
 from curate.filters.gopher import GopherRepetitionParams, GopherRepetitionStage, word_ids_and_offsets
 from curate.filters.text import split_words
 from curate.langid import predict_languages
 
-from langid_speed import bench_arguments, page_texts  # noqa: E402  (bench/ is the script's folder)
+from common import cpu_timed
+from langid_speed import bench_arguments, page_texts
 
 
 def main() -> None:
@@ -46,9 +46,8 @@ def main() -> None:
     results: dict[str, list] = {}
     for _ in range(args.rounds):
         for name, run in runs.items():
-            started = time.process_time()
-            results[name] = run()
-            seconds[name].append(time.process_time() - started)
+            spent, results[name] = cpu_timed(run)
+            seconds[name].append(spent)
     words = sum(len(ids) for (ids, _), _ in prepared)
     print(f"{len(texts):,} English texts, {words / 1e6:.2f} M words, {args.rounds} rounds, CPU seconds (best)")
     for name, runs_s in seconds.items():

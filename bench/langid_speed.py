@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import time
 
 import numpy as np
+from common import cpu_timed
 
 from curate.extract import html_to_text_blocks
 from curate.langid import default_model_path, load_model
@@ -39,12 +39,6 @@ def page_texts(folder: str, records: int) -> list[str]:
             if len(texts) >= records:
                 return texts[:records]
     return texts
-
-
-def timed(function) -> tuple[float, list]:
-    started = time.process_time()
-    result = function()
-    return time.process_time() - started, result
 
 
 def bench_arguments(description: str) -> argparse.Namespace:
@@ -93,7 +87,7 @@ def main() -> None:
     same = True
     for _ in range(args.rounds):
         for name, run in zip(best, (plain, fresh, cached)):
-            seconds, got = timed(run)
+            seconds, got = cpu_timed(run)
             best[name].append(seconds)
             if name == "fastText predict":
                 want = got

@@ -35,17 +35,14 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
 
-from curate.wikitext import BENCH_WARC_PARAGRAPHS, detokenize_line
+from common import shared_data
 
-SHARED = os.environ.get("CURATE_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
-EVAL_PAGES = os.path.join(SHARED, "html", "trafilatura-eval", "pages")
-DOLMA_WARCS = [os.path.join(SHARED, "warc", f"dolma-sample-000{i}.warc.gz") for i in (0, 1)]
-WIKITEXT = [os.path.join(SHARED, "text", "wikitext-2", f"{s}.txt") for s in ("valid", "test")]
+from curate.wikitext import BENCH_WARC_PARAGRAPHS, detokenize_line
 
 
 def load_paragraphs() -> list[str]:
     paragraphs = []
-    for path in WIKITEXT:
+    for path in [shared_data() / "text" / "wikitext-2" / f"{s}.txt" for s in ("valid", "test")]:
         with open(path, encoding="utf-8") as fh:
             for line in fh:
                 line = line.strip()
@@ -67,10 +64,11 @@ def decode_html(body: bytes) -> str:
 def load_templates() -> list[tuple[str, str]]:
     """(original url or name, html) for every real page."""
     templates = []
-    for name in sorted(os.listdir(EVAL_PAGES)):
-        with gzip.open(os.path.join(EVAL_PAGES, name), "rb") as fh:
+    eval_pages = shared_data() / "html" / "trafilatura-eval" / "pages"
+    for name in sorted(os.listdir(eval_pages)):
+        with gzip.open(eval_pages / name, "rb") as fh:
             templates.append((name.split(".")[0], decode_html(fh.read())))
-    for path in DOLMA_WARCS:
+    for path in [shared_data() / "warc" / f"dolma-sample-000{i}.warc.gz" for i in (0, 1)]:
         with open(path, "rb") as fh:
             for record in ArchiveIterator(fh):
                 if record.rec_type != "response" or not record.http_headers:
@@ -116,11 +114,9 @@ def build(records: int, out_dir: str, files: int = 1, near_dup_share: float = 0.
     rng = random.Random(seed)
     paragraphs = load_paragraphs()
     templates = load_templates()
-    n_par = len(paragraphs)
     os.makedirs(out_dir, exist_ok=True)
     truth: dict = {"records": records, "near_dup_share": near_dup_share, "seed": seed, "templates": len(templates), "near_duplicates": {}}
     originals: list[tuple[str, str, list[str]]] = []
-    start = datetime(2024, 3, 1, tzinfo=timezone.utc)
     per_file = -(-records // files)
     paths = []
     n = 0
@@ -142,41 +138,48 @@ def build(records: int, out_dir: str, files: int = 1, near_dup_share: float = 0.
                     url = f"https://mirror{n % 97}.example.org/copy/{n}"
                     truth["near_duplicates"][url] = src_url
                 else:
-                    name, template = templates[n % len(templates)]
-                    # three paragraphs with strides that make two records share at most one
-                    pars = [paragraphs[n % n_par], paragraphs[(7 * n + 1) % n_par], paragraphs[(13 * n + 2) % n_par]]
-                    html = with_article(template, f"Article {n}", pars)
-                    host = hashlib.md5(name.encode()).hexdigest()[:10]
-                    url = f"https://www.site-{host}.example.com/article/{n}"
+                    url, html, pars = original_page(n, templates, paragraphs)
                     originals.append((url, html, pars))
-                date = (start + timedelta(seconds=37 * n)).strftime("%Y-%m-%dT%H:%M:%SZ")
-                body = html.encode("utf-8")
-                req = StatusAndHeaders(
-                    f"GET /article/{n} HTTP/1.1", [("Host", url.split("/")[2]), ("User-Agent", "CCBot/2.0")], is_http_request=True
-                )
-                writer.write_record(
-                    writer.create_warc_record(
-                        url, "request", payload=io.BytesIO(b""), http_headers=req, warc_headers_dict={"WARC-Date": date}
-                    )
-                )
-                headers = StatusAndHeaders(
-                    "200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))], protocol="HTTP/1.1"
-                )
-                # Common Crawl labels every response with the payload type it identified;
-                # readers that lack it fall back to guessing (datatrove: libmagic, which
-                # calls ~7% of these pages something other than HTML and drops them).
-                warc_headers = {"WARC-Date": date, "WARC-Identified-Payload-Type": "text/html"}
-                writer.write_record(
-                    writer.create_warc_record(
-                        url, "response", payload=io.BytesIO(body), length=len(body), http_headers=headers, warc_headers_dict=warc_headers
-                    )
-                )
+                write_capture(writer, n, url, html)
                 n += 1
     truth["files"] = [os.path.abspath(p) for p in paths]
     truth["bytes"] = sum(os.path.getsize(p) for p in paths)
     with open(os.path.join(out_dir, "truth.json"), "w") as fh:
         json.dump(truth, fh, indent=1)
     return truth
+
+
+def original_page(n: int, templates: list[tuple[str, str]], paragraphs: list[str]) -> tuple[str, str, list[str]]:
+    """(URL, HTML, inserted paragraphs) of capture ``n`` when it is not a near-duplicate."""
+    name, template = templates[n % len(templates)]
+    n_par = len(paragraphs)
+    # three paragraphs with strides that make two records share at most one
+    pars = [paragraphs[n % n_par], paragraphs[(7 * n + 1) % n_par], paragraphs[(13 * n + 2) % n_par]]
+    html = with_article(template, f"Article {n}", pars)
+    host = hashlib.md5(name.encode()).hexdigest()[:10]
+    return f"https://www.site-{host}.example.com/article/{n}", html, pars
+
+
+def write_capture(writer: WARCWriter, n: int, url: str, html: str) -> None:
+    """Capture ``n``: a request and its 200 response, 37 s after the one before."""
+    date = (datetime(2024, 3, 1, tzinfo=timezone.utc) + timedelta(seconds=37 * n)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = html.encode("utf-8")
+    req = StatusAndHeaders(f"GET /article/{n} HTTP/1.1", [("Host", url.split("/")[2]), ("User-Agent", "CCBot/2.0")], is_http_request=True)
+    writer.write_record(
+        writer.create_warc_record(url, "request", payload=io.BytesIO(b""), http_headers=req, warc_headers_dict={"WARC-Date": date})
+    )
+    headers = StatusAndHeaders(
+        "200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))], protocol="HTTP/1.1"
+    )
+    # Common Crawl labels every response with the payload type it identified; readers that lack
+    # it fall back to guessing (datatrove: libmagic, which calls ~7% of these pages something
+    # other than HTML and drops them).
+    warc_headers = {"WARC-Date": date, "WARC-Identified-Payload-Type": "text/html"}
+    writer.write_record(
+        writer.create_warc_record(
+            url, "response", payload=io.BytesIO(body), length=len(body), http_headers=headers, warc_headers_dict=warc_headers
+        )
+    )
 
 
 def main() -> None:

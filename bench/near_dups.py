@@ -15,20 +15,13 @@ the small sample of page texts that the tests use.
 from __future__ import annotations
 
 import argparse
-import glob
 import gzip
 import json
-import os
 import random
 import re
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("CURATE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-PAGES = SHARED / "html" / "trafilatura-eval"
-WIKITEXT = SHARED / "text" / "wikitext-2"
-CACHE = ROOT / "bench" / "out" / "page_texts.jsonl"
+from common import ROOT, eval_page_texts, shared_data
 
 FOOTERS = [
     "Share this article on social media.",
@@ -40,26 +33,11 @@ FOOTERS = [
 
 
 def page_texts(min_words: int = 0) -> list[dict]:
-    """[{url, text}] for every page whose extracted text has at least ``min_words`` words."""
-    if CACHE.exists():
-        rows = [json.loads(line) for line in CACHE.open(encoding="utf-8")]
-    else:
-        import trafilatura
+    """[{url, text}] for every page whose extracted text has at least ``min_words`` words.
 
-        with (PAGES / "expectations.json").open(encoding="utf-8") as fh:
-            expectations = json.load(fh)
-        url_of = {info["file"]: key.split("::", 1)[-1] for key, info in expectations.items()}
-        rows = []
-        for path in sorted(glob.glob(str(PAGES / "pages" / "*.html.gz"))):
-            with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
-                html = fh.read()
-            text = trafilatura.extract(html) or ""
-            name = os.path.basename(path)[: -len(".gz")]
-            rows.append({"url": url_of.get(name, name), "text": text})
-        CACHE.parent.mkdir(parents=True, exist_ok=True)
-        with CACHE.open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    ``url`` is the page's file name (``name.html``): the sets and ``tests/data/dedup/pages.jsonl``
+    were built with it, and every page's is distinct."""
+    rows = [{"url": row["file"].removesuffix(".gz"), "text": row["text"]} for row in eval_page_texts()]
     return [r for r in rows if len(r["text"].split()) >= min_words]
 
 
@@ -109,7 +87,7 @@ def near_duplicate_set(
 def wikitext_sentences() -> list[str]:
     sentences: list[str] = []
     for name in ("valid.txt", "test.txt"):
-        with (WIKITEXT / name).open(encoding="utf-8") as fh:
+        with (shared_data() / "text" / "wikitext-2" / name).open(encoding="utf-8") as fh:
             for line in fh:
                 line = line.strip()
                 if not line or line.startswith("="):
@@ -157,16 +135,13 @@ def write_test_data(n_pages: int = 24) -> None:
     print(f"wrote {len(chosen)} pages to {target}")
 
 
-WCXB_TEXTS = SHARED / "web" / "wcxb-dev-ground-truth.jsonl.gz"
-
-
 def wcxb_texts(min_words: int = 150) -> list[dict]:
     """[{url, text}]: the human-reviewed main text of the WCXB pages in ``shared/data/web``.
 
     Real pages that curate's models and tests were not built from; no extraction needed.
     """
     rows = []
-    with gzip.open(WCXB_TEXTS, "rt", encoding="utf-8") as fh:
+    with gzip.open(shared_data() / "web" / "wcxb-dev-ground-truth.jsonl.gz", "rt", encoding="utf-8") as fh:
         for line in fh:
             row = json.loads(line)
             text = (row.get("main_content") or "").strip()

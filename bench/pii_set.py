@@ -2,11 +2,11 @@
 
 Two steps, both deterministic:
 
-* ``--refresh-sentences`` reads WikiText-2 from ``/work/shared/data`` and writes a few
+* ``--refresh-sentences`` reads WikiText-2 from the shared data folder and writes a few
   hundred detokenised sentences to ``tests/data/pii/sentences.txt`` (committed, so the
   tests never read outside the repository).
 * ``--number-pages N`` (alone) extracts (trafilatura) the N trafilatura-eval pages from
-  ``/work/shared/data`` with the most digit chains and writes their whole main text to
+  the shared data folder with the most digit chains and writes their whole main text to
   ``tests/data/pii/number_pages.jsonl``: tables of figures, page ranges and catalogue
   numbers, where the phone gate and libphonenumber disagree most easily.
 * the default step reads those sentences and writes ``tests/data/pii/labelled.jsonl``:
@@ -42,15 +42,14 @@ from pathlib import Path
 
 import phonenumbers
 
+from common import ROOT, eval_page_texts, shared_data
+
 from curate.wikitext import PII_SENTENCES, detokenize_line
 
-ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "tests" / "data" / "pii"
 SENTENCES = DATA_DIR / "sentences.txt"
 LABELLED = DATA_DIR / "labelled.jsonl"
 NUMBER_PAGES = DATA_DIR / "number_pages.jsonl"
-WIKITEXT = Path("/work/shared/data/text/wikitext-2")
-TRAFILATURA_PAGES = Path("/work/shared/data/html/trafilatura-eval/pages")
 
 # --- sentences ---------------------------------------------------------------------------
 
@@ -58,7 +57,7 @@ TRAFILATURA_PAGES = Path("/work/shared/data/html/trafilatura-eval/pages")
 def wikitext_sentences(limit: int, seed: int) -> list[str]:
     sentences = []
     for name in ("valid.txt", "test.txt"):
-        for line in (WIKITEXT / name).read_text(encoding="utf-8").splitlines():
+        for line in (shared_data() / "text" / "wikitext-2" / name).read_text(encoding="utf-8").splitlines():
             line = line.strip()
             if not line or line.startswith("=") or "<unk>" in line:
                 continue
@@ -279,73 +278,86 @@ def make_email(rng: random.Random, words: list[str]) -> str:
 def make_decoy(rng: random.Random) -> tuple[str, str]:
     kind = rng.choice(["date", "isbn", "version", "price", "year", "order", "time", "coordinates", "population", "range"])
     y, m, d = rng.randint(1950, 2025), rng.randint(1, 12), rng.randint(1, 28)
-    if kind == "date":
-        value = rng.choice(
-            [
-                f"{y}-{m:02d}-{d:02d}",
-                f"{d:02d}/{m:02d}/{y}",
-                f"{d:02d}.{m:02d}.{y}",
-                f"{m}/{d}/{y}",
-                f"{y}-{m:02d}-{d:02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z",
-                f"{y}{m:02d}{d:02d}",
-            ]
-        )
-    elif kind == "isbn":
-        body = "978" + "".join(rng.choice(string.digits) for _ in range(9))
-        check = (10 - sum(int(c) * (1 if i % 2 == 0 else 3) for i, c in enumerate(body)) % 10) % 10
-        isbn = body + str(check)
-        value = rng.choice(
-            [
-                f"ISBN {isbn[:3]}-{isbn[3]}-{isbn[4:7]}-{isbn[7:12]}-{isbn[12]}",
-                f"ISBN-13: {isbn}",
-                f"ISBN {isbn[:3]}-{isbn[3:5]}-{isbn[5:9]}-{isbn[9:12]}-{isbn[12]}",
-            ]
-        )
-    elif kind == "version":
-        value = rng.choice(
-            [
-                f"version {rng.randint(1, 12)}.{rng.randint(0, 30)}.{rng.randint(0, 400)}",
-                f"v{rng.randint(0, 5)}.{rng.randint(0, 9)}.{rng.randint(0, 999)}",
-                f"build {rng.randint(6, 10)}.0.{rng.randint(10000, 22999)}.{rng.randint(100, 3999)}",
-                f"release {rng.randint(1, 4)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}-rc{rng.randint(1, 5)}",
-            ]
-        )
-    elif kind == "price":
-        value = rng.choice(
-            [
-                f"${rng.randint(1, 9)},{rng.randint(100, 999)}.{rng.randint(0, 99):02d}",
-                f"€{rng.randint(1, 999)}.{rng.randint(0, 99):02d}",
-                f"£{rng.randint(1, 99)},{rng.randint(100, 999)}",
-                f"USD {rng.randint(1, 99)},{rng.randint(100, 999)},{rng.randint(100, 999)}",
-            ]
-        )
-    elif kind == "year":
-        value = rng.choice([str(y), f"{y}–{y + rng.randint(1, 9)}", f"{y}/{(y + 1) % 100:02d}"])
-    elif kind == "order":
-        value = rng.choice(
-            [
-                f"Order #{rng.randint(100, 999)}-{rng.randint(1000000, 9999999)}-{rng.randint(1000000, 9999999)}",
-                f"Invoice no. {y}-{rng.randint(0, 999999):06d}",
-                f"order number {rng.randint(10**9, 10**10 - 1)}",
-                f"ticket {rng.randint(100000, 999999)}",
-                f"tracking number 1Z{rng.randint(100, 999)}AA1{rng.randint(10**9, 10**10 - 1)}",
-                f"ref. {rng.randint(10, 99)}/{rng.randint(1000, 9999)}/{y}",
-            ]
-        )
-    elif kind == "time":
-        value = rng.choice(
-            [
-                f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}",
-                f"{rng.randint(1, 12)}:{rng.randint(0, 59):02d} pm",
-            ]
-        )
-    elif kind == "coordinates":
-        value = f"{rng.uniform(-80, 80):.4f}, {rng.uniform(-170, 170):.4f}"
-    elif kind == "population":
-        value = f"{rng.randint(1, 999)},{rng.randint(0, 999):03d},{rng.randint(0, 999):03d}"
-    else:
-        value = f"pp. {rng.randint(1, 400)}–{rng.randint(401, 900)}"
-    return kind, value
+    return kind, DECOYS[kind](rng, y, m, d)
+
+
+def _date_decoy(rng: random.Random, y: int, m: int, d: int) -> str:
+    return rng.choice(
+        [
+            f"{y}-{m:02d}-{d:02d}",
+            f"{d:02d}/{m:02d}/{y}",
+            f"{d:02d}.{m:02d}.{y}",
+            f"{m}/{d}/{y}",
+            f"{y}-{m:02d}-{d:02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z",
+            f"{y}{m:02d}{d:02d}",
+        ]
+    )
+
+
+def _isbn_decoy(rng: random.Random, y: int, m: int, d: int) -> str:
+    body = "978" + "".join(rng.choice(string.digits) for _ in range(9))
+    check = (10 - sum(int(c) * (1 if i % 2 == 0 else 3) for i, c in enumerate(body)) % 10) % 10
+    isbn = body + str(check)
+    return rng.choice(
+        [
+            f"ISBN {isbn[:3]}-{isbn[3]}-{isbn[4:7]}-{isbn[7:12]}-{isbn[12]}",
+            f"ISBN-13: {isbn}",
+            f"ISBN {isbn[:3]}-{isbn[3:5]}-{isbn[5:9]}-{isbn[9:12]}-{isbn[12]}",
+        ]
+    )
+
+
+def _version_decoy(rng: random.Random, y: int, m: int, d: int) -> str:
+    return rng.choice(
+        [
+            f"version {rng.randint(1, 12)}.{rng.randint(0, 30)}.{rng.randint(0, 400)}",
+            f"v{rng.randint(0, 5)}.{rng.randint(0, 9)}.{rng.randint(0, 999)}",
+            f"build {rng.randint(6, 10)}.0.{rng.randint(10000, 22999)}.{rng.randint(100, 3999)}",
+            f"release {rng.randint(1, 4)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}-rc{rng.randint(1, 5)}",
+        ]
+    )
+
+
+def _price_decoy(rng: random.Random, y: int, m: int, d: int) -> str:
+    return rng.choice(
+        [
+            f"${rng.randint(1, 9)},{rng.randint(100, 999)}.{rng.randint(0, 99):02d}",
+            f"€{rng.randint(1, 999)}.{rng.randint(0, 99):02d}",
+            f"£{rng.randint(1, 99)},{rng.randint(100, 999)}",
+            f"USD {rng.randint(1, 99)},{rng.randint(100, 999)},{rng.randint(100, 999)}",
+        ]
+    )
+
+
+def _order_decoy(rng: random.Random, y: int, m: int, d: int) -> str:
+    return rng.choice(
+        [
+            f"Order #{rng.randint(100, 999)}-{rng.randint(1000000, 9999999)}-{rng.randint(1000000, 9999999)}",
+            f"Invoice no. {y}-{rng.randint(0, 999999):06d}",
+            f"order number {rng.randint(10**9, 10**10 - 1)}",
+            f"ticket {rng.randint(100000, 999999)}",
+            f"tracking number 1Z{rng.randint(100, 999)}AA1{rng.randint(10**9, 10**10 - 1)}",
+            f"ref. {rng.randint(10, 99)}/{rng.randint(1000, 9999)}/{y}",
+        ]
+    )
+
+
+# Each draws exactly what the single function it replaces drew, in the same order: the committed
+# sets (tests/data/pii) are rebuilt byte for byte from their seeds.
+DECOYS = {
+    "date": _date_decoy,
+    "isbn": _isbn_decoy,
+    "version": _version_decoy,
+    "price": _price_decoy,
+    "year": lambda rng, y, m, d: rng.choice([str(y), f"{y}–{y + rng.randint(1, 9)}", f"{y}/{(y + 1) % 100:02d}"]),
+    "order": _order_decoy,
+    "time": lambda rng, y, m, d: rng.choice(
+        [f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}", f"{rng.randint(1, 12)}:{rng.randint(0, 59):02d} pm"]
+    ),
+    "coordinates": lambda rng, y, m, d: f"{rng.uniform(-80, 80):.4f}, {rng.uniform(-170, 170):.4f}",
+    "population": lambda rng, y, m, d: f"{rng.randint(1, 999)},{rng.randint(0, 999):03d},{rng.randint(0, 999):03d}",
+    "range": lambda rng, y, m, d: f"pp. {rng.randint(1, 400)}–{rng.randint(401, 900)}",
+}
 
 
 # --- assembling examples ------------------------------------------------------------------------
@@ -489,16 +501,10 @@ def build_lookalikes(seed: int, per_kind: int, sentences: list[str]) -> list[dic
 def number_dense_pages(n: int) -> list[dict]:
     """The n extracted pages with the most chains of 7 digits joined by libphonenumber's
     punctuation (ties broken by file name)."""
-    import gzip
-
-    import trafilatura
     from phonenumbers.phonenumbermatcher import _PUNCTUATION
 
     chain = re.compile(r"\d(?:" + _PUNCTUATION + r"\d){6}")
-    pages = []
-    for path in sorted(TRAFILATURA_PAGES.glob("*.html.gz")):
-        text = trafilatura.extract(gzip.open(path).read().decode("utf-8", "replace")) or ""
-        pages.append({"file": path.name, "text": text, "chains": len(chain.findall(text))})
+    pages = [{**row, "chains": len(chain.findall(row["text"]))} for row in eval_page_texts()]
     pages.sort(key=lambda p: (-p["chains"], p["file"]))
     return [{"file": p["file"], "text": p["text"]} for p in pages[:n]]
 

@@ -26,18 +26,15 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT  # first: it puts the repository before bench/, whose trainer.py is this script
 
-from trainer.data import Layout, SequenceDataset, TokenStream, shards_from_texts  # noqa: E402
-from trainer.train import build_model, parse_config, train  # noqa: E402
+from trainer.data import Layout, SequenceDataset, TokenStream, shards_from_texts
+from trainer.train import build_model, parse_config, train
 
 
 # A 1-layer, 8-wide model on a 256-token BPE: its step is almost all fixed per-step cost

@@ -50,7 +50,10 @@ def is_held_out(url: str) -> bool:
 
 
 def default_data_dir(repo: str) -> str:
-    """``<repo>/../shared/data`` when present, else ``/work/shared/data``."""
+    """The shared data folder: ``$CURATE_SHARED_DATA``, else ``<repo>/../shared/data`` when
+    present, else ``/work/shared/data``. The one rule for models/ and bench/ (``bench.common``)."""
+    if os.environ.get("CURATE_SHARED_DATA"):
+        return os.environ["CURATE_SHARED_DATA"]
     candidate = os.path.normpath(os.path.join(repo, "..", "shared", "data"))
     return candidate if os.path.isdir(candidate) else "/work/shared/data"
 
