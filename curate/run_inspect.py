@@ -139,7 +139,7 @@ def unknown_language(language: str, present: dict[str, tuple[int, int]]) -> str:
     """The error for a language the run does not have, naming those it has."""
     listed = ", ".join(f"{lang} ({k:,} kept, {r:,} removed)" for lang, (k, r) in present.items()) or "none"
     pair = language_script(language)
-    hint = f"; did you mean {pair}?" if pair in present and pair != language else ""
+    hint = f" (did you mean {pair}?)" if pair in present and pair != language else ""
     return f"no documents of language {language!r} in this run{hint}; languages in this run: {listed}"
 
 
