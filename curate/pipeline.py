@@ -46,6 +46,10 @@ def summary_lines(manifest: dict) -> list[str]:
         f"  tokens            {s['tokens']:>10,}",
         f"  token shards      {s['token_shards']:>10,}",
     ]
+    languages = manifest.get("languages", {})
+    if len(languages) > 1:  # a multilingual run: the largest few (all of them are in the manifest)
+        top = ", ".join(f"{lang} {v['documents']:,}" for lang, v in list(languages.items())[:5])
+        lines.append(f"  languages         {len(languages):>10,}  ({top}{', ...' if len(languages) > 5 else ''})")
     problems = manifest.get("inputs", {}).get("problems", [])
     if problems:
         lines.append(f"  input problems    {len(problems):>10,}  (first: {problems[0]})")

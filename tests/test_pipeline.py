@@ -230,6 +230,8 @@ def test_manifest_counts_documents_characters_and_tokens_per_language(language_r
     assert sum(v["tokens"] for v in truth.values()) == flat["summary"]["tokens"] == flat["tokens"]["total"]
     assert sum(v["characters"] for v in truth.values()) == flat["funnel"][-1]["chars_out"]
     assert "Written per language" in (flat_dir / "report.html").read_text(encoding="utf-8")
+    printed = next(line for line in summary_lines(flat) if line.split()[0] == "languages")
+    assert printed.split()[1] == str(len(truth)) and f"({next(iter(flat['languages']))} " in printed
 
 
 def test_readers_get_the_language_back_from_the_folders(language_runs, spark, tmp_path):
