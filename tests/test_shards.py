@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -71,3 +72,19 @@ def test_write_json_atomic(tmp_path):
     write_json_atomic({"a": 1}, str(tmp_path / "m.json"))
     assert (tmp_path / "m.json").read_text().startswith("{")
     assert os.listdir(tmp_path) == ["m.json"]
+
+
+@pytest.mark.parametrize("value", ["deu_Latn", "en", "zh-Hant", "x/y z", "ü"])
+def test_a_partition_folder_names_its_value_as_hive_readers_decode_it(tmp_path, value):
+    import pyarrow.dataset as ds
+
+    from curate.shards import partition_folder, partition_value
+
+    folder = partition_folder("language", value)
+    assert "/" not in folder and folder.startswith("language=")
+    path = tmp_path / "documents" / folder / "part-00000.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"id": ["a"]}), path)
+    assert partition_value(str(path), "language") == value
+    assert ds.dataset(tmp_path / "documents", partitioning="hive").to_table().column("language").to_pylist() == [value]
+    assert partition_value(str(tmp_path / "documents" / "part-00000.parquet"), "language") is None
