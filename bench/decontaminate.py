@@ -50,18 +50,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
-OUT = ROOT / "bench" / "out" / "decontaminate"
+from common import BENCH_PYTHON, ROOT, emit, load_average, shared_data, web_texts
+from common import OUT as BENCH_OUT
+
+from curate.wikitext import PLANTED_PASSAGES, detokenize_line
+
+OUT = BENCH_OUT / "decontaminate"
 NGRAM = 13
-
-from curate.wikitext import PLANTED_PASSAGES, detokenize_line  # noqa: E402
-
-
-def emit(**figures) -> None:
-    print(json.dumps(figures), flush=True)
 
 
 def test_paragraphs(path: Path) -> list[str]:
@@ -199,34 +194,14 @@ def run_datatrove(docs_file: Path, paragraphs_file: Path) -> dict:
 
 def datatrove_child(docs_file: str, paragraphs_file: str) -> None:
     from datatrove.data import Document
-    from datatrove.pipeline.decont.n_grams import NGramsDecontConfig, NGramsDecontFilter, NGramsDecontIndexer
+    from datatrove.pipeline.decont.n_grams import NGramsDecontConfig, NGramsDecontFilter
 
     import numpy as np
 
     config = NGramsDecontConfig(n_grams=NGRAM)
     paragraphs = json.loads(Path(paragraphs_file).read_text())
     docs = [json.loads(line) for line in Path(docs_file).open(encoding="utf-8")]
-    # NGramsDecontIndexer's constructor insists on lighteval (its run() loads tasks from the
-    # Hub); compute_hashes, the part that turns text into n-gram hashes, needs only nltk and
-    # xxhash: call it on an instance built without the constructor.
-    with tempfile.TemporaryDirectory() as empty:
-        tools = NGramsDecontFilter(empty, config=config)  # its word tokenizer and hash function
-    indexer = object.__new__(NGramsDecontIndexer)
-    indexer.config, indexer.tokenizer, indexer.hash_func = config, tools.tokenizer, tools.hash_func
-    as_is = "ran as released"
-    try:
-        indexer.compute_hashes(paragraphs[0])
-    except LookupError as e:
-        # (Only for languages datatrove tokenizes with NLTK; English uses spaCy's.) NLTK's
-        # word_tokenize first splits sentences with the Punkt model, which NLTK downloads
-        # (nltk.download("punkt_tab")): no network here. preserve_line=True skips only that
-        # split; the Treebank word tokenizer still runs. This makes datatrove faster than as
-        # released, so the comparison favours it.
-        import nltk.tokenize
-
-        original = nltk.tokenize.word_tokenize
-        nltk.tokenize.word_tokenize = lambda text, language="english", preserve_line=False: original(text, language, preserve_line=True)
-        as_is = f"sentence split off (preserve_line=True): {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
+    indexer, tools, as_is = datatrove_indexer(config, paragraphs[0])
     with tempfile.TemporaryDirectory() as index_dir:
         t0 = time.perf_counter()
         hashes = {h for p in paragraphs for h in indexer.compute_hashes(p)}
@@ -251,6 +226,34 @@ def datatrove_child(docs_file: str, paragraphs_file: str) -> None:
             }
         )
     )
+
+
+def datatrove_indexer(config, probe: str) -> tuple:
+    """(indexer, the filter whose word tokenizer and hash it uses, how datatrove ran), without lighteval or a download."""
+    from datatrove.pipeline.decont.n_grams import NGramsDecontFilter, NGramsDecontIndexer
+
+    # NGramsDecontIndexer's constructor insists on lighteval (its run() loads tasks from the
+    # Hub); compute_hashes, the part that turns text into n-gram hashes, needs only nltk and
+    # xxhash: call it on an instance built without the constructor.
+    with tempfile.TemporaryDirectory() as empty:
+        tools = NGramsDecontFilter(empty, config=config)  # its word tokenizer and hash function
+    indexer = object.__new__(NGramsDecontIndexer)
+    indexer.config, indexer.tokenizer, indexer.hash_func = config, tools.tokenizer, tools.hash_func
+    as_is = "ran as released"
+    try:
+        indexer.compute_hashes(probe)
+    except LookupError as e:
+        # (Only for languages datatrove tokenizes with NLTK; English uses spaCy's.) NLTK's
+        # word_tokenize first splits sentences with the Punkt model, which NLTK downloads
+        # (nltk.download("punkt_tab")): no network here. preserve_line=True skips only that
+        # split; the Treebank word tokenizer still runs. This makes datatrove faster than as
+        # released, so the comparison favours it.
+        import nltk.tokenize
+
+        original = nltk.tokenize.word_tokenize
+        nltk.tokenize.word_tokenize = lambda text, language="english", preserve_line=False: original(text, language, preserve_line=True)
+        as_is = f"sentence split off (preserve_line=True): {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
+    return indexer, tools, as_is
 
 
 def quality(removed: set[str], planted: set[str], n_docs: int) -> dict:
@@ -309,7 +312,6 @@ def build_common(data: Path, min_docs: int, path: Path) -> int:
     import pyarrow as pa
 
     from curate.decontaminate import build_common_ngrams, save_common_ngrams
-    from dedup_incremental import web_texts
 
     reference, _ = split_by_file(data, web_texts(data))
     hashes = build_common_ngrams(pa.array([t["text"] for t in reference], type=pa.large_string()), NGRAM, min_docs)
@@ -344,7 +346,7 @@ def compare_rules(data: Path, docs: list[dict], planted: dict[str, str], sets: l
             **rule_figures(removed, planted, len(docs)),
             docs_per_second=round(len(docs) / timing["seconds"], 1),
             **timing,
-            load=os.getloadavg(),
+            load=load_average(),
         )
     for page in sorted(set(removed) - set(planted)):
         emit(step="default: clean page removed", id=page, url=next(d["url"] for d in docs if d["id"] == page), **removed[page])
@@ -366,19 +368,38 @@ def main() -> None:
         datatrove_child(sys.argv[2], sys.argv[3])
         return
     args = parser.parse_args()
-    from dedup_incremental import default_data, distinct_pool, web_texts
-
     from curate.decontaminate import COMMON_NGRAMS
-    from curate.dedup import DedupParams
 
-    data = args.data or default_data()
+    data = args.data or shared_data()
     if args.build_common:
         emit(step="built", path=COMMON_NGRAMS, ngrams=build_common(data, args.build_common, Path(COMMON_NGRAMS)))
         return
+    docs, planted, paragraphs, sets = inputs(data, args.planted, args.heldout)
+    compare_rules(data, docs, planted, sets)
+    plain_removed, timing = run_plain(docs, paragraphs)
+    emit(
+        step="plain python set of hashes (wikitext only, any 13-gram)",
+        **quality(plain_removed, set(planted), len(docs)),
+        docs_per_second=round(len(docs) / timing["seconds"], 1),
+        **timing,
+        load=load_average(),
+    )
+    if args.peer:
+        emit(
+            step="datatrove NGramsDecontFilter (wikitext only, any 13-gram)", **peer_figures(docs, paragraphs, planted), load=load_average()
+        )
+
+
+def inputs(data: Path, n_planted: int, n_heldout: int) -> tuple[list[dict], dict[str, str], list[str], list]:
+    """(pages with their plants, planted page -> kind, WikiText-2 test paragraphs, protected sets)."""
+    from dedup_incremental import distinct_pool
+
+    from curate.dedup import DedupParams
+
     pool = distinct_pool(split_by_file(data, web_texts(data))[1], DedupParams())
-    pages, heldout = hold_out([{"id": f"page-{i:05d}", "url": p["url"], "text": p["text"]} for i, p in enumerate(pool)], args.heldout)
+    pages, heldout = hold_out([{"id": f"page-{i:05d}", "url": p["url"], "text": p["text"]} for i, p in enumerate(pool)], n_heldout)
     paragraphs = test_paragraphs(data / "text" / "wikitext-2" / "test.txt")
-    docs, planted = plant(pages, paragraphs, args.planted)
+    docs, planted = plant(pages, paragraphs, n_planted)
     OUT.mkdir(parents=True, exist_ok=True)
     sets = protected_sets(data, heldout)
     emit(
@@ -387,30 +408,23 @@ def main() -> None:
         planted=len(planted),
         heldout_pages=len(heldout),
         protected_paragraphs=len(paragraphs),
-        load=os.getloadavg(),
+        load=load_average(),
     )
-    compare_rules(data, docs, planted, sets)
+    return docs, planted, paragraphs, sets
 
-    plain_removed, timing = run_plain(docs, paragraphs)
-    emit(
-        step="plain python set of hashes (wikitext only, any 13-gram)",
-        **quality(plain_removed, set(planted), len(docs)),
-        docs_per_second=round(len(docs) / timing["seconds"], 1),
-        **timing,
-        load=os.getloadavg(),
-    )
 
-    if args.peer:
-        docs_file, paragraphs_file = OUT / "docs.jsonl", OUT / "paragraphs.json"
-        with docs_file.open("w", encoding="utf-8") as fh:
-            for d in docs:
-                fh.write(json.dumps({"id": d["id"], "text": d["text"]}) + "\n")
-        paragraphs_file.write_text(json.dumps(paragraphs))
-        peer = run_datatrove(docs_file, paragraphs_file)
-        if "removed" in peer:
-            peer_removed = set(peer.pop("removed"))
-            peer.update(quality(peer_removed, set(planted), len(docs)), docs_per_second=round(len(docs) / peer["seconds"], 1))
-        emit(step="datatrove NGramsDecontFilter (wikitext only, any 13-gram)", **peer, load=os.getloadavg())
+def peer_figures(docs: list[dict], paragraphs: list[str], planted: dict[str, str]) -> dict:
+    """datatrove's decontamination of the same pages against WikiText alone, in .venv-bench."""
+    docs_file, paragraphs_file = OUT / "docs.jsonl", OUT / "paragraphs.json"
+    with docs_file.open("w", encoding="utf-8") as fh:
+        for d in docs:
+            fh.write(json.dumps({"id": d["id"], "text": d["text"]}) + "\n")
+    paragraphs_file.write_text(json.dumps(paragraphs))
+    peer = run_datatrove(docs_file, paragraphs_file)
+    if "removed" in peer:
+        peer_removed = set(peer.pop("removed"))
+        peer.update(quality(peer_removed, set(planted), len(docs)), docs_per_second=round(len(docs) / peer["seconds"], 1))
+    return peer
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import glob
 import json
 import os
 import subprocess
@@ -27,15 +28,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
-OUT = ROOT / "bench" / "out" / "dedup"
+import common
+from common import BENCH_PYTHON, emit, shared_data
 
-
-def emit(**figures) -> None:
-    print(json.dumps(figures), flush=True)
+OUT = common.OUT / "dedup"
 
 
 # --- memory sampling -------------------------------------------------------------------------
@@ -116,59 +112,68 @@ def best_of(repeats: int, fn) -> tuple[float, object]:
 
 
 def bench_speed(repeats: int) -> None:
-    import numpy as np
     import pyarrow as pa
-    from datasketch import MinHash
 
-    from curate.dedup import MinHasher, document_words, word_shingle_hash32
+    from curate.dedup import MinHasher
     from near_dups import near_duplicate_set
 
-    rows = near_duplicate_set()
-    texts = [r["text"] for r in rows]
+    texts = [r["text"] for r in near_duplicate_set()]
     array = pa.array(texts, type=pa.large_string())
     # The first call compiles curate/speedups/minhash_kernels.py (or loads numba's cache): reported
     # apart, once per machine, not per batch.
     start = time.perf_counter()
     MinHasher().signatures(array[:2])
     emit(bench="minhash_first_call", seconds=round(time.perf_counter() - start, 3))
+    default = speed_against_datasketch(texts, array, "sha1", repeats)
+    emit(**default)
+    words = speed_against_datasketch(texts, array, "words", repeats)
+    emit(**words)
+    # The fast path against datasketch as most people run it (default SHA-1 hash).
+    bulk_s, text_s, ours_s = (
+        default["datasketch_bulk_given_shingles_s"],
+        default["datasketch_python_shingling_plus_bulk_s"],
+        words["curate_from_text_s"],
+    )
+    emit(
+        bench="minhash_speed_words_vs_datasketch_default",
+        curate_words_from_text_s=ours_s,
+        datasketch_default_bulk_given_shingles_s=bulk_s,
+        datasketch_default_text_to_signature_s=text_s,
+        speedup_vs_bulk=round(bulk_s / ours_s, 2),
+        speedup_vs_text_to_signature=round(text_s / ours_s, 2),
+    )
+
+
+def speed_against_datasketch(texts: list[str], array: pa.Array, shingle_hash: str, repeats: int) -> dict:
+    """Best-of-``repeats`` seconds of curate's signatures and datasketch's ``MinHash.bulk``, both ways round."""
+    import numpy as np
+    from datasketch import MinHash
+
+    from curate.dedup import MinHasher, document_words, word_shingle_hash32
+
+    hasher = MinHasher(num_perm=128, seed=1, ngram=5, shingle_hash=shingle_hash)
     words = document_words(array)
-    for shingle_hash in ("sha1", "words"):
-        hasher = MinHasher(num_perm=128, seed=1, ngram=5, shingle_hash=shingle_hash)
-        shingles = hasher.shingle_lists(texts)
-        n_shingles = sum(map(len, shingles))
-        kwargs = {"hashfunc": word_shingle_hash32} if shingle_hash == "words" else {}
-        ours_s, ours = best_of(repeats, lambda: hasher.signatures(array))
-        # Like for like with "shingles given": normalised words given, shingles built here.
-        words_s, _ = best_of(repeats, lambda: hasher.signatures(words))
-        bulk_s, theirs = best_of(repeats, lambda: MinHash.bulk(shingles, num_perm=128, seed=1, **kwargs))
-        text_s, _ = best_of(repeats, lambda: MinHash.bulk(python_shingles(texts, 5), num_perm=128, seed=1, **kwargs))
-        identical = bool(np.array_equal(ours, np.array([m.hashvalues for m in theirs])))
-        emit(
-            bench="minhash_speed",
-            shingle_hash=shingle_hash,
-            docs=len(texts),
-            shingles=n_shingles,
-            curate_from_text_s=round(ours_s, 4),
-            curate_from_words_s=round(words_s, 4),
-            datasketch_bulk_given_shingles_s=round(bulk_s, 4),
-            datasketch_python_shingling_plus_bulk_s=round(text_s, 4),
-            speedup_vs_bulk=round(bulk_s / ours_s, 2),
-            speedup_words_vs_bulk=round(bulk_s / words_s, 2),
-            speedup_vs_text_to_signature=round(text_s / ours_s, 2),
-            identical=identical,
-        )
-        if shingle_hash == "sha1":
-            default_bulk_s, default_text_s = bulk_s, text_s
-        else:
-            # The fast path against datasketch as most people run it (default SHA-1 hash).
-            emit(
-                bench="minhash_speed_words_vs_datasketch_default",
-                curate_words_from_text_s=round(ours_s, 4),
-                datasketch_default_bulk_given_shingles_s=round(default_bulk_s, 4),
-                datasketch_default_text_to_signature_s=round(default_text_s, 4),
-                speedup_vs_bulk=round(default_bulk_s / ours_s, 2),
-                speedup_vs_text_to_signature=round(default_text_s / ours_s, 2),
-            )
+    shingles = hasher.shingle_lists(texts)
+    kwargs = {"hashfunc": word_shingle_hash32} if shingle_hash == "words" else {}
+    ours_s, ours = best_of(repeats, lambda: hasher.signatures(array))
+    # Like for like with "shingles given": normalised words given, shingles built here.
+    words_s, _ = best_of(repeats, lambda: hasher.signatures(words))
+    bulk_s, theirs = best_of(repeats, lambda: MinHash.bulk(shingles, num_perm=128, seed=1, **kwargs))
+    text_s, _ = best_of(repeats, lambda: MinHash.bulk(python_shingles(texts, 5), num_perm=128, seed=1, **kwargs))
+    return dict(
+        bench="minhash_speed",
+        shingle_hash=shingle_hash,
+        docs=len(texts),
+        shingles=sum(map(len, shingles)),
+        curate_from_text_s=round(ours_s, 4),
+        curate_from_words_s=round(words_s, 4),
+        datasketch_bulk_given_shingles_s=round(bulk_s, 4),
+        datasketch_python_shingling_plus_bulk_s=round(text_s, 4),
+        speedup_vs_bulk=round(bulk_s / ours_s, 2),
+        speedup_words_vs_bulk=round(bulk_s / words_s, 2),
+        speedup_vs_text_to_signature=round(text_s / ours_s, 2),
+        identical=bool(np.array_equal(ours, np.array([m.hashvalues for m in theirs]))),
+    )
 
 
 # --- quality ---------------------------------------------------------------------------------
@@ -418,9 +423,25 @@ def run_datatrove(folder: Path, bands: int, rows: int, workers: int) -> dict:
 
 def datatrove_child(input_dir: str, work: str, bands: int, rows: int, workers: int) -> None:
     """Runs inside .venv-bench: datatrove's four MinHash steps, as in its own example."""
-    import glob
+    import gzip
     import shutil
 
+    shutil.rmtree(work, ignore_errors=True)
+    timings = []
+    for step in datatrove_steps(input_dir, work, bands, rows, workers):
+        start = time.perf_counter()
+        step.run()
+        timings.append(round(time.perf_counter() - start, 1))
+    removed = 0
+    for path in glob.glob(f"{work}/removed/*"):
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt") as fh:
+            removed += sum(1 for _ in fh)
+    print(json.dumps({"step_seconds": timings, "removed": removed}))
+
+
+def datatrove_steps(input_dir: str, work: str, bands: int, rows: int, workers: int) -> list:
+    """datatrove's four MinHash steps (signatures, buckets, cluster, filter) as executors."""
     from datatrove.executor.local import LocalPipelineExecutor
     from datatrove.pipeline.dedup.minhash import (
         MinhashConfig,
@@ -433,14 +454,13 @@ def datatrove_child(input_dir: str, work: str, bands: int, rows: int, workers: i
     from datatrove.pipeline.writers import JsonlWriter
     from datatrove.utils.hashing import HashConfig
 
-    shutil.rmtree(work, ignore_errors=True)
     tasks = len(glob.glob(os.path.join(input_dir, "*.jsonl")))
     config = MinhashConfig(
         n_grams=5, num_buckets=bands, hashes_per_bucket=rows, seed=1, hash_config=HashConfig(precision=64, hash_fc="sha1")
     )
     logs = os.path.join(work, "logs")
     common = {"workers": workers, "skip_completed": False}
-    steps = [
+    return [
         LocalPipelineExecutor(
             [JsonlReader(input_dir), MinhashDedupSignature(output_folder=f"{work}/signatures", config=config)],
             tasks=tasks,
@@ -470,19 +490,6 @@ def datatrove_child(input_dir: str, work: str, bands: int, rows: int, workers: i
             **common,
         ),
     ]
-    timings = []
-    for step in steps:
-        start = time.perf_counter()
-        step.run()
-        timings.append(round(time.perf_counter() - start, 1))
-    removed = 0
-    for path in glob.glob(f"{work}/removed/*"):
-        import gzip
-
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rt") as fh:
-            removed += sum(1 for _ in fh)
-    print(json.dumps({"step_seconds": timings, "removed": removed}))
 
 
 def bench_scale(
@@ -516,7 +523,7 @@ def bench_scale(
             emit(bench="dedup_scale", tool="datatrove (2 workers)", docs=n, **theirs)
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     speed = sub.add_parser("speed")
@@ -551,7 +558,7 @@ def main() -> None:
     ours.add_argument("--plan", choices=["auto", "one-task", "distributed"], default="auto")
     ours.add_argument("--verify", action="store_true")
     incremental = sub.add_parser("incremental", help="three snapshots deduplicated through an index (bench/dedup_incremental.py)")
-    incremental.add_argument("--data", type=Path, default=None, help="shared data folder (default: <repo>/../shared/data)")
+    incremental.add_argument("--data", type=Path, default=None, help="shared data folder (default: bench/common.py's shared_data())")
     incremental.add_argument("--bands", type=int, default=14)
     incremental.add_argument("--rows", type=int, default=8)
     incremental.add_argument("--num-perm", type=int, default=112)
@@ -561,7 +568,11 @@ def main() -> None:
     child.add_argument("--bands", type=int)
     child.add_argument("--rows", type=int)
     child.add_argument("--workers", type=int)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     if args.command == "speed":
         bench_speed(args.repeats)
     elif args.command == "quality":
@@ -569,9 +580,9 @@ def main() -> None:
     elif args.command == "scale":
         bench_scale(args.docs, args.peer, args.peer_max, args.bands, args.rows, args.num_perm, args.driver_memory, args.plans, args.verify)
     elif args.command == "incremental":
-        from dedup_incremental import bench_incremental, default_data
+        from dedup_incremental import bench_incremental
 
-        bench_incremental(args.data or default_data(), args.bands, args.rows, args.num_perm, emit)
+        bench_incremental(args.data or shared_data(), args.bands, args.rows, args.num_perm)
     elif args.command == "curate-child":
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

@@ -19,45 +19,14 @@ process); the index's size per million indexed documents.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import shutil
-import sys
 import time
 from pathlib import Path
-from typing import Callable
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-OUT = ROOT / "bench" / "out" / "dedup-incremental"
-CACHE = ROOT / "bench" / "out" / "web_texts.jsonl"
+from common import OUT, emit, load_average, web_texts
 
-
-def default_data() -> Path:
-    relative = ROOT.parent / "shared" / "data"
-    return relative if relative.exists() else Path("/work/shared/data")
-
-
-def web_texts(data: Path) -> list[dict]:
-    """[{url, text, warc_date}] of every HTML response of the web corpus (cached)."""
-    if CACHE.exists():
-        return [json.loads(line) for line in CACHE.open(encoding="utf-8")]
-    from curate.extract import html_to_text_fast
-    from curate.warc import read_warc
-
-    rows = []
-    for path in sorted((data / "web").glob("web-*.warc.gz")):
-        for batch in read_warc(str(path), "web"):
-            for record in batch.to_pylist():
-                text = html_to_text_fast(record["html"] or "", record["url"]) or ""
-                rows.append({"url": record["url"], "text": text, "warc_date": record["warc_date"]})
-    CACHE.parent.mkdir(parents=True, exist_ok=True)
-    with CACHE.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return rows
+INDEX = OUT / "dedup-incremental" / "index"
 
 
 def table(rows: list[dict]):
@@ -137,12 +106,8 @@ def score(marked, truth: dict[str, tuple[str, str]], planted: set[str]) -> dict:
     }
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
-def bench_incremental(data: Path, bands: int, rows: int, num_perm: int, emit: Callable[..., None]) -> None:
-    """The incremental bench; ``emit(**figures)`` prints a measurement (passed in by bench/dedup.py, which runs this)."""
+def bench_incremental(data: Path, bands: int, rows: int, num_perm: int) -> None:
+    """The incremental bench (``bench/dedup.py incremental`` runs it): one JSON line per step."""
     from curate.dedup import DedupParams, DedupStage, MinHashParams
 
     minhash = MinHashParams(num_perm=num_perm, bands=bands, rows=rows)
@@ -155,30 +120,13 @@ def bench_incremental(data: Path, bands: int, rows: int, num_perm: int, emit: Ca
         snapshot_docs=[len(s) for s in snapshots],
         planted=len(truth),
         seconds=round(time.perf_counter() - started, 1),
-        load=os.getloadavg(),
+        load=load_average(),
     )
-    index = OUT / "index"
-    shutil.rmtree(index, ignore_errors=True)
-    seconds = []
-    for k, rows_k in enumerate(snapshots):
-        stage = DedupStage(DedupParams(minhash=minhash, index=str(index)))
-        t0 = time.perf_counter()
-        marked = stage.run_local(table(rows_k))
-        seconds.append(time.perf_counter() - t0)
-        planted = {r["id"] for r in rows_k if r["id"] in truth}
-        emit(
-            step=f"snapshot {k + 1}", docs=len(rows_k), seconds=round(seconds[-1], 2), **score(marked, truth, planted), load=os.getloadavg()
-        )
-    everything = [r for s in snapshots for r in s]
+    seconds = snapshots_through_index(snapshots, truth, minhash)
     t0 = time.perf_counter()
-    DedupStage(DedupParams(minhash=minhash)).run_local(table(everything))
+    DedupStage(DedupParams(minhash=minhash)).run_local(table([r for s in snapshots for r in s]))
     all_at_once = time.perf_counter() - t0
-    import pyarrow.parquet as pq
-
-    from curate.dedup_index import committed_parts
-
-    indexed = sum(pq.read_metadata(f).num_rows for p in committed_parts(str(index)) for f in (Path(p) / "exact").glob("*.parquet"))
-    size = folder_bytes(index)
+    indexed, size = index_size(INDEX)
     emit(
         step="totals",
         snapshot3_seconds=round(seconds[2], 2),
@@ -190,5 +138,33 @@ def bench_incremental(data: Path, bands: int, rows: int, num_perm: int, emit: Ca
         bands=bands,
         rows=rows,
         num_perm=num_perm,
-        load=os.getloadavg(),
+        load=load_average(),
     )
+
+
+def snapshots_through_index(snapshots: list[list[dict]], truth: dict[str, tuple[str, str]], minhash) -> list[float]:
+    """Each snapshot deduplicated against a fresh index holding the ones before it; seconds per snapshot."""
+    from curate.dedup import DedupParams, DedupStage
+
+    shutil.rmtree(INDEX, ignore_errors=True)
+    seconds = []
+    for k, rows_k in enumerate(snapshots):
+        stage = DedupStage(DedupParams(minhash=minhash, index=str(INDEX)))
+        t0 = time.perf_counter()
+        marked = stage.run_local(table(rows_k))
+        seconds.append(time.perf_counter() - t0)
+        planted = {r["id"] for r in rows_k if r["id"] in truth}
+        emit(
+            step=f"snapshot {k + 1}", docs=len(rows_k), seconds=round(seconds[-1], 2), **score(marked, truth, planted), load=load_average()
+        )
+    return seconds
+
+
+def index_size(index: Path) -> tuple[int, int]:
+    """(documents indexed, bytes on disk) of a dedup index."""
+    import pyarrow.parquet as pq
+
+    from curate.dedup_index import committed_parts
+
+    indexed = sum(pq.read_metadata(f).num_rows for p in committed_parts(str(index)) for f in (Path(p) / "exact").glob("*.parquet"))
+    return indexed, sum(p.stat().st_size for p in index.rglob("*") if p.is_file())
