@@ -358,17 +358,21 @@ def _kept_languages_table(languages: dict[str, dict]) -> str:
     if not languages:
         return ""
     documents = sum(v["documents"] for v in languages.values())
-    tokens = sum(v.get("tokens", 0) for v in languages.values())
-    with_tokens = all("tokens" in v for v in languages.values())  # none under a mixture
-    header = ["language", "documents", "% documents", "characters"] + (["tokens", "% tokens"] if with_tokens else [])
-    rows = []
-    for language, v in list(languages.items())[:TOP_LANGUAGES]:
-        row = [language, v["documents"], round(100 * v["documents"] / documents, 2) if documents else 0.0, v["characters"]]
-        if with_tokens:
-            row += [v["tokens"], round(100 * v["tokens"] / tokens, 2) if tokens else 0.0]
-        rows.append(row)
+    tokens = sum(v["tokens"] for v in languages.values())
+    rows = [
+        (
+            language,
+            v["documents"],
+            round(100 * v["documents"] / documents, 2) if documents else 0.0,
+            v["characters"],
+            v["tokens"],
+            round(100 * v["tokens"] / tokens, 2) if tokens else 0.0,
+        )
+        for language, v in list(languages.items())[:TOP_LANGUAGES]
+    ]
     more = len(languages) - TOP_LANGUAGES
     note = f'<p class="muted">{more:,} more languages in manifest.json (<code>languages</code>).</p>' if more > 0 else ""
+    header = ["language", "documents", "% documents", "characters", "tokens", "% tokens"]
     return f"<h3>Written per language</h3>{_table(header, rows)}{note}"
 
 

@@ -150,8 +150,7 @@ def format_language(language: str, manifest: dict, present: dict[str, tuple[int,
     total = sum(k for k, _ in present.values())
     lines = [f"language {language}: {kept:,} documents kept ({_percent(kept, total).strip()} of the run's {total:,})"]
     if written:
-        tokens = f", {written['tokens']:,} tokens" if "tokens" in written else ""
-        lines.append(f"  written: {written['documents']:,} documents, {written['characters']:,} characters{tokens}")
+        lines.append(f"  written: {written['documents']:,} documents, {written['characters']:,} characters, {written['tokens']:,} tokens")
     lines.append(f"  removed: {n_removed:,} documents (those that had a language when removed)")
     if removed is not None and removed.num_rows:
         reasons = pc.value_counts(removed.column("rejected_by")).to_pylist()

@@ -258,3 +258,22 @@ def load_recipe_data(data: dict, folder):
     from curate.recipe import parse_recipe
 
     return parse_recipe(data, file=str(folder / "recipe.yaml"))
+
+
+def test_a_mixture_counts_its_tokens_per_language(language_runs, spark, tmp_path):
+    flat_dir, flat = language_runs["flat"]
+    budget = flat["summary"]["tokens"] * 2  # twice what there is: every row once, some twice
+    data = dict(language_runs["recipe"], output=str(tmp_path / "mixed"), shards={"num_shards": 2}, mixture={"total_tokens": budget})
+    mixed = run_recipe(load_recipe_data(data, tmp_path), spark=spark)
+    docs = read(tmp_path / "mixed" / "documents")
+    language_of = dict(zip(docs.column("id").to_pylist(), docs.column("language").to_pylist()))
+    tokens = read(tmp_path / "mixed" / "tokens")
+    truth: dict[str, int] = {}
+    for id_, n in zip(tokens.column("id").to_pylist(), tokens.column("n_tokens").to_pylist()):
+        truth[language_of[id_]] = truth.get(language_of[id_], 0) + n
+    assert max(tokens.column("repeat").to_pylist()) >= 1  # rows repeated: they count again
+    assert {lang: v["tokens"] for lang, v in mixed["languages"].items()} == truth
+    assert sum(truth.values()) == mixed["summary"]["tokens"] > flat["summary"]["tokens"]
+    assert {lang: v["documents"] for lang, v in mixed["languages"].items()} == {
+        lang: v["documents"] for lang, v in flat["languages"].items()
+    }

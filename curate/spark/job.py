@@ -49,7 +49,7 @@ from curate.rehydrate import rehydration_of
 from curate.run_output import RunOutput
 from curate.sources import InputFailedError
 from curate.schema import DOCUMENT_SCHEMA, TOKENS_SCHEMA
-from curate.shards import remove_temporaries, write_json_atomic
+from curate.shards import NO_LANGUAGE, remove_temporaries, write_json_atomic
 from curate.spark import manifest
 from curate.spark.global_stages import run_global_stage
 from curate.spark.plan import Segment, first_segment_counts_every_document, later_stages, plan_segments
@@ -308,8 +308,17 @@ class CurationJob:
         spec = dataclasses.replace(recipe.mixture, weights=weights)
         tokens, mixture_report = apply_mixture(tokens, spec, recipe.seed)
         token_infos = self._write_sharded(tokens, "tokens", "shard", TOKENS_SCHEMA, "n_tokens")
+        language_tokens = self._tokens_per_language(tokens)
         self.timings["tokenize_and_write"] = time.time() - t0
-        return manifest.WrittenShards(doc_infos, rej_infos, token_infos, mixture_report)
+        return manifest.WrittenShards(doc_infos, rej_infos, token_infos, mixture_report, language_tokens)
+
+    def _tokens_per_language(self, tokens: DataFrame) -> dict[str, int]:
+        """Tokens of the mixed rows per language: mixed token rows carry no language, so each gets
+        its document's, from the documents/ just written (two columns of them)."""
+        documents = self.spark.read.parquet(os.path.join(self.output, "documents")).select("id", "language").dropDuplicates(["id"])
+        language = F.coalesce(F.col("language"), F.lit(NO_LANGUAGE)).alias("language")
+        rows = tokens.join(documents, "id").groupBy(language).agg(F.sum("n_tokens").alias("tokens")).collect()
+        return {r["language"]: int(r["tokens"] or 0) for r in rows}
 
     def _keyed(self, df: DataFrame, order: list[str]) -> DataFrame:
         n = self.recipe.shards.num_shards

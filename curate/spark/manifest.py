@@ -28,6 +28,8 @@ class WrittenShards:
     rejected: list[dict]
     tokens: list[dict]
     mixture: dict | None = None
+    # under a mixture: tokens per language (its token rows carry none, so the shard writers cannot count them)
+    mixed_tokens_per_language: dict[str, int] | None = None
 
 
 @dataclass
@@ -115,20 +117,19 @@ def per_source_counts(recipe: Recipe, reader_stats: dict, written: WrittenShards
 def per_language_counts(written: WrittenShards) -> dict[str, dict]:
     """{language: {documents, characters, tokens}} of the kept documents, most documents first.
 
-    Tokens are those of the token rows (with ``dedup.rehydrate``, repeated rows count again);
-    under a mixture the token rows carry no language, so there are none per language."""
+    Tokens are those of the token rows: rows a mixture or ``dedup.rehydrate`` repeats count again,
+    and a language a mixture left out has none."""
     out: dict[str, dict] = {}
     for info in written.documents:
         for language, (rows, characters) in info.get("per_language", {}).items():
-            entry = out.setdefault(language, {"documents": 0, "characters": 0})
+            entry = out.setdefault(language, {"documents": 0, "characters": 0, "tokens": 0})
             entry["documents"] += rows
             entry["characters"] += characters
-    if written.mixture is None:
-        for entry in out.values():
-            entry["tokens"] = 0
-        for info in written.tokens:
-            for language, (_, tokens) in info.get("per_language", {}).items():
-                out.setdefault(language, {"documents": 0, "characters": 0, "tokens": 0})["tokens"] += tokens
+    tokens: Counter = Counter(written.mixed_tokens_per_language or {})
+    for info in written.tokens:
+        tokens.update({language: n for language, (_, n) in info.get("per_language", {}).items()})
+    for language, n in tokens.items():
+        out.setdefault(language, {"documents": 0, "characters": 0, "tokens": 0})["tokens"] += n
     return dict(sorted(out.items(), key=lambda kv: (-kv[1]["documents"], kv[0])))
 
 
