@@ -18,18 +18,15 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from extract import REPO, load_pages, load_wcxb_held_out  # noqa: E402
+from common import shared_data
+from extract import load_pages, load_wcxb_held_out
 
-from curate.blocks import PageTooDeep, block_features, page_blocks  # noqa: E402
-from curate.extract_blocks import (  # noqa: E402
+from curate.blocks import PageTooDeep, block_features, page_blocks
+from curate.extract_blocks import (
     ancestor_ids,
     block_probabilities,
     context_features,
@@ -37,7 +34,6 @@ from curate.extract_blocks import (  # noqa: E402
     shared_model,
     stage1_logits,
 )
-from curate.extract_eval import default_data_dir  # noqa: E402
 
 FLOATS = ("dense", "logits", "context", "probability")
 EXACT = ("token_ids", "words", "text")
@@ -88,7 +84,7 @@ def compare(reference: list[dict], current: list[dict]) -> dict[str, tuple[int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=default_data_dir(REPO))
+    parser.add_argument("--data", default=str(shared_data()))
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--save", help="write the outputs of the code checked out to this file")
     action.add_argument("--check", help="compare the code checked out against this file")

@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from extract import REPO, load_pages, load_wcxb_held_out  # noqa: E402
+from common import shared_data
+from extract import load_pages, load_wcxb_held_out
 
-from curate.blocks import PageBlocks, PageTooDeep, page_blocks, parse_html  # noqa: E402
-from curate.extract_blocks import extract_main_text  # noqa: E402
-from curate.extract_eval import default_data_dir  # noqa: E402
-from curate.speedups import block_walk  # noqa: E402
+from curate.blocks import PageBlocks, PageTooDeep, page_blocks, parse_html
+from curate.extract_blocks import extract_main_text
+from curate.speedups import block_walk
 
 SWITCH = "CURATE_SPEEDUP_BLOCK_WALK"
 
@@ -60,7 +56,7 @@ def compiled(html: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=default_data_dir(REPO))
+    parser.add_argument("--data", default=str(shared_data()))
     args = parser.parse_args()
     assert block_walk.compiled() is not None, "the compiled module is not built"
     sets = {

