@@ -116,7 +116,9 @@ def warm_caches() -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_ours(input_dir: str, cores: int, out: str, extractor: str | None = None, storage_options: dict | None = None) -> dict:
+def run_ours(
+    input_dir: str, cores: int, out: str, extractor: str | None = None, storage_options: dict | None = None, recipe: str = RECIPE
+) -> dict:
     """One run of the recipe in a fresh interpreter; returns timings and the manifest path.
 
     ``input_dir`` may be an object-store URL (the WARCs under it), read with ``storage_options``."""
@@ -125,6 +127,8 @@ def run_ours(input_dir: str, cores: int, out: str, extractor: str | None = None,
         cmd += ["--extractor", extractor]
     if storage_options:
         cmd += ["--storage-options", json.dumps(storage_options)]
+    if recipe != RECIPE:
+        cmd += ["--recipe", recipe]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -135,13 +139,13 @@ def run_ours(input_dir: str, cores: int, out: str, extractor: str | None = None,
     return result
 
 
-def recipe_with_extractor(extractor: str | None, folder: str) -> str:
+def recipe_with_extractor(extractor: str | None, folder: str, recipe: str = RECIPE) -> str:
     """The benchmark recipe, or a copy of it whose extract stage uses ``extractor`` (its own defaults)."""
     if not extractor:
-        return RECIPE
+        return recipe
     import yaml
 
-    with open(RECIPE, encoding="utf-8") as fh:
+    with open(recipe, encoding="utf-8") as fh:
         data = yaml.safe_load(fh)
     trafilatura_only = ("favor", "fallbacks", "include_comments")
     for stage in data["stages"]:
@@ -150,7 +154,7 @@ def recipe_with_extractor(extractor: str | None, folder: str) -> str:
                 stage.pop(key, None)
             stage["extractor"] = extractor
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"fineweb-{extractor}.yaml")
+    path = os.path.join(folder, f"{os.path.splitext(os.path.basename(recipe))[0]}-{extractor}.yaml")
     with open(path, "w", encoding="utf-8") as fh:
         yaml.safe_dump(data, fh, sort_keys=False)
     return path
@@ -161,7 +165,9 @@ def warc_pattern(input_dir: str) -> str:
     return input_dir if input_dir.endswith((".warc.gz", ".warc")) else input_dir.rstrip("/") + "/*.warc.gz"
 
 
-def ours_one(input_dir: str, cores: int, out: str, extractor: str | None = None, storage_options: dict | None = None) -> None:
+def ours_one(
+    input_dir: str, cores: int, out: str, extractor: str | None = None, storage_options: dict | None = None, recipe: str = RECIPE
+) -> None:
     from curate.pipeline import run_recipe
     from curate.recipe import load_recipe
 
@@ -172,9 +178,9 @@ def ours_one(input_dir: str, cores: int, out: str, extractor: str | None = None,
         "tokenizer": {"path": tokenizer_file(), "eos_token": "<|endoftext|>"},
         "spark": {"master": f"local[{cores}]", "progress": False, "partitions": None, "driver_memory": "4g"},
     }
-    recipe = load_recipe(recipe_with_extractor(extractor, out + ".recipe"), overrides=overrides)
+    loaded = load_recipe(recipe_with_extractor(extractor, out + ".recipe", recipe), overrides=overrides)
     started = time.perf_counter()
-    manifest = run_recipe(recipe, overwrite=True)
+    manifest = run_recipe(loaded, overwrite=True)
     seconds = time.perf_counter() - started
     print(json.dumps({"job_s": seconds, "manifest": os.path.join(out, "manifest.json"), "summary": manifest["summary"]}))
 
@@ -354,7 +360,7 @@ def agreement(ours: dict[str, str], peer: dict[str, str]) -> dict:
     return result
 
 
-def profile_ours(input_dir: str, limit: int, extractor: str | None = None) -> None:
+def profile_ours(input_dir: str, limit: int, extractor: str | None = None, recipe: str = RECIPE) -> None:
     """cProfile of our map stages in one process (no Spark), top functions per stage (``extractor`` as in a run)."""
     import cProfile
     import pstats
@@ -371,11 +377,11 @@ def profile_ours(input_dir: str, limit: int, extractor: str | None = None) -> No
     }
     run_dir = os.path.join(ROOT, "bench", "out", "profile")
     os.makedirs(run_dir, exist_ok=True)
-    recipe = load_recipe(recipe_with_extractor(extractor, run_dir), overrides=overrides)
-    stages = [s for s in recipe.build_stages(run_dir=run_dir) if not s.is_global]
+    loaded = load_recipe(recipe_with_extractor(extractor, run_dir, recipe), overrides=overrides)
+    stages = [s for s in loaded.build_stages(run_dir=run_dir) if not s.is_global]
     for s in stages:
         s.ensure_setup()
-    source = recipe.sources[0]
+    source = loaded.sources[0]
     profiles = {s.name: cProfile.Profile() for s in stages}
     records = 0
     for path in source_files(source):
@@ -422,6 +428,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile our map stages (no Spark)")
     parser.add_argument("--compare-only", action="store_true", help="only compare the outputs already under --out")
     parser.add_argument("--profile-records", type=int, default=1000)
+    parser.add_argument("--recipe", default=RECIPE, help="our recipe (default: pipelines/recipes/fineweb.yaml)")
     parser.add_argument("--ours-one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--peer-one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tokenizer", help=argparse.SUPPRESS)
@@ -432,12 +439,12 @@ def main() -> None:
     input_dir = args.input if "://" in args.input else os.path.abspath(args.input)
     options = json.loads(args.storage_options) if args.storage_options else None
     if args.ours_one:
-        return ours_one(input_dir, int(args.cores), os.path.abspath(args.out), args.extractor, options)
+        return ours_one(input_dir, int(args.cores), os.path.abspath(args.out), args.extractor, options, os.path.abspath(args.recipe))
     if args.peer_one:
         opts = (options or {}).get(input_dir.split("://")[0]) if options else None
         return peer_one(input_dir, os.path.abspath(args.out), args.tokenizer, args.lid, opts, args.peer_limit)
     if args.profile:
-        return profile_ours(input_dir, args.profile_records, args.extractor)
+        return profile_ours(input_dir, args.profile_records, args.extractor, os.path.abspath(args.recipe))
 
     records = count_responses(input_dir)
     out = os.path.abspath(args.out)
@@ -465,7 +472,9 @@ def main() -> None:
         for kind, cores in sequence if repeat % 2 == 0 else list(reversed(sequence)):
             name = run_name(kind, cores)
             if kind == "ours":
-                result = ours_runs[cores] = run_ours(input_dir, cores, os.path.join(out, f"ours-local{cores}"), args.extractor)
+                result = ours_runs[cores] = run_ours(
+                    input_dir, cores, os.path.join(out, f"ours-local{cores}"), args.extractor, recipe=os.path.abspath(args.recipe)
+                )
             else:
                 result = peer = run_peer(input_dir, os.path.join(out, "datatrove"))
             if "error" in result:
