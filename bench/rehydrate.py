@@ -13,15 +13,15 @@ import argparse
 import collections
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-OUT = ROOT / "bench" / "out" / "rehydrate"
+from common import OUT as BENCH_OUT
+from common import ROOT, load_average
+
+OUT = BENCH_OUT / "rehydrate"
 
 
 def main() -> None:
@@ -57,7 +57,7 @@ def main() -> None:
                 "rehydrate": manifest["rehydrate"],
                 "wall_s": round(seconds, 1),
                 "timings": manifest.get("timings"),
-                "load": os.getloadavg(),
+                "load": load_average(),
             }
         )
     )
