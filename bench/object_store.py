@@ -30,10 +30,10 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, load_average
+from pipeline import count_responses, run_ours, run_peer, warm_caches
 
-from pipeline import count_responses, run_ours, run_peer, warm_caches  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))  # tests/servers.py: the local S3 endpoints
 from servers import fault_server, moto_server, s3_client, s3_storage_options  # noqa: E402
 
 
@@ -94,7 +94,35 @@ def cost_per_record(manifest_path: str, records: int) -> None:
 
 
 def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return " ".join(f"{x:.2f}" for x in load_average())
+
+
+def print_rates(results: dict[str, tuple[dict | None, int]], records: int, cores: int, out: str) -> dict[str, float]:
+    """Records/s per core of each run that ran, the ratios between them; returns wall seconds by run."""
+    rows = []
+    for name, (result, n) in results.items():
+        if result is None:
+            continue
+        if "error" in result:
+            print(f"{name}: FAILED\n{result['error']}")
+            continue
+        run_cores = 1 if name.startswith("datatrove") else cores
+        n = records if n < 0 else min(n, records)
+        rows.append((name, result["wall_s"], n / result["wall_s"] / run_cores))
+        print(f"{name:<24} {n:>7,} records {result['wall_s']:8.1f} s {n / result['wall_s'] / run_cores:8.1f} records/s/core")
+    rates = dict((name, rate) for name, _, rate in rows)
+    walls = dict((name, wall) for name, wall, _ in rows)
+    if "curate, S3 endpoint" in rates and "datatrove, S3 endpoint" in rates:
+        print(
+            f"ratio curate / datatrove, both from the S3 endpoint: {rates['curate, S3 endpoint'] / rates['datatrove, S3 endpoint']:.2f}x per core"
+        )
+    if "curate, local disk" in walls and "curate, S3 endpoint" in walls:
+        print(
+            f"reading from the S3 endpoint costs curate {walls['curate, S3 endpoint'] / walls['curate, local disk'] - 1:+.1%} over local disk"
+        )
+        same = digests(os.path.join(out, "ours-local")) == digests(os.path.join(out, "ours-s3"))
+        print(f"shards from local disk and from S3 byte-identical: {same}")
+    return walls
 
 
 def main() -> None:
@@ -119,37 +147,16 @@ def main() -> None:
     print(f"input: {records:,} response records in {folder} (commit {commit}, extractor {args.extractor}, load {load()})")
     warm = warm_caches()
     print(f"per-machine caches built first: {json.dumps({k: v for k, v in warm.items() if k != 'error'})}")
-    rows = []
     with endpoint(args.endpoint, folder, out) as (url, options):
         local = None if args.no_ours else run_ours(folder, args.cores, os.path.join(out, "ours-local"), args.extractor)
         remote = None if args.no_ours else run_ours(url, args.cores, os.path.join(out, "ours-s3"), args.extractor, storage_options=options)
         peer = None if args.no_peer else run_peer(url, os.path.join(out, "datatrove-s3"), options, args.peer_limit)
-    for name, result, n in (
-        ("curate, local disk", local, records),
-        ("curate, S3 endpoint", remote, records),
-        ("datatrove, S3 endpoint", peer, args.peer_limit),
-    ):
-        if result is None:
-            continue
-        if "error" in result:
-            print(f"{name}: FAILED\n{result['error']}")
-            continue
-        cores = 1 if name.startswith("datatrove") else args.cores
-        n = records if n < 0 else min(n, records)
-        rows.append((name, result["wall_s"], n / result["wall_s"] / cores))
-        print(f"{name:<24} {n:>7,} records {result['wall_s']:8.1f} s {n / result['wall_s'] / cores:8.1f} records/s/core")
-    rates = dict((name, rate) for name, _, rate in rows)
-    walls = dict((name, wall) for name, wall, _ in rows)
-    if "curate, S3 endpoint" in rates and "datatrove, S3 endpoint" in rates:
-        print(
-            f"ratio curate / datatrove, both from the S3 endpoint: {rates['curate, S3 endpoint'] / rates['datatrove, S3 endpoint']:.2f}x per core"
-        )
-    if "curate, local disk" in walls and "curate, S3 endpoint" in walls:
-        print(
-            f"reading from the S3 endpoint costs curate {walls['curate, S3 endpoint'] / walls['curate, local disk'] - 1:+.1%} over local disk"
-        )
-        same = digests(os.path.join(out, "ours-local")) == digests(os.path.join(out, "ours-s3"))
-        print(f"shards from local disk and from S3 byte-identical: {same}")
+    results = {
+        "curate, local disk": (local, records),
+        "curate, S3 endpoint": (remote, records),
+        "datatrove, S3 endpoint": (peer, args.peer_limit),
+    }
+    walls = print_rates(results, records, args.cores, out)
     if "curate, local disk" in walls:
         cost_per_record(os.path.join(out, "ours-local", "manifest.json"), records)
     print(f"load at the end: {load()}")
