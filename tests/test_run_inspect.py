@@ -90,9 +90,10 @@ def test_inspect_errors_name_the_problem(run_dir, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def multilingual_run(tmp_path_factory, data_dir):
     """A run split by language, written by the job's shard writer: the eight real pages of
-    tests/data/multilingual (three copies each, under their ISO 639-3 + script pair) through the
-    filter stages with FineWeb-2's per-language settings; its manifest's ``languages`` as the job writes it."""
-    from curate.language_settings import language_script
+    tests/data/multilingual (three copies each) through langid (ISO 639-3 + script pairs) and the
+    English-tuned repetition and FineWeb rules, which remove Hindi, Thai and Korean whole; its
+    manifest's ``languages`` as the job writes it."""
+    from curate.langid import LangIdParams, LangIdStage
     from curate.schema import documents_from_pylist
     from curate.shards import shard_index
     from curate.spark.manifest import WrittenShards, per_language_counts
@@ -100,15 +101,11 @@ def multilingual_run(tmp_path_factory, data_dir):
     from curate.tokens import DocumentTokenizer
 
     pages = [json.loads(line) for line in (data_dir / "multilingual" / "pages.jsonl").read_text(encoding="utf-8").splitlines()]
-    rows = [
-        {"id": f"{copy}-{i}", "source": "web", "url": p["url"], "text": p["text"], "language": language_script(p["language"])}
-        for copy in range(3)
-        for i, p in enumerate(pages)
-    ]
+    rows = [{"id": f"{copy}-{i}", "source": "web", "url": p["url"], "text": p["text"]} for copy in range(3) for i, p in enumerate(pages)]
     stages = [
-        GopherRepetitionStage(GopherRepetitionParams(language_settings="fineweb2")),
-        GopherQualityStage(GopherQualityParams(language_settings="fineweb2")),
-        FineWebStage(FineWebParams(language_settings="fineweb2")),
+        LangIdStage(LangIdParams(languages=["all"], codes="iso639_3")),
+        GopherRepetitionStage(GopherRepetitionParams()),
+        FineWebStage(FineWebParams()),
     ]
     kept, rejected = run_map_stages(stages, documents_from_pylist(rows))
     table = pa.concat_tables([pa.Table.from_batches([kept]), pa.Table.from_batches([rejected])])
