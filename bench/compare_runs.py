@@ -194,10 +194,10 @@ HOG = "import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n   
 
 def timed_run(input_dir: str, cores: int, out: str) -> dict:
     """One run of bench/pipeline.py's recipe in a fresh process, with the load average before and after."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from common import load_average
     from pipeline import run_ours
 
-    before = os.getloadavg()
+    before = load_average()
     result = run_ours(input_dir, cores, out)
     if "error" in result:
         raise SystemExit(f"run into {out} failed:\n{result['error']}")
@@ -206,7 +206,7 @@ def timed_run(input_dir: str, cores: int, out: str) -> dict:
         "master": f"local[{cores}]",
         "wall_s": round(result["wall_s"], 1),
         "load_before": before,
-        "load_after": os.getloadavg(),
+        "load_after": load_average(),
     }
 
 
