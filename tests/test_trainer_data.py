@@ -125,6 +125,23 @@ def test_bad_inputs_name_the_file(tmp_path, run_dir):
         TokenStream(str(bad))
 
 
+def test_a_run_split_by_language_asks_for_one_language(tmp_path, run_dir):
+    """A `shards.partition_by: language` run has tokens/language=<code>/ folders and no shard at
+    tokens/: its root is refused naming the languages; one language's folder is read as a run."""
+    import shutil
+
+    shards = resolve_shards(str(run_dir))
+    for code, picked in (("deu_Latn", shards[:1]), ("eng_Latn", shards[1:])):
+        folder = tmp_path / "split" / "tokens" / f"language={code}"
+        folder.mkdir(parents=True)
+        for shard in picked:
+            shutil.copy(shard, folder)
+    with pytest.raises(DataError, match=r"split by language \(language=deu_Latn, language=eng_Latn\).*tokens/language=deu_Latn"):
+        resolve_shards(str(tmp_path / "split"))
+    one = TokenStream(str(tmp_path / "split" / "tokens" / "language=eng_Latn"))
+    assert one.total_tokens == TokenStream(shards[1:]).total_tokens
+
+
 @settings(max_examples=40, deadline=None)
 @given(world=st.integers(1, 4), micro=st.integers(1, 5), steps=st.integers(1, 6), start=st.integers(0, 7))
 def test_layout_partitions_sequences(world, micro, steps, start):

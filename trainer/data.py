@@ -45,6 +45,15 @@ def resolve_shards(path: str) -> list[str]:
         if fs.isdir(posixpath.join(root, "tokens")):
             root = posixpath.join(root, "tokens")
         found = fs.glob(posixpath.join(root, "*.parquet"))
+        split = sorted(posixpath.basename(d) for d in fs.glob(posixpath.join(root, "language=*")))
+        if not found and split:
+            # Each language's shards are sorted by id within it only; read together they would
+            # feed the model one language after another, so the choice is the user's.
+            example = posixpath.join(root, split[0])
+            raise DataError(
+                f"{path}: the run is split by language ({', '.join(split)}): train on one language's "
+                f"folder, e.g. {example if isinstance(fs, fsspec.implementations.local.LocalFileSystem) else fs.unstrip_protocol(example)}"
+            )
     elif fs.isfile(root):
         found = [root]
     else:
