@@ -26,38 +26,21 @@ Usage: ``python bench/pii.py [--held-out-seed 1] [--repeat 3]``
 from __future__ import annotations
 
 import argparse
-import glob
-import gzip
 import json
 import logging
 import os
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+import pii_set
+from common import eval_page_texts
 
-from curate.pii import DEFAULT_ENTITIES, PiiParams, PiiStage, build_prechecks, lines_to_analyse  # noqa: E402
-
-PAGES_DIR = "/work/shared/data/html/trafilatura-eval/pages"
-PAGES_CACHE = ROOT / "bench" / "out" / "trafilatura_pages.json"
+from curate.pii import DEFAULT_ENTITIES, PiiParams, PiiStage, build_prechecks, lines_to_analyse
 
 
 def extracted_pages() -> list[str]:
-    if PAGES_CACHE.exists():
-        return [p["text"] for p in json.loads(PAGES_CACHE.read_text())]
-    import trafilatura
-
-    pages = []
-    for path in sorted(glob.glob(os.path.join(PAGES_DIR, "*.html.gz"))):
-        html = gzip.open(path).read().decode("utf-8", "replace")
-        pages.append({"file": os.path.basename(path), "text": trafilatura.extract(html) or ""})
-    PAGES_CACHE.parent.mkdir(parents=True, exist_ok=True)
-    PAGES_CACHE.write_text(json.dumps(pages))
-    return [p["text"] for p in pages]
+    """trafilatura's main text of the 290 trafilatura-eval pages (bench/common.py caches it)."""
+    return [row["text"] for row in eval_page_texts()]
 
 
 def presidio_out_of_the_box():
@@ -162,59 +145,24 @@ def main(argv: list[str] | None = None) -> int:
     logging.disable(logging.WARNING)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    import pii_set
-
-    tuned = [json.loads(line) for line in open(pii_set.LABELLED, encoding="utf-8")]
-    sentences = [s for s in pii_set.SENTENCES.read_text(encoding="utf-8").splitlines() if s]
-    held_out = pii_set.build(args.held_out_seed, 200, sentences)
-
     ours = PiiStage(PiiParams())
     ours.check()
     ours.ensure_setup()
     plain = presidio_out_of_the_box()
-    for name, examples in (("tuned set (seed 0, tests/data/pii)", tuned), (f"held-out set (seed {args.held_out_seed})", held_out)):
-        print_quality(f"{name}: {len(examples)} texts", {"curate": score(examples, ours.analyze), "presidio": score(examples, plain)})
-
-    lookalikes = [json.loads(line) for line in open(pii_set.LOOKALIKES, encoding="utf-8")]
-    no_rules = PiiStage(PiiParams(shipped_context_rules=False))
-    no_rules.ensure_setup()
-    print_lookalikes(lookalikes, {"curate": ours.analyze, "curate, no context rules": no_rules.analyze, "presidio": plain})
-
+    print_quality_sets(ours, plain, args.held_out_seed)
     pages = extracted_pages()
-
-    def fresh_stage(**params):
-        # a new stage per pass: no pass profits from the phone memo an earlier one filled
-        def make():
-            stage = PiiStage(PiiParams(**params))
-            stage.ensure_setup()
-            stage.analyze(pages[0])  # spaCy's first call
-            return stage.analyze
-
-        return make
-
     plain(pages[0])
     print(f"\n== throughput: {len(pages)} extracted trafilatura-eval pages, {sum(map(len, pages)):,} chars, one core")
     rates = throughput(
         pages,
         {
             "presidio (whole page)": lambda: plain,
-            "curate, no pre-check": fresh_stage(precheck=False),
-            "curate, pre-check": fresh_stage(),
+            "curate, no pre-check": fresh_stage(pages[0], precheck=False),
+            "curate, pre-check": fresh_stage(pages[0]),
         },
         args.repeat,
     )
-    # per-page speed-up (another fresh stage): where the time goes page by page
-    per_page = fresh_stage()()
-    ratios = []
-    for t in pages:
-        a = time.perf_counter()
-        plain(t)
-        b = time.perf_counter()
-        per_page(t)
-        c = time.perf_counter()
-        ratios.append((b - a) / max(c - b, 1e-9))
-    ratios.sort()
-    print(f"per-page speed-up vs presidio: median {ratios[len(ratios) // 2]:.1f}x, slowest-page {ratios[0]:.1f}x")
+    print_per_page_speedup(pages, plain, fresh_stage(pages[0])())
     for label, rate in rates.items():
         print(f"{label:<24}{rate:>10.1f} docs/s   {rate / rates['presidio (whole page)']:>5.1f}x presidio")
     checks = build_prechecks(DEFAULT_ENTITIES)
@@ -225,6 +173,45 @@ def main(argv: list[str] | None = None) -> int:
         f"lines passed: {sum(map(len, lines))} of {all_lines}"
     )
     return 0
+
+
+def print_quality_sets(ours: PiiStage, plain, held_out_seed: int) -> None:
+    """Recall and precision on the tuned and a held-out labelled set, then the look-alikes."""
+    tuned = [json.loads(line) for line in open(pii_set.LABELLED, encoding="utf-8")]
+    sentences = [s for s in pii_set.SENTENCES.read_text(encoding="utf-8").splitlines() if s]
+    held_out = pii_set.build(held_out_seed, 200, sentences)
+    for name, examples in (("tuned set (seed 0, tests/data/pii)", tuned), (f"held-out set (seed {held_out_seed})", held_out)):
+        print_quality(f"{name}: {len(examples)} texts", {"curate": score(examples, ours.analyze), "presidio": score(examples, plain)})
+    lookalikes = [json.loads(line) for line in open(pii_set.LOOKALIKES, encoding="utf-8")]
+    no_rules = PiiStage(PiiParams(shipped_context_rules=False))
+    no_rules.ensure_setup()
+    print_lookalikes(lookalikes, {"curate": ours.analyze, "curate, no context rules": no_rules.analyze, "presidio": plain})
+
+
+def fresh_stage(first_page: str, **params):
+    """A maker of a new stage's analyze per pass: no pass profits from the phone memo an earlier one filled."""
+
+    def make():
+        stage = PiiStage(PiiParams(**params))
+        stage.ensure_setup()
+        stage.analyze(first_page)  # spaCy's first call
+        return stage.analyze
+
+    return make
+
+
+def print_per_page_speedup(pages: list[str], plain, ours) -> None:
+    """Where the time goes page by page: each page's presidio time over ours."""
+    ratios = []
+    for t in pages:
+        a = time.perf_counter()
+        plain(t)
+        b = time.perf_counter()
+        ours(t)
+        c = time.perf_counter()
+        ratios.append((b - a) / max(c - b, 1e-9))
+    ratios.sort()
+    print(f"per-page speed-up vs presidio: median {ratios[len(ratios) // 2]:.1f}x, slowest-page {ratios[0]:.1f}x")
 
 
 if __name__ == "__main__":
