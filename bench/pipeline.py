@@ -37,9 +37,8 @@ import sys
 import time
 from collections import Counter
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-OURS_PY = os.path.join(ROOT, ".venv", "bin", "python")
-PEER_PY = os.path.join(ROOT, ".venv-bench", "bin", "python")
+from common import BENCH_PYTHON, PRODUCT_PYTHON, ROOT
+
 RECIPE = os.path.join(ROOT, "pipelines", "recipes", "fineweb.yaml")
 
 # our rejection reason prefix (stage name) -> the datatrove step that implements the same rule set
@@ -110,7 +109,7 @@ def warm_caches() -> dict:
     Spark's JVM class archive (``curate.speedups.class_archive``) and numba's compiled MinHash
     kernels are made once per machine; every later run, ours or a user's, only loads them.
     """
-    proc = subprocess.run([OURS_PY, "-c", WARM_UP], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([str(PRODUCT_PYTHON), "-c", WARM_UP], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": proc.stderr[-2000:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -122,7 +121,7 @@ def run_ours(
     """One run of the recipe in a fresh interpreter; returns timings and the manifest path.
 
     ``input_dir`` may be an object-store URL (the WARCs under it), read with ``storage_options``."""
-    cmd = [OURS_PY, __file__, "--ours-one", "--input", input_dir, "--cores", str(cores), "--out", out]
+    cmd = [str(PRODUCT_PYTHON), __file__, "--ours-one", "--input", input_dir, "--cores", str(cores), "--out", out]
     if extractor:
         cmd += ["--extractor", extractor]
     if storage_options:
@@ -203,7 +202,19 @@ def our_decisions(run_dir: str) -> dict[str, str]:
 
 def run_peer(input_dir: str, out: str, storage_options: dict | None = None, limit: int = -1) -> dict:
     """datatrove in a fresh interpreter; ``input_dir`` may be an object-store URL, ``limit`` caps the records read."""
-    cmd = [PEER_PY, __file__, "--peer-one", "--input", input_dir, "--out", out, "--tokenizer", tokenizer_file(), "--lid", lid_model()]
+    cmd = [
+        str(BENCH_PYTHON),
+        __file__,
+        "--peer-one",
+        "--input",
+        input_dir,
+        "--out",
+        out,
+        "--tokenizer",
+        tokenizer_file(),
+        "--lid",
+        lid_model(),
+    ]
     cmd += ["--peer-limit", str(limit)] + (["--storage-options", json.dumps(storage_options)] if storage_options else [])
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -233,25 +244,89 @@ def peer_one(input_dir: str, out: str, tokenizer: str, lid: str, storage_options
     import shutil
 
     from datatrove.executor import LocalPipelineExecutor
-    from datatrove.pipeline.dedup import MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
+
+    shutil.rmtree(out, ignore_errors=True)
+    timings = {}
+    for name, pipeline, tasks in datatrove_steps(input_dir, out, tokenizer, lid, storage_options, limit):
+        started = time.perf_counter()
+        LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=1, logging_dir=f"{out}/logs/{name}", skip_completed=False).run()
+        timings[name] = time.perf_counter() - started
+    print(json.dumps({"steps_s": timings, "job_s": sum(timings.values())}))
+
+
+def datatrove_steps(
+    input_dir: str, out: str, tokenizer: str, lid: str, storage_options: dict | None, limit: int
+) -> list[tuple[str, list, int]]:
+    """(name, pipeline, tasks) of each step: filter, MinHash buckets and clusters, then dedup + PII + tokens."""
+    from datatrove.pipeline.dedup import MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter
     from datatrove.pipeline.dedup.minhash import MinhashConfig
-    from datatrove.pipeline.extractors import Trafilatura
-    from datatrove.pipeline.filters import (
-        C4QualityFilter,
-        FineWebQualityFilter,
-        GopherQualityFilter,
-        GopherRepetitionFilter,
-        LanguageFilter,
-    )
     from datatrove.pipeline.formatters import PIIFormatter
-    from datatrove.pipeline.readers import JsonlReader, WarcReader
+    from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.tokens import DocumentTokenizer
     from datatrove.pipeline.writers import JsonlWriter
+
+    config = MinhashConfig()
+    minhash = f"{out}/minhash"
+    last = [
+        JsonlReader(f"{out}/filtered"),
+        MinhashDedupFilter(input_folder=f"{minhash}/remove_ids", exclusion_writer=JsonlWriter(f"{out}/removed/minhash")),
+        PIIFormatter(),
+        JsonlWriter(f"{out}/kept"),
+        DocumentTokenizer(
+            output_folder=f"{out}/tokens", tokenizer_name_or_path=tokenizer, eos_token="<|endoftext|>", shuffle_documents=False
+        ),
+    ]
+    return [
+        ("filter", filter_step(input_dir, out, lid, storage_options, limit, config), 1),
+        # the bucket step splits work by bucket: one task per bucket, still run by one worker
+        (
+            "minhash_buckets",
+            [MinhashDedupBuckets(input_folder=f"{minhash}/signatures", output_folder=f"{minhash}/buckets", config=config)],
+            config.num_buckets,
+        ),
+        (
+            "minhash_cluster",
+            [MinhashDedupCluster(input_folder=f"{minhash}/buckets", output_folder=f"{minhash}/remove_ids", config=config)],
+            1,
+        ),
+        ("dedup_pii_tokenize", last, 1),
+    ]
+
+
+def filter_step(input_dir: str, out: str, lid: str, storage_options: dict | None, limit: int, config) -> list:
+    """Read, extract, keep English, the four filters, write what is kept and its MinHash signatures."""
+    from datatrove.pipeline.dedup import MinhashDedupSignature
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
+    from datatrove.pipeline.readers import WarcReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    removed = lambda step: JsonlWriter(f"{out}/removed/{step}")  # noqa: E731
+    return [
+        # an object store: datatrove's data folder is (URL, fsspec options), its own way in
+        warc_reader(WarcReader, input_dir, out, storage_options, limit),
+        # Our extract stage also gives a page 20 s. deduplicate=False: datatrove's default
+        # turns on trafilatura's process-wide LRU cache of paragraphs already seen, which
+        # drops text from later documents depending on reading order (on this input, 327
+        # templates x 15 copies, it empties ~8% of pages); curate keeps no such
+        # order-dependent state and removes repeated documents in its dedup stage instead.
+        Trafilatura(favour_precision=True, timeout=20, deduplicate=False),
+        english_filter(lid, removed("langid")),
+        GopherRepetitionFilter(exclusion_writer=removed("gopher_repetition")),
+        GopherQualityFilter(exclusion_writer=removed("gopher_quality")),
+        C4QualityFilter(filter_no_terminal_punct=False, exclusion_writer=removed("c4")),
+        FineWebQualityFilter(exclusion_writer=removed("fineweb")),
+        JsonlWriter(f"{out}/filtered"),
+        MinhashDedupSignature(output_folder=f"{out}/minhash/signatures", config=config),
+    ]
+
+
+def english_filter(lid: str, exclusion_writer):
+    """datatrove's language filter keeping English, with the same lid.176 model file as ours, loaded from disk (no download)."""
+    from datatrove.pipeline.filters import LanguageFilter
     from datatrove.utils.lid import FT176LID
 
     class LocalFT176(FT176LID):
-        """The same lid.176 model file as ours, loaded from disk (no download)."""
-
         @property
         def model(self):
             if self._model is None:
@@ -260,62 +335,9 @@ def peer_one(input_dir: str, out: str, tokenizer: str, lid: str, storage_options
                 self._model = _FastText(lid)
             return self._model
 
-    shutil.rmtree(out, ignore_errors=True)
-    removed = lambda step: JsonlWriter(f"{out}/removed/{step}")  # noqa: E731
-    language = LanguageFilter(languages=["en"], exclusion_writer=removed("langid"))
+    language = LanguageFilter(languages=["en"], exclusion_writer=exclusion_writer)
     language.model = LocalFT176(["en"])
-    config = MinhashConfig()
-    logs = f"{out}/logs"
-    timings = {}
-
-    def run(name, pipeline, tasks=1):
-        started = time.perf_counter()
-        LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=1, logging_dir=f"{logs}/{name}", skip_completed=False).run()
-        timings[name] = time.perf_counter() - started
-
-    run(
-        "filter",
-        [
-            # an object store: datatrove's data folder is (URL, fsspec options), its own way in
-            warc_reader(WarcReader, input_dir, out, storage_options, limit),
-            # Our extract stage also gives a page 20 s. deduplicate=False: datatrove's default
-            # turns on trafilatura's process-wide LRU cache of paragraphs already seen, which
-            # drops text from later documents depending on reading order (on this input, 327
-            # templates x 15 copies, it empties ~8% of pages); curate keeps no such
-            # order-dependent state and removes repeated documents in its dedup stage instead.
-            Trafilatura(favour_precision=True, timeout=20, deduplicate=False),
-            language,
-            GopherRepetitionFilter(exclusion_writer=removed("gopher_repetition")),
-            GopherQualityFilter(exclusion_writer=removed("gopher_quality")),
-            C4QualityFilter(filter_no_terminal_punct=False, exclusion_writer=removed("c4")),
-            FineWebQualityFilter(exclusion_writer=removed("fineweb")),
-            JsonlWriter(f"{out}/filtered"),
-            MinhashDedupSignature(output_folder=f"{out}/minhash/signatures", config=config),
-        ],
-    )
-    # the bucket step splits work by bucket: one task per bucket, still run by one worker
-    run(
-        "minhash_buckets",
-        [MinhashDedupBuckets(input_folder=f"{out}/minhash/signatures", output_folder=f"{out}/minhash/buckets", config=config)],
-        tasks=config.num_buckets,
-    )
-    run(
-        "minhash_cluster",
-        [MinhashDedupCluster(input_folder=f"{out}/minhash/buckets", output_folder=f"{out}/minhash/remove_ids", config=config)],
-    )
-    run(
-        "dedup_pii_tokenize",
-        [
-            JsonlReader(f"{out}/filtered"),
-            MinhashDedupFilter(input_folder=f"{out}/minhash/remove_ids", exclusion_writer=removed("minhash")),
-            PIIFormatter(),
-            JsonlWriter(f"{out}/kept"),
-            DocumentTokenizer(
-                output_folder=f"{out}/tokens", tokenizer_name_or_path=tokenizer, eos_token="<|endoftext|>", shuffle_documents=False
-            ),
-        ],
-    )
-    print(json.dumps({"steps_s": timings, "job_s": sum(timings.values())}))
+    return language
 
 
 def peer_decisions(out: str, all_urls: list[str]) -> dict[str, str]:
@@ -407,7 +429,7 @@ def run_name(kind: str, cores: int) -> str:
     return f"curate local[{cores}]" if kind == "ours" else "datatrove 1 task, 1 worker"
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="curate vs datatrove, end to end")
     parser.add_argument("--input", default="bench/out/cc-1x")
     parser.add_argument("--cores", default="1,2")
@@ -435,7 +457,11 @@ def main() -> None:
     parser.add_argument("--lid", help=argparse.SUPPRESS)
     parser.add_argument("--storage-options", help=argparse.SUPPRESS)  # JSON, for an object-store --input
     parser.add_argument("--peer-limit", type=int, default=-1, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     input_dir = args.input if "://" in args.input else os.path.abspath(args.input)
     options = json.loads(args.storage_options) if args.storage_options else None
     if args.ours_one:
@@ -449,20 +475,34 @@ def main() -> None:
     records = count_responses(input_dir)
     out = os.path.abspath(args.out)
     print(f"input: {records:,} response records in {input_dir}")
-    rows = []
     ours_runs = {}
     if args.compare_only:
         args.no_ours = args.no_peer = True
         ours_runs = {int(c): {} for c in args.cores.split(",") if os.path.exists(os.path.join(out, f"ours-local{c}", "manifest.json"))}
-    cores_list = [int(c) for c in args.cores.split(",")]
     if not args.no_ours:
-        warm = warm_caches()
-        if "error" in warm:
-            print(f"warm-up failed:\n{warm['error']}")
-        else:
-            print(
-                f"per-machine caches: JVM class archive {warm['archive'] or 'off'} ({warm['archive_s']:.1f} s), numba kernels ({warm['numba_s']:.1f} s)"
-            )
+        print_warm_up(warm_caches())
+    walls, peer = run_in_turns(args, input_dir, out, ours_runs)
+    print_rates(walls, records, args.repeat)
+    good = [c for c, r in ours_runs.items() if "error" not in r]
+    peer_done = os.path.isdir(os.path.join(out, "datatrove", "kept"))
+    if good and peer_done and (peer is None or "error" not in peer):
+        print_agreement(os.path.join(out, f"ours-local{good[0]}"), os.path.join(out, "datatrove"))
+
+
+def print_warm_up(warm: dict) -> None:
+    if "error" in warm:
+        print(f"warm-up failed:\n{warm['error']}")
+    else:
+        print(
+            f"per-machine caches: JVM class archive {warm['archive'] or 'off'} ({warm['archive_s']:.1f} s), numba kernels ({warm['numba_s']:.1f} s)"
+        )
+
+
+def run_in_turns(
+    args: argparse.Namespace, input_dir: str, out: str, ours_runs: dict
+) -> tuple[dict[tuple[str, int], list[float]], dict | None]:
+    """Every configuration ``args.repeat`` times; (wall seconds per (kind, cores), the last peer run)."""
+    cores_list = [int(c) for c in args.cores.split(",")]
     # This box's speed drifts by 10-25% over minutes: each repeat reverses the order of the
     # previous one (ours, peer | peer, ours | ...) so a steady drift weighs on both sides alike.
     sequence = ([] if args.no_ours else [("ours", c) for c in cores_list]) + ([] if args.no_peer else [("peer", 1)])
@@ -485,11 +525,17 @@ def main() -> None:
                 print(f"  run {repeat + 1}: {name:<28} {result['wall_s']:7.1f} s", flush=True)
             if kind == "peer":
                 print("datatrove steps (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result["steps_s"].items()))
+    return walls, peer
+
+
+def print_rates(walls: dict[tuple[str, int], list[float]], records: int, repeat: int) -> None:
+    """Median wall seconds and records/s per core of each configuration, and each of ours against datatrove."""
+    rows = []
     for (kind, cores), values in walls.items():
         wall = statistics.median(values)
         rows.append((run_name(kind, cores), cores, wall, records / wall / cores))
-    if args.repeat > 1:
-        print(f"(wall s below: median of {args.repeat} runs each)")
+    if repeat > 1:
+        print(f"(wall s below: median of {repeat} runs each)")
     print(f"\n{'run':<30}{'cores':>6}{'wall s':>10}{'records/s/core':>16}")
     for name, cores, wall, rate in rows:
         print(f"{name:<30}{cores:>6}{wall:>10.1f}{rate:>16.1f}")
@@ -497,19 +543,20 @@ def main() -> None:
     for name, _, _, rate in rows:
         if peer_rate and not name.startswith("datatrove"):
             print(f"ratio {name} / datatrove: {rate / peer_rate:.2f}x per core")
-    good = [c for c, r in ours_runs.items() if "error" not in r]
-    peer_done = os.path.isdir(os.path.join(out, "datatrove", "kept"))
-    if good and peer_done and (peer is None or "error" not in peer):
-        ours = our_decisions(os.path.join(out, f"ours-local{good[0]}"))
-        theirs = peer_decisions(os.path.join(out, "datatrove"), list(ours))
-        agree = agreement(ours, theirs)
-        print(f"\nagreement kept/removed over {agree['documents']:,} documents: {agree['kept_or_removed']:.1%}")
-        for step, s in agree["steps"].items():
-            print(
-                f"  {step:<18} reached both {s['reached_both']:>6,}  agree {s['agree']:.1%}  removed ours {s['removed_ours']:,} / datatrove {s['removed_peer']:,}"
-            )
-        print("ours:      " + json.dumps(Counter(ours.values()).most_common()))
-        print("datatrove: " + json.dumps(Counter(theirs.values()).most_common()))
+
+
+def print_agreement(ours_dir: str, peer_dir: str) -> None:
+    """How often the two pipelines keep or remove the same documents, overall and step by step."""
+    ours = our_decisions(ours_dir)
+    theirs = peer_decisions(peer_dir, list(ours))
+    agree = agreement(ours, theirs)
+    print(f"\nagreement kept/removed over {agree['documents']:,} documents: {agree['kept_or_removed']:.1%}")
+    for step, s in agree["steps"].items():
+        print(
+            f"  {step:<18} reached both {s['reached_both']:>6,}  agree {s['agree']:.1%}  removed ours {s['removed_ours']:,} / datatrove {s['removed_peer']:,}"
+        )
+    print("ours:      " + json.dumps(Counter(ours.values()).most_common()))
+    print("datatrove: " + json.dumps(Counter(theirs.values()).most_common()))
 
 
 if __name__ == "__main__":
