@@ -302,27 +302,8 @@ def _absolute(path: str) -> str:
 
 
 def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
-    names = [s.name for s in recipe.sources]
-    if not recipe.sources:
-        raise RecipeError(file, "sources", "expected at least one source")
-    for i, src in enumerate(recipe.sources):
-        if src.kind not in READERS:
-            raise RecipeError(file, f"sources[{i}].kind", f"unknown source kind {src.kind!r}; expected one of: {', '.join(READERS)}")
-        if names.count(src.name) > 1:
-            raise RecipeError(file, f"sources[{i}].name", f"source name {src.name!r} is used twice")
-        if not src.weight > 0:
-            raise RecipeError(file, f"sources[{i}].weight", f"expected a positive number, got {src.weight!r}")
-        _validate_where(src, f"sources[{i}]", file)
-        if check_files:
-            _check_source_files(recipe, src, f"sources[{i}]", file)
-    if recipe.mixture is not None:
-        for key, w in recipe.mixture.weights.items():
-            if key not in names:
-                raise RecipeError(file, f"mixture.weights.{key}", f"unknown source; expected one of: {', '.join(names)}")
-            if not w > 0:
-                raise RecipeError(file, f"mixture.weights.{key}", f"expected a positive number, got {w!r}")
-        if recipe.mixture.total_tokens is not None and recipe.mixture.total_tokens <= 0:
-            raise RecipeError(file, "mixture.total_tokens", "expected a positive integer")
+    _validate_sources(recipe, file, check_files)
+    _validate_mixture(recipe, file)
     _validate_storage(recipe, file)
     if recipe.shards.num_shards < 1:
         raise RecipeError(file, "shards.num_shards", "expected a positive integer")
@@ -338,22 +319,56 @@ def _validate(recipe: Recipe, file: str, check_files: bool) -> None:
     if stage_kinds.count("extract") > 1 or ("extract" in stage_kinds and stage_kinds.index("extract") != 0):
         raise RecipeError(file, "stages", "'extract' may appear once, as the first stage")
     if check_files:
-        if not os.path.isfile(recipe.tokenizer.path):
-            raise RecipeError(file, "tokenizer.path", f"file not found: {recipe.tokenizer.path}")
-        from curate.tokens import DocumentTokenizer, TokenizerError
+        _check_tokenizer_and_stages(recipe, file)
 
+
+def _validate_sources(recipe: Recipe, file: str, check_files: bool) -> None:
+    names = [s.name for s in recipe.sources]
+    if not recipe.sources:
+        raise RecipeError(file, "sources", "expected at least one source")
+    for i, src in enumerate(recipe.sources):
+        if src.kind not in READERS:
+            raise RecipeError(file, f"sources[{i}].kind", f"unknown source kind {src.kind!r}; expected one of: {', '.join(READERS)}")
+        if names.count(src.name) > 1:
+            raise RecipeError(file, f"sources[{i}].name", f"source name {src.name!r} is used twice")
+        if not src.weight > 0:
+            raise RecipeError(file, f"sources[{i}].weight", f"expected a positive number, got {src.weight!r}")
+        _validate_where(src, f"sources[{i}]", file)
+        if check_files:
+            _check_source_files(recipe, src, f"sources[{i}]", file)
+
+
+def _validate_mixture(recipe: Recipe, file: str) -> None:
+    if recipe.mixture is None:
+        return
+    names = [s.name for s in recipe.sources]
+    for key, w in recipe.mixture.weights.items():
+        if key not in names:
+            raise RecipeError(file, f"mixture.weights.{key}", f"unknown source; expected one of: {', '.join(names)}")
+        if not w > 0:
+            raise RecipeError(file, f"mixture.weights.{key}", f"expected a positive number, got {w!r}")
+    if recipe.mixture.total_tokens is not None and recipe.mixture.total_tokens <= 0:
+        raise RecipeError(file, "mixture.total_tokens", "expected a positive integer")
+
+
+def _check_tokenizer_and_stages(recipe: Recipe, file: str) -> None:
+    """The tokenizer file loads and names its end-of-text token; every stage can start (models, word lists...)."""
+    if not os.path.isfile(recipe.tokenizer.path):
+        raise RecipeError(file, "tokenizer.path", f"file not found: {recipe.tokenizer.path}")
+    from curate.tokens import DocumentTokenizer, TokenizerError
+
+    try:
+        DocumentTokenizer(recipe.tokenizer.path, recipe.tokenizer.eos_token).check()
+    except TokenizerError as e:
+        key = "tokenizer.eos_token" if "has no token" in str(e) else "tokenizer.path"
+        raise RecipeError(file, key, str(e)) from None
+    from curate.stage import StageError
+
+    for i, stage in enumerate(recipe.build_stages()):
         try:
-            DocumentTokenizer(recipe.tokenizer.path, recipe.tokenizer.eos_token).check()
-        except TokenizerError as e:
-            key = "tokenizer.eos_token" if "has no token" in str(e) else "tokenizer.path"
-            raise RecipeError(file, key, str(e)) from None
-        from curate.stage import StageError
-
-        for i, stage in enumerate(recipe.build_stages()):
-            try:
-                stage.check()
-            except (StageError, FileNotFoundError, ValueError) as e:
-                raise RecipeError(file, f"stages[{i}]", str(e)) from None
+            stage.check()
+        except (StageError, FileNotFoundError, ValueError) as e:
+            raise RecipeError(file, f"stages[{i}]", str(e)) from None
 
 
 def _validate_storage(recipe: Recipe, file: str) -> None:
