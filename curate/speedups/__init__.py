@@ -35,6 +35,7 @@ ITEMS: dict[str, str] = {
     "block_walk": "CURATE_SPEEDUP_BLOCK_WALK",
     "fasttext_lid": "CURATE_SPEEDUP_FASTTEXT_LID",
     "gopher_ngrams": "CURATE_SPEEDUP_GOPHER_NGRAMS",
+    "spacy_words": "CURATE_SPEEDUP_SPACY_WORDS",
 }
 
 
