@@ -79,7 +79,7 @@ def test_ablation_of_the_shipped_recipes(tmp_path, spark, wikitext_bpe, leaked_p
     assert [a.manifest.get("resumed") for a in again] == ["complete", "complete"]
 
     # --calibrate and --per-rule on the finished runs: built from the filtered run, no curation again
-    from trainer.controls import rules_removed
+    from trainer.rule_mixes import rules_removed
 
     before = sorted(p.name for p in (tmp_path / "runs").iterdir())
     rule = next(iter(rules_removed(str(tmp_path / "runs" / "filtered"))))

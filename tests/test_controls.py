@@ -1,26 +1,26 @@
-"""trainer/controls.py on a real curation run of the sample WARC: doses hold exactly the share
-asked and the mix's exact tokens; a per-rule mix holds exactly the kept documents plus that
-rule's removals."""
+"""trainer/controls.py and trainer/rule_mixes.py on a real curation run of the sample WARC: doses
+hold exactly the share asked and the mix's exact tokens; a per-rule mix holds exactly the kept
+documents plus what that rule alone removed."""
 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import json
 import os
 from pathlib import Path
 
 import numpy as np
-import pyarrow.compute as pc
+import pyarrow as pa
 import pytest
 
 from trainer.controls import (
     FILTER_KINDS,
     Dose,
     build_dose,
-    build_rule_mix,
     choose,
     read_token_rows,
     rejected_rows,
-    rules_removed,
     shuffle_words,
     word_starts,
 )
@@ -115,28 +115,133 @@ def test_boilerplate_dose_is_the_runs_own_filtered_text(run, tmp_path):
     assert checked >= len(changed)
 
 
-def test_rule_mix_is_the_kept_documents_plus_that_rules_removals(run, tmp_path):
+# What switches each rule off in a recipe: the oracle that "removed only by R" must agree with
+# (the per-rule code asks the stages for every rule a document fails instead). hash_ratio and
+# ellipsis_ratio share one threshold, so neither can be switched off alone and they are left out.
+SWITCH_OFF = {
+    "gopher_quality.word_count": {"min_doc_words": None, "max_doc_words": None},
+    "gopher_quality.mean_word_length": {"min_avg_word_length": None, "max_avg_word_length": None},
+    "gopher_quality.bullet_lines": {"max_bullet_lines_ratio": None},
+    "gopher_quality.ellipsis_lines": {"max_ellipsis_lines_ratio": None},
+    "gopher_quality.alpha_words": {"min_alpha_words_ratio": None},
+    "gopher_quality.stop_words": {"min_stop_words": None},
+    "gopher_repetition.dup_para_frac": {"max_dup_para_frac": None},
+    "gopher_repetition.dup_para_char_frac": {"max_dup_para_char_frac": None},
+    "gopher_repetition.dup_line_frac": {"max_dup_line_frac": None},
+    "gopher_repetition.dup_line_char_frac": {"max_dup_line_char_frac": None},
+    "c4.lorem_ipsum": {"reject_lorem_ipsum": False},
+    "c4.curly_bracket": {"reject_curly_bracket": False},
+    "c4.too_few_sentences": {"min_sentences": None},
+    "c4.bad_words": {"bad_words": False},
+    "fineweb.line_punct_ratio": {"min_line_punct_ratio": None},
+    "fineweb.short_line_ratio": {"max_short_line_ratio": None},
+    "fineweb.char_dup_ratio": {"max_char_dup_ratio": None},
+    "fineweb.list_ratio": {"max_newline_word_ratio": None},
+}
+
+
+def _switched_off(stages: list, rule: str) -> list:
+    stage_name, name = rule.split(".", 1)
+    out = []
+    for stage in stages:
+        if stage.name == stage_name:
+            if rule in SWITCH_OFF:
+                change = SWITCH_OFF[rule]
+            else:  # gopher_repetition.top_3_gram / dup_5_gram: one entry of a threshold table
+                table = "max_top_ngram_char_frac" if name.startswith("top_") else "max_dup_ngram_char_frac"
+                change = {table: {**getattr(stage.params, table), int(name.split("_")[1]): None}}
+            stage = type(stage)(dataclasses.replace(stage.params, **change), stage.context, name=stage.name)
+        out.append(stage)
+    return out
+
+
+def _brought_back(stages: list, removed, rule: str) -> dict[str, str]:
+    """id -> text of the removed documents that every per-document stage keeps with ``rule``
+    switched off in its settings, each run the ordinary way (the first rule that fails wins)
+    from the stage that removed it on, as it reached that stage."""
+    from curate.stage import run_map_stages
+
+    from trainer.rule_mixes import cleared
+
+    stages = [s for s in _switched_off(stages, rule) if not s.is_global]
+    names = [s.name for s in stages]
+    first = [r.split(".", 1)[0] for r in removed.column("rejected_by").to_pylist()]
+    out = {}
+    for at, name in enumerate(names):
+        mine = cleared(removed.filter(pa.array([f == name for f in first])))
+        if mine.num_rows:
+            kept, _ = run_map_stages(stages[at:], mine.combine_chunks().to_batches()[0])
+            out.update(zip(kept.column("id").to_pylist(), kept.column("text").to_pylist()))
+    return out
+
+
+def test_rule_mix_is_the_kept_documents_plus_what_that_rule_alone_removed(run, tmp_path):
+    """Against an oracle that never asks for every rule: run the removed documents through the
+    recipe's per-document stages again with the rule switched off in its settings; those it
+    keeps (less duplicates of the mix) are exactly what the rule mix adds."""
+    from trainer.rule_mixes import build_rule_mix, judge_removals, read_documents, recipe_stages, rules_removed
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    stages = recipe_stages(manifest)
+    judged = judge_removals(str(run))
+    rules = judged.column("rules").to_pylist()
+    assert [r[0] for r in rules] == judged.column("first").to_pylist()
+    assert any(len(r) > 1 for r in rules)  # documents two rules object to: "only by it" can differ from "first"
+    removed = read_documents(str(run / "rejected"))
+    kept = _rows(run)
+    counts = rules_removed(str(run))
+    checked = 0
+    for rule in [r for r in counts if not r.startswith(("langid.", "dedup.", "gopher_quality.hash_ratio", "gopher_quality.ellipsis"))]:
+        manifest = build_rule_mix(str(run), str(tmp_path / rule), rule, judged)
+        info, mixed = manifest["rule_mix"], _rows(tmp_path / rule)
+        back = _brought_back(stages, removed, rule)
+        added = set(mixed) - set(kept)
+        # exactly the kept documents, untouched, plus what switching the rule off brings back, less duplicates of the mix
+        assert set(kept) <= set(mixed) and all(np.array_equal(mixed[i], kept[i]) for i in kept)
+        assert added <= set(back) and len(back) - len(added) == info["duplicates_of_mix"]
+        assert info["removed_only"] == len(added) and info["removed_first"] == counts[rule] <= info["removed_by"]
+        # as the later stages leave them (C4 drops lines)
+        assert [mixed[i].tolist() for i in sorted(added)] == _encode([back[i] for i in sorted(added)])
+        assert manifest["tokens"]["total"] == sum(len(t) for t in kept.values()) + info["tokens_only"]
+        checked += 1
+        if info["removed_by"] > info["removed_only"]:
+            assert info["also_removed_by"]
+    assert checked >= 2
+
+
+def _encode(texts: list[str]) -> list[list[int]]:
     from curate.tokens import DocumentTokenizer
 
-    counts = rules_removed(str(run))
-    assert not any(r.startswith(("extract.", "heldout.")) for r in counts)
-    kept = _rows(run)
-    removed = rejected_rows(str(run), frozenset({"gopher_repetition", "gopher_quality", "c4", "fineweb", "dedup", "langid"}))
-    tokenizer = DocumentTokenizer(str(TOKENIZER))
-    seen_later = 0
-    for rule in counts:
-        manifest = build_rule_mix(str(run), str(tmp_path / rule), rule)
-        info, mixed = manifest["rule_mix"], _rows(tmp_path / rule)
-        mine = removed.filter(pc.equal(removed.column("rejected_by"), rule))
-        originals = dict(zip(mine.column("id").to_pylist(), mine.column("text").to_pylist()))
-        added = set(mixed) - set(kept)
-        # exactly the kept documents, untouched, plus documents this rule removed first ...
-        assert set(kept) <= set(mixed) and all(np.array_equal(mixed[i], kept[i]) for i in kept)
-        assert added <= set(originals) and len(added) == info["documents_added"]
-        # ... less those a later stage removes too, each counted by its reason
-        assert info["removed_first"] == counts[rule] == len(originals) == len(added) + sum(info["later_removed"].values())
-        seen_later += sum(info["later_removed"].values())
-        for i in added:  # as the later stages leave them: C4 may drop lines, never add any
-            assert all(line in originals[i] for line in tokenizer.decode(mixed[i]).splitlines())
-        assert manifest["tokens"]["total"] == sum(len(t) for t in kept.values()) + info["tokens_added"]
-    assert seen_later > 0  # the sample run has documents two rules object to: the check can fail
+    return [list(ids) for ids in DocumentTokenizer(str(TOKENIZER)).encode(texts)]
+
+
+def test_a_rule_mix_leaves_out_what_dedup_finds_in_the_mix(run, tmp_path):
+    """A removed document that only alpha_words objects to, but whose text (once C4 drops its
+    line of numbers) is a kept page's: switching alpha_words off would not add its text, dedup
+    would remove it or the page; so the rule mix leaves it out and counts it."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from curate.schema import DOCUMENT_SCHEMA
+    from trainer.rule_mixes import build_rule_mix, judge_removals, read_documents
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    page = read_documents(str(copy / "documents")).slice(0, 1).to_pylist()[0]
+    numbers = " ".join(str(1000 + i) for i in range(len(page["text"].split())))  # a line C4 drops, with no letters
+    twin = {
+        **page,
+        "id": "twin-" + page["id"],
+        "url": None,
+        "text": page["text"] + "\n" + numbers,
+        "rejected_by": "gopher_quality.alpha_words",
+    }
+    pq.write_table(pa.Table.from_pylist([twin], schema=DOCUMENT_SCHEMA), copy / "rejected" / "zz-twin.parquet")
+    judged = judge_removals(str(copy))
+    assert dict(zip(judged.column("id").to_pylist(), judged.column("rules").to_pylist()))[twin["id"]] == ["gopher_quality.alpha_words"]
+    before = build_rule_mix(str(run), str(tmp_path / "before"), "gopher_quality.alpha_words")["rule_mix"]
+    after = build_rule_mix(str(copy), str(tmp_path / "after"), "gopher_quality.alpha_words", judged)["rule_mix"]
+    assert after["removed_by"] == before["removed_by"] + 1 and after["removed_only"] == before["removed_only"]
+    assert after["duplicates_of_mix"] == before["duplicates_of_mix"] + 1
+    assert twin["id"] not in _rows(tmp_path / "after") and set(_rows(tmp_path / "after")) == set(_rows(tmp_path / "before"))

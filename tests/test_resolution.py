@@ -43,13 +43,21 @@ def test_calibration_names_the_smallest_detected_dose_and_places_the_pair():
 
 
 def test_per_rule_table_lists_documents_tokens_and_each_sets_delta():
-    info = {"rule": "c4.x", "removed_first": 15, "later_removed": {"fineweb.y": 3}, "documents_added": 12, "tokens_added": 3456}
+    info = {
+        "rule": "c4.x",
+        "removed_first": 15,
+        "removed_by": 20,
+        "removed_only": 12,
+        "tokens_only": 3456,
+        "also_removed_by": {"fineweb.y": 3, "gopher.z": 2},
+        "duplicates_of_mix": 1,
+    }
     arm = Arm("A+c4.x", "/m/r", {"rule_mix": info}, role="rule")
     rules = [compare(s, "A", _seeds(4.0), "A+c4.x", _seeds(4.0 + d), sets=2) for s, d in (("wiki", -0.05), ("web", 0.0))]
     lines, table = rule_lines(rules, [arm])
     assert table == [{**info, "wiki": pytest.approx(-0.05), "web": pytest.approx(0.0)}]
     row = next(line for line in lines if line.startswith("| c4.x "))
-    assert row.startswith("| c4.x | 15 | 12 | 3,456 | -0.0500 [") and row.count("✓") == 1
+    assert row.startswith("| c4.x | 15 | 20 | 12 | 3,456 | fineweb.y 3, gopher.z 2 | -0.0500 [") and row.count("✓") == 1
 
 
 def test_curve_points_compare_the_mixes_at_every_evaluation():

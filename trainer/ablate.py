@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer.evalsets import DEFAULT_EVAL_SETS, EvalSetError, EvalSetSpec, PreparedEvalSet, prepare_eval_set
-from trainer.controls import Dose, build_dose, build_rule_mix, rules_removed
+from trainer.controls import Dose, build_dose
 from trainer.report import CONTROL_SUFFIX
 
 
@@ -69,7 +69,7 @@ class AblationOptions:
     calibrate: bool = False
     degradations: list[str] = field(default_factory=lambda: ["shuffled", "boilerplate"])
     doses: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5])
-    # --per-rule N: the first mix plus the documents each of its N most-removing rules removed first
+    # --per-rule N: the first mix plus the documents each of its N most-removing rules alone removed (trainer/rule_mixes.py)
     per_rule: int = 0
     decontaminate: bool = True  # protect the eval sets in every recipe
     share_prefix: bool = True  # run the stages recipes share once
@@ -294,10 +294,15 @@ def derived_arms(arms: list[Arm], options: AblationOptions, folder: str) -> list
                     )
                 )
     if options.per_rule:
+        from trainer.rule_mixes import build_rule_mix, judge_removals, rules_removed
+
         other = next((a for a in arms[1:] if a.role == "mix"), None)
         shared = shared_stages(first.manifest, other.manifest) if other else set()
-        for rule in list(rules_removed(first.run_dir, shared))[: options.per_rule]:
-            out.append(_derived(first, f"{first.name}+{rule}", folder, "rule", lambda d, rule=rule: build_rule_mix(first.run_dir, d, rule)))
+        rules = list(rules_removed(first.run_dir, shared))[: options.per_rule]
+        judged = judge_removals(first.run_dir) if rules else None  # every rule of every removed document, once
+        for rule in rules:
+            build = lambda d, rule=rule: build_rule_mix(first.run_dir, d, rule, judged)  # noqa: E731
+            out.append(_derived(first, f"{first.name}+{rule}", folder, "rule", build))
     return out
 
 

@@ -21,12 +21,8 @@ Every degraded mix therefore has exactly the tokens and documents of the mix it 
 Rejected documents of a decontamination stage (held-out eval pages) and duplicates are never
 used.
 
-Per-rule mixes (``build_rule_mix``): the mix's own documents plus what one rule alone removed.
-curate records the *first* rule that removed a document, in stage order (and rule order within
-a stage), so a document recorded under a rule passed every earlier stage but may fail a later
-one; those removals are run through every later per-document stage again (the settings come
-from the run's manifest) and only the documents all of them keep are added. Rules after it in
-its own stage are not re-checked and global stages (dedup) are not re-run.
+Per-rule mixes (the mix plus what one rule alone removed) are built in trainer/rule_mixes.py
+from the same run, with the helpers below.
 """
 
 from __future__ import annotations
@@ -181,14 +177,14 @@ def filler_tokens(run_dir: str, kind: str, tokenizer_path: str, eos_token: str, 
 # --- the mixes ------------------------------------------------------------------------------------
 
 
-def _run_tokenizer(manifest: dict) -> tuple[str, str]:
+def run_tokenizer(manifest: dict) -> tuple[str, str]:
     tokens = manifest.get("tokens", {})
     if not tokens.get("tokenizer"):
         raise ValueError(f"{manifest.get('output')}: the run's manifest names no tokenizer")
     return tokens["tokenizer"], tokens.get("eos_token") or "<|endoftext|>"
 
 
-def _write(table: pa.Table, folder: str, tokenizer: str, eos_token: str, extra: dict) -> dict:
+def write_mix(table: pa.Table, folder: str, tokenizer: str, eos_token: str, extra: dict) -> dict:
     from trainer.data import write_token_shards
 
     manifest = write_token_shards(table, folder, num_shards=4, tokenizer=tokenizer, eos_token=eos_token)
@@ -209,7 +205,7 @@ def build_dose(run_dir: str, folder: str, dose: Dose, seed: int = 31) -> dict:
     """Write ``run_dir``'s token rows with ``dose`` applied into ``folder`` (token shards + manifest)."""
     with open(os.path.join(run_dir, "manifest.json")) as fh:
         source_manifest = json.load(fh)
-    tokenizer, eos_token = _run_tokenizer(source_manifest)
+    tokenizer, eos_token = run_tokenizer(source_manifest)
     table = read_token_rows(run_dir)
     chosen = choose(table.column("id").to_pylist(), dose.share, seed)
     tokens = [np.asarray(t, dtype=np.int32) for t in table.column("tokens").to_numpy(zero_copy_only=False)]
@@ -240,90 +236,4 @@ def build_dose(run_dir: str, folder: str, dose: Dose, seed: int = 31) -> dict:
         "tokens_changed": int(sum(len(t) for t, c in zip(tokens, chosen) if c)),
         "filler_documents": fillers_used,
     }
-    return _write(_with_tokens(table, tokens), folder, tokenizer, eos_token, {"name": os.path.basename(folder), "control": control})
-
-
-def rules_removed(run_dir: str, exclude_stages: set[str] = frozenset()) -> dict[str, int]:
-    """Rule (``stage.rule``) -> documents the run itself recorded as removed first by it, for
-    every stage but decontamination, extraction and ``exclude_stages`` (stages both mixes share)."""
-    with open(os.path.join(run_dir, "manifest.json")) as fh:
-        kinds = stage_kinds(json.load(fh))
-    wanted = frozenset(k for n, k in kinds.items() if n not in exclude_stages)
-    rows = rejected_rows(run_dir, wanted, own=True)
-    counts = pc.value_counts(rows.column("rejected_by")).to_pylist()
-    return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: (-c["counts"], c["values"]))}
-
-
-def later_filters(manifest: dict, stage_name: str) -> list:
-    """The run's per-document stages after ``stage_name``, built from the settings its manifest
-    records (its global stages, such as dedup, need the whole corpus and are not re-run)."""
-    from curate.config import from_dict
-    from curate.recipe import stage_class
-    from curate.stage import StageContext
-
-    specs = manifest["recipe"]["stages"]
-    names = [s.get("name") or s["stage"] for s in specs]
-    context = StageContext(recipe_dir=os.getcwd(), seed=manifest["recipe"].get("seed", 0))
-    stages = []
-    for raw in specs[names.index(stage_name) + 1 :]:
-        cls = stage_class(raw["stage"])
-        params = from_dict(cls.Params, _int_keys({k: v for k, v in raw.items() if k not in ("stage", "name")}), "", "manifest.json")
-        stage = cls(params, context, name=raw.get("name") or raw["stage"])
-        if not getattr(stage, "is_global", False):
-            stages.append(stage)
-    return stages
-
-
-def _int_keys(value):
-    """JSON made the integer keys of a stage's settings (Gopher's n-gram sizes) strings: undo that."""
-    if isinstance(value, dict):
-        digits = bool(value) and all(isinstance(k, str) and k.isdigit() for k in value)
-        return {(int(k) if digits else k): _int_keys(v) for k, v in value.items()}
-    return [_int_keys(v) for v in value] if isinstance(value, list) else value
-
-
-def removed_only_by(run_dir: str, manifest: dict, rule: str) -> tuple[pa.Table, int, dict[str, int]]:
-    """The run's documents removed first by ``rule`` that also pass every later per-document
-    stage (as those stages leave them), how many ``rule`` removed first, and what the later
-    stages removed of them, by reason."""
-    from curate.schema import DOCUMENT_SCHEMA
-    from curate.stage import run_map_stages
-
-    files = sorted(glob.glob(os.path.join(run_dir, "rejected", "*.parquet")))
-    table = pa.concat_tables([pq.read_table(f).select(DOCUMENT_SCHEMA.names).cast(DOCUMENT_SCHEMA) for f in files])
-    table = table.filter(pc.equal(table.column("rejected_by"), rule))
-    first = table.num_rows
-    for column, kind in (("rejected_by", pa.string()), ("rejected_value", pa.float64()), ("duplicate_of", pa.string())):
-        table = table.set_column(table.schema.get_field_index(column), DOCUMENT_SCHEMA.field(column), pa.nulls(first, kind))
-    if not first:
-        return table, 0, {}
-    kept, rejected = run_map_stages(later_filters(manifest, rule.split(".", 1)[0]), table.combine_chunks().to_batches()[0])
-    later = pc.value_counts(rejected.column("rejected_by")).to_pylist() if rejected.num_rows else []
-    return pa.Table.from_batches([kept]), first, {c["values"]: c["counts"] for c in later}
-
-
-def build_rule_mix(run_dir: str, folder: str, rule: str) -> dict:
-    """``run_dir``'s token rows plus its documents removed by ``rule`` and by no later
-    per-document stage (``removed_only_by``), tokenized alike."""
-    from curate.schema import TOKENS_SCHEMA
-    from curate.tokens import DocumentTokenizer
-
-    with open(os.path.join(run_dir, "manifest.json")) as fh:
-        manifest = json.load(fh)
-    tokenizer, eos_token = _run_tokenizer(manifest)
-    kept = read_token_rows(run_dir).select(TOKENS_SCHEMA.names).cast(TOKENS_SCHEMA)
-    removed, first, later = removed_only_by(run_dir, manifest, rule)
-    encoded = DocumentTokenizer(tokenizer, eos_token).encode([t or "" for t in removed.column("text").to_pylist()])
-    added = pa.table(
-        {
-            "id": removed.column("id"),
-            "source": removed.column("source"),
-            "n_tokens": pa.array([len(e) for e in encoded], pa.int32()),
-            "tokens": pa.array(encoded, pa.list_(pa.int32())),
-            "repeat": pa.array([0] * len(encoded), pa.int32()),
-        },
-        schema=TOKENS_SCHEMA,
-    )
-    extra = {"of": os.path.abspath(run_dir), "rule": rule, "removed_first": first, "later_removed": later}
-    extra.update(documents_added=added.num_rows, tokens_added=int(pc.sum(added.column("n_tokens")).as_py() or 0))
-    return _write(pa.concat_tables([kept, added]), folder, tokenizer, eos_token, {"name": os.path.basename(folder), "rule_mix": extra})
+    return write_mix(_with_tokens(table, tokens), folder, tokenizer, eos_token, {"name": os.path.basename(folder), "control": control})

@@ -6,7 +6,7 @@ learning-curve sections, from the comparisons of the first mix with its known-an
   minus the first mix's: positive when the degradation hurts), the smallest dose the verdict's
   rule detects, and where the A/B difference sits on that scale (the dose whose Δ it equals,
   interpolated linearly from 0 through the measured doses).
-* Per rule: Δ of "first mix + what one rule alone removed" (trainer.controls.build_rule_mix)
+* Per rule: Δ of "first mix + what one rule alone removed" (trainer.rule_mixes.build_rule_mix)
   against the first mix; negative when those documents would have helped on that set.
 * Along the run: the comparison at every evaluation (trainer.compare.describe_curve).
 """
@@ -127,27 +127,23 @@ def rule_lines(rules: list[Comparison], arms: list) -> tuple[list[str], list[dic
     sets = list(dict.fromkeys(c.eval_set for c in rules))
     lines = ["", "## Per rule (the first mix plus what one rule alone removed)", ""]
     lines += [
-        "removed first: documents the run records as removed by the rule (curate keeps the first rule that removes a "
-        "document); added: those of them that every later per-document stage keeps (dedup is not re-run), with their tokens. "
-        "Δ = loss(mix + added) − loss(first mix): negative when those documents would have helped on that set; ✓: the interval "
-        "excludes 0 (jointly over the sets).",
+        "removed first: documents the run records as removed by the rule (curate keeps the first rule that removes a document); "
+        "removed by it: of the run's removed documents, those the rule removes, first or not (every rule of the recipe asked, "
+        "trainer/rule_mixes.py); only by it: those no other rule removes and dedup does not find duplicated in the mix: what "
+        "switching the rule off brings back, added to the mix with their tokens. Δ = loss(mix + only by it) − loss(first mix): "
+        "negative when those documents would have helped on that set; ✓: the interval excludes 0 (jointly over the sets).",
         "",
-        "| rule | removed first | added | tokens added | " + " | ".join(sets) + " |",
-        "| --- | ---: | ---: | ---: | " + " | ".join("---" for _ in sets) + " |",
+        "| rule | removed first | removed by it | only by it | tokens only by it | also removed by | " + " | ".join(sets) + " |",
+        "| --- | ---: | ---: | ---: | ---: | --- | " + " | ".join("---" for _ in sets) + " |",
     ]
     table = []
     for name in dict.fromkeys(c.b for c in rules):
-        # a mix written before removals were re-checked against later stages added every first removal
-        info = {"removed_first": None, "later_removed": {}, **by_name[name].manifest["rule_mix"]}
-        info["removed_first"] = info["removed_first"] if info["removed_first"] is not None else info["documents_added"]
+        info = by_name[name].manifest["rule_mix"]
         cells = {c.eval_set: c for c in rules if c.b == name}
         shown = [f"{cells[s].delta:+.4f} {cells[s].interval()}{' ✓' if cells[s].better else ''}" for s in sets]
-        counts = f"{info['removed_first']:,} | {info['documents_added']:,} | {info['tokens_added']:,}"
-        lines.append(f"| {info['rule']} | {counts} | " + " | ".join(shown) + " |")
-        table.append(
-            {
-                **{k: info[k] for k in ("rule", "removed_first", "later_removed", "documents_added", "tokens_added")},
-                **{s: cells[s].delta for s in sets},
-            }
-        )
+        counts = f"{info['removed_first']:,} | {info['removed_by']:,} | {info['removed_only']:,} | {info['tokens_only']:,}"
+        also = ", ".join(f"{rule} {n:,}" for rule, n in list(info["also_removed_by"].items())[:3]) or "-"
+        lines.append(f"| {info['rule']} | {counts} | {also} | " + " | ".join(shown) + " |")
+        keys = ("rule", "removed_first", "removed_by", "removed_only", "tokens_only", "also_removed_by", "duplicates_of_mix")
+        table.append({**{k: info[k] for k in keys}, **{s: cells[s].delta for s in sets}})
     return lines, table

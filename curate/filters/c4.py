@@ -137,12 +137,14 @@ class C4Stage(Stage):
             self._lists[language] = BadWords(language, _read_word_list(path)) if path else None
         return self._lists[language]
 
-    def clean_lines(self, text: str) -> tuple[list[str], int, str | None]:
-        """(kept lines, sentences in them, document rule that fired or None)."""
+    def clean_lines(self, text: str, every_rule: bool = False) -> tuple[list[str], int, list[str]]:
+        """(kept lines, sentences in them, the document rules that fired: the first, or with
+        ``every_rule`` each one, reading on as if it were off once it fired)."""
         p = self.params
         c = self.counters
         kept: list[str] = []
         sentences = 0
+        fired: list[str] = []
         for raw in text.splitlines():
             line = raw.strip()
             if not line:
@@ -161,23 +163,58 @@ class C4Stage(Stage):
                 c["lines_dropped:few_words"] += 1
                 continue
             lowered = line.lower()
-            if p.reject_lorem_ipsum and "lorem ipsum" in lowered:
-                return kept, sentences, "lorem_ipsum"
+            if p.reject_lorem_ipsum and "lorem ipsum" in lowered and "lorem_ipsum" not in fired:
+                fired.append("lorem_ipsum")
+                if not every_rule:
+                    return kept, sentences, fired
             if p.drop_javascript_lines and "javascript" in lowered:
                 c["lines_dropped:javascript"] += 1
                 continue
-            if p.reject_curly_bracket and "{" in line:
-                return kept, sentences, "curly_bracket"
+            if p.reject_curly_bracket and "{" in line and "curly_bracket" not in fired:
+                fired.append("curly_bracket")
+                if not every_rule:
+                    return kept, sentences, fired
             if p.drop_policy_lines and any(phrase in lowered for phrase in POLICY_PHRASES):
                 c["lines_dropped:policy"] += 1
                 continue
             if p.min_sentences is not None:
                 sentences += count_sentences(line)
             kept.append(line)
-        return kept, sentences, None
+        return kept, sentences, fired
+
+    def judge(self, text: str, language: str | None, every_rule: bool = False) -> tuple[list[str], str, list[tuple[str, float]]]:
+        """(kept lines, the text they make, the document rules it fails with their values): the
+        first rule, or with ``every_rule`` each one, as if the ones before it were off."""
+        p = self.params
+        kept, sentences, fired = self.clean_lines(text, every_rule)
+        failures = [(rule, 1.0) for rule in fired]
+        cleaned = "\n".join(kept)
+        if failures and not every_rule:
+            return kept, cleaned, failures
+        if p.min_sentences is not None and sentences < p.min_sentences:
+            failures.append(("too_few_sentences", float(sentences)))
+            if not every_rule:
+                return kept, cleaned, failures
+        if p.bad_words:
+            bad = self._bad_words_for(language or p.default_language)
+            found = bad.count(cleaned) if bad is not None else 0
+            if bad is None:
+                self.counters["bad_words_no_list"] += 1
+            if found:
+                failures.append(("bad_words", float(found)))
+        return kept, cleaned, failures
+
+    def every_failure(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[list[str]]]:
+        """Per document, every rule (``"c4.<rule>"``) it fails, not only the first that ``__call__``
+        records; and the batch with each text as C4 leaves a document it keeps (its lines
+        cleaned), which is what later stages would judge (trainer/rule_mixes.py)."""
+        self.ensure_setup()
+        texts, languages = batch.column("text").to_pylist(), batch.column("language").to_pylist()
+        judged = [self.judge(text or "", language, every_rule=True) for text, language in zip(texts, languages)]
+        rules = [[f"{self.name}.{rule}" for rule, _ in failures] for _, _, failures in judged]
+        return replace_column(batch, "text", [cleaned for _, cleaned, _ in judged]), rules
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        p = self.params
         texts = batch.column("text").to_pylist()
         languages = batch.column("language").to_pylist()
         n = len(texts)
@@ -188,22 +225,11 @@ class C4Stage(Stage):
         values: list[float | None] = [None] * n
         for i, text in enumerate(texts):
             text = text or ""
-            kept, sentences, rule = self.clean_lines(text)
-            if rule is not None:
-                mask[i], reasons[i], values[i] = True, f"{self.name}.{rule}", 1.0
+            kept, cleaned, failures = self.judge(text, languages[i])
+            if failures:
+                rule, value = failures[0]
+                mask[i], reasons[i], values[i] = True, f"{self.name}.{rule}", value
                 continue
-            if p.min_sentences is not None and sentences < p.min_sentences:
-                mask[i], reasons[i], values[i] = True, f"{self.name}.too_few_sentences", float(sentences)
-                continue
-            cleaned = "\n".join(kept)
-            if p.bad_words:
-                bad = self._bad_words_for(languages[i] or p.default_language)
-                found = bad.count(cleaned) if bad is not None else 0
-                if bad is None:
-                    self.counters["bad_words_no_list"] += 1
-                if found:
-                    mask[i], reasons[i], values[i] = True, f"{self.name}.bad_words", float(found)
-                    continue
             if cleaned != text:
                 new_texts[i] = cleaned
                 # Stripping whitespace alone is not worth a flag; dropping a line is.

@@ -3,7 +3,7 @@ mark the failures with ``"<stage name>.<rule>"`` and the value that crossed the 
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +31,25 @@ class RuleStage(Stage):
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         return self.apply_verdicts(batch, self.text_verdict)
+
+    # Every rule a text fails, in rule order, each judged as if the ones before it were off: the
+    # first is the verdict ``__call__`` records. Rule sets with several rules yield them from
+    # where their rules are written, so the verdict and this list cannot disagree; by default
+    # it is the verdict's one rule.
+    def failures(self, text: str, language: str | None = None) -> Iterator[tuple[str, float]]:
+        verdict = self.text_verdict(text)
+        if verdict is not None:
+            yield verdict
+
+    def every_failure(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[list[str]]]:
+        """Per document, every rule (``"<stage name>.<rule>"``) it fails, not only the first that
+        ``__call__`` records; and the batch as the stage leaves the documents it keeps (these
+        rules edit nothing). What a per-rule ablation (trainer/rule_mixes.py) needs to know which
+        documents switching one rule off would bring back."""
+        self.ensure_setup()
+        prefix = self.name + "."
+        texts, languages = batch.column("text").to_pylist(), batch.column("language").to_pylist()
+        return batch, [[prefix + rule for rule, _ in self.failures(t or "", lang)] for t, lang in zip(texts, languages)]
 
     def apply_verdicts(self, batch: pa.RecordBatch, verdict_of: Callable[[str], tuple[str, float] | None]) -> pa.RecordBatch:
         texts = batch.column("text").to_pylist()

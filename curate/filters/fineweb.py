@@ -13,7 +13,7 @@ after the Gopher and C4 rules in FineWeb's pipeline:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import pyarrow as pa
 
@@ -76,27 +76,37 @@ class FineWebStage(RuleStage):
         params = self._languages.params_for(language, self.params, self.counters)
         return self.rules_verdict(text, params, lambda t: language_words.cached_words(t, language))
 
+    def failures(self, text: str, language: str | None = None) -> Iterator[tuple[str, float]]:
+        if self._languages is None:
+            return self.rule_failures(text, self.params, cached_words)
+        params = self._languages.params_for(language, self.params, self.counters)
+        return self.rule_failures(text, params, lambda t: language_words.cached_words(t, language))
+
     def rules_verdict(self, text: str, p: FineWebParams, words_of: Callable[[str], tuple[str, ...]]) -> tuple[str, float] | None:
+        return next(self.rule_failures(text, p, words_of), None)
+
+    def rule_failures(self, text: str, p: FineWebParams, words_of: Callable[[str], tuple[str, ...]]) -> Iterator[tuple[str, float]]:
+        """Every rule the text fails, in rule order (the first is the verdict)."""
         lines = [line for line in text.split("\n") if line.strip()]
         if not lines:
-            return "empty", 0.0
+            yield "empty", 0.0
+            return  # nothing below is defined without lines
         if p.min_line_punct_ratio is not None:
             stops = self._stop_chars
             ratio = sum(1 for line in lines if line.endswith(stops)) / len(lines)
             if ratio < p.min_line_punct_ratio and not (ratio == 0 and p.line_punct_exclude_zero):
-                return "line_punct_ratio", ratio
+                yield "line_punct_ratio", ratio
         if p.max_short_line_ratio is not None:
             limit = p.short_line_length
             ratio = sum(1 for line in lines if len(line) <= limit) / len(lines)
             if ratio > p.max_short_line_ratio:
-                return "short_line_ratio", ratio
+                yield "short_line_ratio", ratio
         if p.max_char_dup_ratio is not None:
             ratio = repeated_items(lines)[1] / (len(text) - text.count("\n"))
             if ratio > p.max_char_dup_ratio:
-                return "char_dup_ratio", ratio
+                yield "char_dup_ratio", ratio
         if p.max_newline_word_ratio is not None:
             n_words = len(words_of(text))
             ratio = text.count("\n") / n_words if n_words else float("inf")
             if ratio > p.max_newline_word_ratio:
-                return "list_ratio", ratio
-        return None
+                yield "list_ratio", ratio

@@ -9,7 +9,7 @@ threshold. Setting a threshold to ``null`` in a recipe turns that rule off.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -86,15 +86,26 @@ class GopherQualityStage(RuleStage):
 
     def language_verdict(self, text: str, language: str | None) -> tuple[str, float] | None:
         """The rules with the document's language's thresholds, stop words and words."""
+        return next(self.failures(text, language), None)
+
+    def failures(self, text: str, language: str | None = None) -> Iterator[tuple[str, float]]:
+        if self._languages is None:
+            return self.rule_failures(text, cached_words(text), self.params, self._stop_words)
         params = self._languages.params_for(language, self.params, self.counters)
         stop_words = self._stop_sets.get(language)
         if stop_words is None:
             stop_words = self._stop_sets[language] = frozenset(params.stop_words)
-        return self.rules_verdict(text, language_words.cached_words(text, language), params, stop_words)
+        return self.rule_failures(text, language_words.cached_words(text, language), params, stop_words)
 
     def rules_verdict(
         self, text: str, words: tuple[str, ...], p: GopherQualityParams, stop_words: frozenset[str]
     ) -> tuple[str, float] | None:
+        return next(self.rule_failures(text, words, p, stop_words), None)
+
+    def rule_failures(
+        self, text: str, words: tuple[str, ...], p: GopherQualityParams, stop_words: frozenset[str]
+    ) -> Iterator[tuple[str, float]]:
+        """Every rule the text fails, in rule order (the first is the verdict)."""
         n_words = len(words)
         total_length = 0
         n_real = 0
@@ -103,43 +114,42 @@ class GopherQualityStage(RuleStage):
                 n_real += 1
                 total_length += len(w)
         if p.min_doc_words is not None and n_real < p.min_doc_words:
-            return "word_count", float(n_real)
-        if p.max_doc_words is not None and n_real > p.max_doc_words:
-            return "word_count", float(n_real)
+            yield "word_count", float(n_real)
+        elif p.max_doc_words is not None and n_real > p.max_doc_words:
+            yield "word_count", float(n_real)
         if n_real == 0:
-            return None  # nothing below is defined without words (word-count rule is off)
+            return  # nothing below is defined without words
         mean_length = total_length / n_real
         if p.min_avg_word_length is not None and mean_length < p.min_avg_word_length:
-            return "mean_word_length", mean_length
-        if p.max_avg_word_length is not None and mean_length > p.max_avg_word_length:
-            return "mean_word_length", mean_length
+            yield "mean_word_length", mean_length
+        elif p.max_avg_word_length is not None and mean_length > p.max_avg_word_length:
+            yield "mean_word_length", mean_length
         if p.max_symbol_word_ratio is not None:
             hash_ratio = text.count("#") / n_words
             if hash_ratio > p.max_symbol_word_ratio:
-                return "hash_ratio", hash_ratio
+                yield "hash_ratio", hash_ratio
             ellipsis_ratio = (text.count("...") + text.count("…")) / n_words
             if ellipsis_ratio > p.max_symbol_word_ratio:
-                return "ellipsis_ratio", ellipsis_ratio
+                yield "ellipsis_ratio", ellipsis_ratio
         lines = text.splitlines()
         if lines:
             if p.max_bullet_lines_ratio is not None:
                 bullets = self._bullets
                 ratio = sum(1 for line in lines if line.lstrip().startswith(bullets)) / len(lines)
                 if ratio > p.max_bullet_lines_ratio:
-                    return "bullet_lines", ratio
+                    yield "bullet_lines", ratio
             if p.max_ellipsis_lines_ratio is not None:
                 ratio = sum(1 for line in lines if line.rstrip().endswith(("...", "…"))) / len(lines)
                 if ratio > p.max_ellipsis_lines_ratio:
-                    return "ellipsis_lines", ratio
+                    yield "ellipsis_lines", ratio
         if p.min_alpha_words_ratio is not None:
             ratio = sum(1 for w in words if w[0].isalpha() or has_alpha(w)) / n_words
             if ratio < p.min_alpha_words_ratio:
-                return "alpha_words", ratio
+                yield "alpha_words", ratio
         if p.min_stop_words is not None:
             found = len(stop_words.intersection(words))
             if found < p.min_stop_words:
-                return "stop_words", float(found)
-        return None
+                yield "stop_words", float(found)
 
 
 def _default_top_ngrams() -> dict[int, float]:
@@ -223,32 +233,49 @@ class GopherRepetitionStage(RuleStage):
         params = self._languages.params_for(language, self.params, self.counters)
         return self.rules_verdict(text, params, lambda t: language_words.cached_words(t, language))
 
+    def failures(self, text: str, language: str | None = None) -> Iterator[tuple[str, float]]:
+        # the plain n-gram rules: the compiled ones stop at the first that fails
+        if self._languages is None:
+            return self.rule_failures(text, self.params, cached_words, compiled=False)
+        params = self._languages.params_for(language, self.params, self.counters)
+        return self.rule_failures(text, params, lambda t: language_words.cached_words(t, language), compiled=False)
+
     def rules_verdict(self, text: str, p: GopherRepetitionParams, words_of: Callable[[str], tuple[str, ...]]) -> tuple[str, float] | None:
+        return next(self.rule_failures(text, p, words_of), None)
+
+    def rule_failures(
+        self, text: str, p: GopherRepetitionParams, words_of: Callable[[str], tuple[str, ...]], compiled: bool = True
+    ) -> Iterator[tuple[str, float]]:
+        """Every rule the text fails, in rule order (the first is the verdict); with ``compiled``
+        and that speed-up on, the n-gram rules give only their first."""
         if not text:
-            return None
+            return
         text_length = len(text)
         paragraphs = PARAGRAPH_BREAK.split(text.strip())
         dup_count, dup_chars = repeated_items(paragraphs)
         if p.max_dup_para_frac is not None and dup_count / len(paragraphs) > p.max_dup_para_frac:
-            return "dup_para_frac", dup_count / len(paragraphs)
+            yield "dup_para_frac", dup_count / len(paragraphs)
         if p.max_dup_para_char_frac is not None and dup_chars / text_length > p.max_dup_para_char_frac:
-            return "dup_para_char_frac", dup_chars / text_length
+            yield "dup_para_char_frac", dup_chars / text_length
         lines = LINE_RUNS.split(text)
         dup_count, dup_chars = repeated_items(lines)
         if p.max_dup_line_frac is not None and dup_count / len(lines) > p.max_dup_line_frac:
-            return "dup_line_frac", dup_count / len(lines)
+            yield "dup_line_frac", dup_count / len(lines)
         if p.max_dup_line_char_frac is not None and dup_chars / text_length > p.max_dup_line_char_frac:
-            return "dup_line_char_frac", dup_chars / text_length
+            yield "dup_line_char_frac", dup_chars / text_length
         if not active_sizes(p.max_top_ngram_char_frac) and not active_sizes(p.max_dup_ngram_char_frac):
-            return None
+            return
         words = words_of(text)
         if not words:
-            return None
+            return
         ids, cumulative = word_ids_and_offsets(words)
-        compiled = self.compiled_rules(p)
-        if compiled is not None:
-            return compiled.verdict(ids, cumulative, text_length)
-        return self.ngram_verdict(ids, cumulative, text_length, p)
+        rules = self.compiled_rules(p) if compiled else None
+        if rules is not None:
+            found = rules.verdict(ids, cumulative, text_length)
+            if found is not None:
+                yield found
+            return
+        yield from self.ngram_failures(ids, cumulative, text_length, p)
 
     def compiled_rules(self, params: GopherRepetitionParams | None = None):
         """The n-gram rules of ``params`` (default: the stage's) compiled (:mod:`curate.speedups.gopher_ngrams`),
@@ -271,6 +298,12 @@ class GopherRepetitionStage(RuleStage):
         self, ids: np.ndarray, cumulative: np.ndarray, text_length: int, params: GopherRepetitionParams | None = None
     ) -> tuple[str, float] | None:
         """The n-gram rules over a document's word ids (in order of first use) and cumulative word lengths."""
+        return next(self.ngram_failures(ids, cumulative, text_length, params), None)
+
+    def ngram_failures(
+        self, ids: np.ndarray, cumulative: np.ndarray, text_length: int, params: GopherRepetitionParams | None = None
+    ) -> Iterator[tuple[str, float]]:
+        """Every n-gram rule the document fails, in rule order."""
         p = params or self.params
         words = len(ids)
         hashes = {1: ids}
@@ -292,7 +325,7 @@ class GopherRepetitionStage(RuleStage):
             chars = int(cumulative[start + n] - cumulative[start]) + (n - 1)
             fraction = int(top) * chars / text_length
             if fraction > p.max_top_ngram_char_frac[n]:
-                return f"top_{n}_gram", fraction
+                yield f"top_{n}_gram", fraction
 
         for n in active_sizes(p.max_dup_ngram_char_frac):
             if words < n:
@@ -304,8 +337,7 @@ class GopherRepetitionStage(RuleStage):
             window_chars = (cumulative[n:] - cumulative[:-n]).tolist()
             fraction = _greedy_repeated_chars(inverse.tolist(), window_chars, n, len(unique)) / text_length
             if fraction > p.max_dup_ngram_char_frac[n]:
-                return f"dup_{n}_gram", fraction
-        return None
+                yield f"dup_{n}_gram", fraction
 
 
 def _greedy_repeated_chars(ngram_ids: list[int], window_chars: list[int], n: int, n_unique: int) -> int:
