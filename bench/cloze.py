@@ -180,7 +180,9 @@ def show(rows: list[dict]) -> None:
             a, b = mixes
             # compare() reads lower as better (losses): B and A swap, so delta = accuracy(A) - accuracy(B)
             c = compare(task, b, accuracy[b], a, accuracy[a])
-            line += f"  gap {100 * c.delta:+.1f} pts = {c.delta / c.seed_std:+.1f} seed stds ({c.z:+.1f} σ paired)"
+            line += (
+                f"  gap {100 * c.delta:+.1f} pts = {c.delta / c.seed_std:+.1f} seed stds (paired t {c.z:+.1f}, {c.df:.0f} df, p {c.p:.2g})"
+            )
         print(line)
 
 

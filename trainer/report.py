@@ -11,8 +11,10 @@ import json
 import math
 import os
 import statistics
+from dataclasses import dataclass, field
+from typing import Any
 
-from trainer.compare import ALPHA, Comparison, compare, verdict
+from trainer.compare import ALPHA, Comparison, Verdict, compare, verdict
 
 # An A/A control arm is named after the mix it repeats plus this suffix (trainer.ablate adds it).
 CONTROL_SUFFIX = "~control"
@@ -135,47 +137,75 @@ def _baselines(arms: list, prepared: list, options) -> dict[str, dict[str, float
     return baselines
 
 
-def write_report(out_dir: str, results, arms: list, prepared: list, options, summaries: list[dict], timings: dict, started: float) -> dict:
+@dataclass
+class ReportParts:
+    """What report.md is written from: the arms, the eval sets, the results and what was found in them."""
+
+    arms: list
+    prepared: list
+    options: Any  # trainer.ablate.AblationOptions
+    results: Any  # results.parquet as a DataFrame
+    baselines: dict[str, dict[str, float]]
+    warnings: dict[str, list[str]]
+    comparisons: list[Comparison]  # the first mix against every other mix
+    verdicts: list[Verdict]
+    control_comparisons: list[Comparison]
+    control_verdict: Verdict | None
+    timings: dict
+    plots: list[str]
+    sections: list[str] = field(default_factory=list)  # learning curves, calibration, per rule
+
+
+def judge(results, arms: list, warnings: dict[str, list[str]]) -> tuple[dict[str, list[Comparison]], list[Verdict], Verdict | None]:
+    """(comparisons by the other arm's role, the verdict of every pair of mixes, the A/A control's verdict)."""
+    mixes = [a.name for a in arms if _role(a) == "mix"]
+    by_role = compare_roles(results, arms)
+    verdicts = [verdict([c for c in by_role["mix"] if c.b == o], warnings[mixes[0]] + warnings[o]) for o in mixes[1:]]
+    control_verdict = verdict(by_role["control"], []) if by_role["control"] else None
+    return by_role, verdicts, control_verdict
+
+
+def write_comparisons(out_dir: str, by_role: dict[str, list[Comparison]]) -> None:
     import pandas as pd
 
+    kinds = {"mix": "mixes", "control": "control", "calibration": "calibration", "rule": "rule"}
+    rows = [dict(c.as_row(), kind=kinds[role]) for role, found in by_role.items() for c in found]
+    pd.DataFrame(rows).to_parquet(os.path.join(out_dir, "comparisons.parquet"), index=False)
+
+
+def write_report(out_dir: str, results, arms: list, prepared: list, options, summaries: list[dict], timings: dict, started: float) -> dict:
+    """results.parquet, comparisons.parquet, the plots, report.md and ablation.json; returns their paths and the verdicts."""
     from trainer.resolution import calibration_lines, curve_lines, rule_lines
 
     results.to_parquet(os.path.join(out_dir, "results.parquet"), index=False)
     baselines = _baselines(arms, prepared, options)
     warnings = mix_warnings(arms, options, baselines, results, tokens_needed(options))
+    by_role, verdicts, control_verdict = judge(results, arms, warnings)
+    write_comparisons(out_dir, by_role)
     mixes = [a.name for a in arms if _role(a) == "mix"]
-    by_role = compare_roles(results, arms)
-    comparisons, control_comparisons = by_role["mix"], by_role["control"]
-    verdicts = [verdict([c for c in comparisons if c.b == o], warnings[mixes[0]] + warnings[o]) for o in mixes[1:]]
-    control_verdict = verdict(control_comparisons, []) if control_comparisons else None
-    kinds = {"mix": "mixes", "control": "control", "calibration": "calibration", "rule": "rule"}
-    rows = [dict(c.as_row(), kind=kinds[role]) for role, found in by_role.items() for c in found]
-    pd.DataFrame(rows).to_parquet(os.path.join(out_dir, "comparisons.parquet"), index=False)
-    plots = draw_plots(out_dir, results, [a for a in arms if _role(a) in ("mix", "control")], options)
     curve, curves = curve_lines(results, mixes[0], mixes[1:])
-    calibration, resolution = calibration_lines(by_role["calibration"], comparisons, arms)
+    calibration, resolution = calibration_lines(by_role["calibration"], by_role["mix"], arms)
     per_rule, rule_table = rule_lines(by_role["rule"], arms)
-    timings = run_timings(timings, summaries, arms, options.seeds, started)
-    text = render_markdown(
-        arms,
-        prepared,
-        options,
-        results,
-        baselines,
-        warnings,
-        comparisons,
-        verdicts,
-        control_comparisons,
-        control_verdict,
-        timings,
-        plots,
+    parts = ReportParts(
+        arms=arms,
+        prepared=prepared,
+        options=options,
+        results=results,
+        baselines=baselines,
+        warnings=warnings,
+        comparisons=by_role["mix"],
+        verdicts=verdicts,
+        control_comparisons=by_role["control"],
+        control_verdict=control_verdict,
+        timings=run_timings(timings, summaries, arms, options.seeds, started),
+        plots=draw_plots(out_dir, results, [a for a in arms if _role(a) in ("mix", "control")], options),
         sections=curve + calibration + per_rule,
     )
     path = os.path.join(out_dir, "report.md")
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
+        fh.write(render_markdown(parts))
     record = {"curves": curves, "calibration": resolution, "per_rule": rule_table, "warnings": warnings, "unigram_baselines": baselines}
-    write_record(out_dir, options, arms, verdicts, control_verdict, {**record, "timings": timings})
+    write_record(out_dir, options, arms, verdicts, control_verdict, {**record, "timings": parts.timings})
     return {
         "report": path,
         "results": os.path.join(out_dir, "results.parquet"),
@@ -243,75 +273,72 @@ def _cell(mean: float, std: float) -> str:
     return f"{mean:.4f} ± {std:.4f}" if math.isfinite(std) else f"{mean:.4f} (one seed)"
 
 
-def render_markdown(
-    arms,
-    prepared,
-    options,
-    results,
-    baselines,
-    warnings,
-    comparisons,
-    verdicts,
-    control_comparisons,
-    control_verdict,
-    timings,
-    plots,
-    sections: list[str] = (),
-) -> str:
-    """The report; ``sections`` (learning curves, calibration, per rule) go before the list of runs."""
-    trained = tokens_needed(options)
+def render_markdown(parts: ReportParts) -> str:
+    """The report; ``parts.sections`` (learning curves, calibration, per rule) go before the list of runs."""
     lines = ["# Ablation report", ""]
-    for v in verdicts:
+    for v in parts.verdicts:
         lines += [f"**Verdict: {v.text}.**", ""]
-    every_warning = [w for notes in warnings.values() for w in notes]
+    every_warning = [w for notes in parts.warnings.values() for w in notes]
     if every_warning:
         lines += ["> **WARNING**", ">"] + [f"> - {w}" for w in every_warning] + [""]
-    lines += [
-        f"Model `{options.model}`, {trained:,} training tokens per run (sequence length {options.seq_len}, {options.micro_batch} "
-        f"sequences per step, lr {options.lr} with {options.warmup:.0%} warm-up and cosine decay), {options.seeds} paired seeds "
-        f"(seed k: the same initialisation and data order for every mix). Curation {timings['curation_s']:.0f} s, "
-        f"building the known-answer mixes {timings.get('controls_s', 0):.0f} s, training "
+    lines += [_setup_sentence(parts.options, parts.timings), ""]
+    lines += _mixes_table(parts) + _eval_sets_table(parts.prepared) + _final_loss_table(parts)
+    lines += _comparison_table("Differences", parts.comparisons)
+    if parts.control_comparisons:
+        lines += _comparison_table("A/A control (the first mix under another data order)", parts.control_comparisons)
+        lines += ["", f"A/A control: {parts.control_verdict.text}."]
+    lines += list(parts.sections)
+    lines += ["", "Runs:", ""] + [f"- `{a.name}`: `{a.run_dir}`" for a in parts.arms]
+    lines += [""] + [f"![{p}]({p})" for p in parts.plots] + [""]
+    return "\n".join(lines)
+
+
+def _setup_sentence(options, timings: dict) -> str:
+    return (
+        f"Model `{options.model}`, {tokens_needed(options):,} training tokens per run (sequence length {options.seq_len}, "
+        f"{options.micro_batch} sequences per step, lr {options.lr} with {options.warmup:.0%} warm-up and cosine decay), "
+        f"{options.seeds} paired seeds (seed k: the same initialisation and data order for every mix). Curation "
+        f"{timings['curation_s']:.0f} s, building the known-answer mixes {timings.get('controls_s', 0):.0f} s, training "
         f"{timings['training_s']:.0f} s, {timings['total_s']:.0f} s in all; median {timings['median_tokens_per_s_per_run'] or 0:,.0f} "
-        "tokens/s per training run (evaluations included; runs in parallel each count their own).",
-        "",
+        "tokens/s per training run (evaluations included; runs in parallel each count their own)."
+    )
+
+
+def _mean_cell(losses: list[float]) -> str:
+    return _cell(statistics.fmean(losses), statistics.stdev(losses) if len(losses) > 1 else math.nan) if losses else "-"
+
+
+def _mixes_table(parts: ReportParts) -> list[str]:
+    trained = tokens_needed(parts.options)
+    lines = [
         "## Mixes",
         "",
         "| mix | tokens available | epochs trained | removed to protect the eval sets | train loss |",
         "| --- | ---: | ---: | --- | ---: |",
     ]
-    train_final = final_losses(results, "train_loss")
-    for arm in arms:
+    train_final = final_losses(parts.results, "train_loss")
+    for arm in parts.arms:
         removed = ", ".join(f"{k}: {v:,}" for k, v in sorted(arm.excluded.items())) or ("none" if arm.checked else "not checked")
-        losses = list(train_final.get(arm.name, {}).values())
-        loss = _cell(statistics.fmean(losses), statistics.stdev(losses) if len(losses) > 1 else math.nan) if losses else "-"
+        loss = _mean_cell(list(train_final.get(arm.name, {}).values()))
         lines.append(f"| {arm.name} | {arm.tokens:,} | {trained / arm.tokens:.2f} | {removed} | {loss} |")
-    lines += ["", "## Held-out reference sets", "", "| set | documents | what it measures |", "| --- | ---: | --- |"]
-    for p in prepared:
-        lines.append(f"| {p.spec.name} | {p.documents:,} | {p.spec.about or p.spec.path} |")
-    lines += ["", "## Final eval loss (nats/token, lower is better; mean ± std over seeds)", ""]
-    sets = [p.spec.name for p in prepared]
+    return lines
+
+
+def _eval_sets_table(prepared: list) -> list[str]:
+    lines = ["", "## Held-out reference sets", "", "| set | documents | what it measures |", "| --- | ---: | --- |"]
+    return lines + [f"| {p.spec.name} | {p.documents:,} | {p.spec.about or p.spec.path} |" for p in prepared]
+
+
+def _final_loss_table(parts: ReportParts) -> list[str]:
+    sets = [p.spec.name for p in parts.prepared]
+    lines = ["", "## Final eval loss (nats/token, lower is better; mean ± std over seeds)", ""]
     lines += ["| mix | " + " | ".join(sets) + " |", "| --- | " + " | ".join("---:" for _ in sets) + " |"]
-    for arm in arms:
-        cells = []
-        for name in sets:
-            losses = list(final_losses(results, f"eval_{name}").get(arm.name, {}).values())
-            cells.append(_cell(statistics.fmean(losses), statistics.stdev(losses) if len(losses) > 1 else math.nan))
-        lines.append(f"| {arm.name} | " + " | ".join(cells) + " |")
-    lines.append(
-        "| unigram guess of "
-        + arms[0].name
-        + " | "
-        + " | ".join(f"{baselines.get(arms[0].name, {}).get(n, math.nan):.4f}" for n in sets)
-        + " |"
-    )
-    lines += _comparison_table("Differences", comparisons)
-    if control_comparisons:
-        lines += _comparison_table("A/A control (the first mix under another data order)", control_comparisons)
-        lines += ["", f"A/A control: {control_verdict.text}."]
-    lines += list(sections)
-    lines += ["", "Runs:", ""] + [f"- `{a.name}`: `{a.run_dir}`" for a in arms]
-    lines += [""] + [f"![{p}]({p})" for p in plots] + [""]
-    return "\n".join(lines)
+    finals = {name: final_losses(parts.results, f"eval_{name}") for name in sets}
+    for arm in parts.arms:
+        lines.append(f"| {arm.name} | " + " | ".join(_mean_cell(list(finals[n].get(arm.name, {}).values())) for n in sets) + " |")
+    first = parts.arms[0].name
+    guesses = " | ".join(f"{parts.baselines.get(first, {}).get(n, math.nan):.4f}" for n in sets)
+    return lines + [f"| unigram guess of {first} | {guesses} |"]
 
 
 def _comparison_table(title: str, comparisons: list[Comparison]) -> list[str]:
