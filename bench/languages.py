@@ -31,7 +31,6 @@ after its own site-packages.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import subprocess
@@ -40,14 +39,12 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("CURATE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-if not SHARED.exists():
-    SHARED = Path("/work/shared/data")
-OUT = ROOT / "bench" / "out" / "languages"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BENCH_PYTHON, ROOT, eval_pages, shared_data  # noqa: E402
+from common import OUT as BENCH_OUT  # noqa: E402
+
+OUT = BENCH_OUT / "languages"
 CORPUS = OUT / "pages.jsonl"
-BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 STAGES = ("gopher_repetition", "fineweb", "gopher_quality")  # FineWeb-2's order
 
 
@@ -58,15 +55,13 @@ def html_pages():
     """(source, url, html) of the web corpus's responses and the trafilatura evaluation pages."""
     from curate.warc import read_warc
 
-    for path in sorted((SHARED / "web").glob("web-*.warc.gz")):
+    data = shared_data()
+    for path in sorted((data / "web").glob("web-*.warc.gz")):
         for batch in read_warc(str(path), "web"):
             for record in batch.to_pylist():
                 yield path.name, record["url"], record["html"] or ""
-    expectations = json.loads((SHARED / "html" / "trafilatura-eval" / "expectations.json").read_text())
-    url_of = {v["file"]: k.split("::", 1)[-1] for k, v in expectations.items()}
-    for path in sorted((SHARED / "html" / "trafilatura-eval" / "pages").glob("*.html.gz")):
-        html = gzip.open(path, "rb").read().decode("utf-8", errors="replace")
-        yield "trafilatura-eval", url_of.get(path.name, path.name), html
+    for name, url, html in eval_pages(data):
+        yield "trafilatura-eval", url or name, html
 
 
 def build_corpus() -> list[dict]:
@@ -514,6 +509,22 @@ def tokenizer_speed(by_language: dict[str, list[dict]], seconds: float) -> None:
     print("    (words/s; regex/plain: how many times the tokenizer's characters/s the English regex splits)\n")
 
 
+def stream_speed(rows: list[dict], pair: str, block: int = 100) -> None:
+    """Words/s of curate's splitter over every page of one language in corpus order, from an empty
+    chunk dictionary, per block of pages: how a worker's speed grows as it learns the language's chunks."""
+    from curate import words
+
+    texts = [r["text"] for r in rows if r["language"] == pair]
+    split = words.splitter(words.tokenizer_choice(pair))
+    forget_words([pair])
+    cells = []
+    for i in range(0, len(texts) - block + 1, block):
+        start = time.process_time()
+        n = sum(len(split(t)) for t in texts[i : i + block])
+        cells.append(f"{i + 1}-{i + block}: {n / (time.process_time() - start):,.0f}")
+    print(f"{pair}, all {len(texts)} pages in one pass from no known chunk, words/s per {block} pages: " + "; ".join(cells) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--languages", help="comma-separated pairs (default: every language with --min-docs pages)")
@@ -548,6 +559,10 @@ def main(argv: list[str] | None = None) -> int:
     print_disagreements(disagreements, ours, theirs)
     print_load(ours, theirs)
     tokenizer_speed(by_language, args.tokenizer_seconds)
+    counts = Counter(r["language"] for r in rows)
+    for pair in by_language:
+        if counts[pair] >= 300 and tokenizer_name(pair).startswith("spacy"):
+            stream_speed(rows, pair)
     return 0
 
 
