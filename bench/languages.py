@@ -525,6 +525,21 @@ def stream_speed(rows: list[dict], pair: str, block: int = 100) -> None:
     print(f"{pair}, all {len(texts)} pages in one pass from no known chunk, words/s per {block} pages: " + "; ".join(cells) + "\n")
 
 
+def speed_up_keeps_words(rows: list[dict]) -> None:
+    """curate's words with and without its tokenizer speed-up on every non-English page of the corpus."""
+    from curate import words
+
+    differ, pages = Counter(), Counter()
+    for pair in sorted({r["language"] for r in rows} - {"eng_Latn"}):
+        choice = words.tokenizer_choice(pair)
+        sped, plain = words.BUILDERS[choice.kind](choice.code), plain_splitter(pair)
+        for r in rows:
+            if r["language"] == pair:
+                pages[pair] += 1
+                differ[pair] += sped(r["text"]) != plain(r["text"])
+    print(f"speed-up on and off: words differ on {sum(differ.values())} of {sum(pages.values())} pages in {len(pages)} languages\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--languages", help="comma-separated pairs (default: every language with --min-docs pages)")
@@ -532,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-docs", type=int, default=150, help="at most this many pages of one language (the first ones)")
     parser.add_argument("--repeat", type=int, default=2, help="timed passes over each language's pages")
     parser.add_argument("--tokenizer-seconds", type=float, default=1.0)
+    parser.add_argument("--check-words", action="store_true", help="also compare the speed-up's words with the plain path's on every page")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     rows = load_corpus()
@@ -559,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
     print_disagreements(disagreements, ours, theirs)
     print_load(ours, theirs)
     tokenizer_speed(by_language, args.tokenizer_seconds)
+    if args.check_words:
+        speed_up_keeps_words(rows)
     counts = Counter(r["language"] for r in rows)
     for pair in by_language:
         if counts[pair] >= 300 and tokenizer_name(pair).startswith("spacy"):
