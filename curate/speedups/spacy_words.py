@@ -61,8 +61,11 @@ class ChunkCachedSplitter:
 
     @classmethod
     def for_language(cls, code: str, nlp, plain: Callable[[str], list[str]], lock: threading.Lock) -> ChunkCachedSplitter | None:
-        """The splitter, or None for a language whose tokenizer reads across chunks."""
-        return None if code in CONTEXT_SEGMENTERS else cls(nlp, plain, lock)
+        """The splitter, or None for a language whose tokenizer reads across chunks (or is not
+        spaCy's rule-based one: every other of the 60 codes curate uses is)."""
+        if code in CONTEXT_SEGMENTERS or not hasattr(nlp.tokenizer, "rules"):
+            return None
+        return cls(nlp, plain, lock)
 
     def __call__(self, text: str) -> list[str]:
         if self.specials is not None and self.specials.search(text):
