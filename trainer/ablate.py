@@ -62,7 +62,7 @@ class AblationOptions:
     eval_points: int = 4  # evaluations per run, evenly spaced, the last at the end
     # sequences of seq_len scored per eval set (the first of its hash-shuffled stream): 128 were a
     # handful of documents (3 of WikiText's 62 articles), and which handful moved Δ more than the
-    # mixes did; 1,024 cut the SE of Δ 1.3-3.2x on wcxb and wiki at 1.5M tokens, for ~40% more CPU
+    # mixes did; 1,024 cut the SE of Δ 1.3-3.2x on wcxb and wiki at 1.5M tokens, for ~10% more CPU
     # (bench/ablation_resolution.py, issue #31)
     eval_sequences: int = 1024
     eval_sets: list[EvalSetSpec] = field(default_factory=lambda: [dataclasses.replace(s) for s in DEFAULT_EVAL_SETS])
