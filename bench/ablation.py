@@ -8,7 +8,8 @@ and paired seeds:
 * the A/A control (filtered again, another data order);
 * with --calibrate, the filtered mix against copies of itself with a known share of documents
   degraded (trainer/controls.py), so the report states the smallest dose detected per set;
-* with --per-rule N, the filtered mix plus what each of its N most-removing rules removed first.
+* with --per-rule N, the filtered mix plus what each of its N most-removing rules alone removed
+  (trainer/rule_mixes.py).
 
 Then, with --aa-repeats R, R independent A/A ablations (seeds 3r.., data orders 2r and 2r+1)
 at --aa-tokens: the share of them whose verdict names a winner is the empirical false-winner
