@@ -209,7 +209,10 @@ def dose(args) -> None:
     first_name, first = next((n, a) for n, a in record["arms"].items() if a["role"] == "mix")
     with open(os.path.join(first["run_dir"], "manifest.json")) as fh:
         arm = Arm(first_name, first["run_dir"], json.load(fh))
-    [copy] = derived_arms([arm], options, os.path.join(args.out, "mixes"))
+    if args.control:  # the A/A control instead: the first mix under another data order
+        copy = dataclasses.replace(arm, name=arm.name + "~control", shuffle_offset=1, role="control")
+    else:
+        [copy] = derived_arms([arm], options, os.path.join(args.out, "mixes"))
     sets = {Path(p).name.rsplit("-", 1)[0]: str(p) for p in Path(args.report, "eval").iterdir() if p.is_dir()}
     jobs, threads = plan_parallelism(dataclasses.replace(options, jobs=args.jobs), options.seeds)
     configs = [
@@ -271,6 +274,7 @@ def main() -> int:
     d.add_argument("report")
     d.add_argument("--dose", type=float, default=0.1)
     d.add_argument("--jobs", type=int)
+    d.add_argument("--control", action="store_true", help="train the A/A control (another data order) instead of a dose")
     d.add_argument("--out", required=True)
     u = sub.add_parser("rules", help="per rule of a finished run: removed first, at all, only by it")
     u.add_argument("run", nargs="?", default=str(ROOT / "bench" / "out" / "ablation31-1p5m" / "runs" / "web_filtered"))
