@@ -26,16 +26,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from common import load_average  # noqa: E402
 from pipeline import ROOT, count_responses, run_ours, warm_caches  # noqa: E402
 
 RECIPES = {
     "english": os.path.join(ROOT, "pipelines", "recipes", "fineweb.yaml"),
     "multilingual": os.path.join(ROOT, "pipelines", "recipes", "fineweb2.yaml"),
 }
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def stage_seconds(manifest_path: str) -> dict[str, float]:
@@ -122,6 +119,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--out", default="bench/out/multilingual_speed")
     parser.add_argument(
+        "--extractor", choices=["trafilatura", "blocks", "fast"], help="both recipes' extract stage (default: theirs, trafilatura)"
+    )
+    parser.add_argument(
         "--tokenizers-only", action="store_true", help="only the tokenizer costs, on the documents of an earlier run under --out"
     )
     args = parser.parse_args()
@@ -129,7 +129,9 @@ def main() -> None:
         return print_tokenizer_costs(tokenizer_costs(os.path.abspath(os.path.join(args.out, "multilingual"))))
     input_dir = os.path.abspath(args.input)
     records = count_responses(input_dir)
-    print(f"input: {records:,} response records in {input_dir}; local[{args.cores}]; load average before: {load_average()}")
+    print(
+        f"input: {records:,} response records in {input_dir}; local[{args.cores}]; load average before: {load_average()}; extractor: {args.extractor or 'trafilatura (the recipes)'}"
+    )
     warm = warm_caches()
     if "error" in warm:
         print(f"warm-up failed:\n{warm['error']}")
@@ -139,7 +141,7 @@ def main() -> None:
         order = list(RECIPES) if repeat % 2 == 0 else list(reversed(RECIPES))
         for name in order:
             out = os.path.abspath(os.path.join(args.out, name))
-            result = run_ours(input_dir, args.cores, out, recipe=RECIPES[name])
+            result = run_ours(input_dir, args.cores, out, args.extractor, recipe=RECIPES[name])
             if "error" in result:
                 print(f"{name}: FAILED after {result['wall_s']:.1f}s\n{result['error']}")
                 return
