@@ -34,8 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT  # noqa: E402  (puts the repository first on sys.path)
 
 from trainer.ablate import Arm, load_ablation_file, plan_parallelism, prepare_arms, run_ablation, train_all, train_config  # noqa: E402
 from trainer.compare import ALPHA, compare, verdict  # noqa: E402

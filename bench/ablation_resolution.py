@@ -37,8 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT  # noqa: E402  (puts the repository first on sys.path)
 
 from trainer.compare import compare, verdict  # noqa: E402
 

@@ -33,8 +33,7 @@ import numpy as np
 import torch
 import xxhash
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import common  # noqa: E402, F401  (puts the repository first on sys.path)
 
 from trainer.compare import compare  # noqa: E402
 from trainer.model import GPT, GPTConfig  # noqa: E402
