@@ -110,82 +110,85 @@ ENGLISH_DEFAULTS = {
 }
 
 
-def datatrove_child(docs_file: str, out_file: str, repeat: int) -> None:
-    """Run in .venv-bench: FineWeb-2's three filters per language over the documents; decisions,
-    words and CPU seconds per stage and language to ``out_file`` (JSON)."""
+def datatrove_filters(pair: str) -> dict:
+    """FineWeb-2's fineweb-2-pipeline.py, step 5, for one language (run in .venv-bench)."""
+    import yaml
+    from datatrove.pipeline.filters import FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
+
+    path = ROOT / "curate" / "data" / "fineweb2" / "configs" / f"{pair}.yml"
+    config = yaml.safe_load(path.read_text()) if path.exists() else ENGLISH_DEFAULTS
+    return {
+        "gopher_repetition": GopherRepetitionFilter(
+            language=pair,
+            dup_para_frac=0,
+            dup_line_char_frac=0,
+            dup_para_char_frac=0,
+            dup_line_frac=config["dup_line_frac"],
+            top_n_grams=config["top_n_grams"],
+            dup_n_grams=config["dup_n_grams"],
+        ),
+        "fineweb": FineWebQualityFilter(
+            language=pair,
+            short_line_thr=999,
+            char_duplicates_ratio=0.1,
+            line_punct_thr=config["line_punct_thr"],
+            new_line_ratio=config["new_line_ratio"],
+        ),
+        "gopher_quality": GopherQualityFilter(
+            language=pair,
+            max_avg_word_length=config["max_avg_word_length"],
+            min_avg_word_length=config["min_avg_word_length"],
+            stop_words=config["stopwords"],
+            max_non_alpha_words_ratio=config["max_non_alpha_words_ratio"],
+            min_stop_words=2,
+        ),
+    }
+
+
+def datatrove_verdict(f, d: dict) -> tuple[bool, str]:
+    from datatrove.data import Document
+
+    try:
+        v = f.filter(Document(text=d["text"], id=d["id"]))
+    except ZeroDivisionError:  # e.g. FineWeb's list_ratio on a text without words
+        return False, "ZeroDivisionError"
+    return (True, "") if v is True else (False, v[1] if isinstance(v, tuple) else "removed")
+
+
+def datatrove_words(by_language: dict[str, list[dict]], result: dict) -> dict:
+    """Each language's tokenizer loaded (seconds into ``result``) and every document's words
+    (count and hash); returns the filters per language."""
     import hashlib
 
-    import yaml
-    from datatrove.data import Document
-    from datatrove.pipeline.filters import FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
-    from datatrove.utils import text as dt_text
     from datatrove.utils import word_tokenizers
 
-    kiwi_note = sort_of_kiwi(word_tokenizers)
-    docs = [json.loads(line) for line in open(docs_file, encoding="utf-8")]
-    by_language: dict[str, list[dict]] = defaultdict(list)
-    for d in docs:
-        by_language[d["language"]].append(d)
-
-    def filters_of(pair: str) -> dict:
-        """FineWeb-2's fineweb-2-pipeline.py, step 5, for one language."""
-        path = ROOT / "curate" / "data" / "fineweb2" / "configs" / f"{pair}.yml"
-        config = yaml.safe_load(path.read_text()) if path.exists() else ENGLISH_DEFAULTS
-        return {
-            "gopher_repetition": GopherRepetitionFilter(
-                language=pair,
-                dup_para_frac=0,
-                dup_line_char_frac=0,
-                dup_para_char_frac=0,
-                dup_line_frac=config["dup_line_frac"],
-                top_n_grams=config["top_n_grams"],
-                dup_n_grams=config["dup_n_grams"],
-            ),
-            "fineweb": FineWebQualityFilter(
-                language=pair,
-                short_line_thr=999,
-                char_duplicates_ratio=0.1,
-                line_punct_thr=config["line_punct_thr"],
-                new_line_ratio=config["new_line_ratio"],
-            ),
-            "gopher_quality": GopherQualityFilter(
-                language=pair,
-                max_avg_word_length=config["max_avg_word_length"],
-                min_avg_word_length=config["min_avg_word_length"],
-                stop_words=config["stopwords"],
-                max_non_alpha_words_ratio=config["max_non_alpha_words_ratio"],
-                min_stop_words=2,
-            ),
-        }
-
-    def verdict(f, d) -> tuple[bool, str]:
-        try:
-            v = f.filter(Document(text=d["text"], id=d["id"]))
-        except ZeroDivisionError:  # e.g. FineWeb's list_ratio on a text without words
-            return False, "ZeroDivisionError"
-        return (True, "") if v is True else (False, v[1] if isinstance(v, tuple) else "removed")
-
-    result = {"decisions": {s: {} for s in STAGES}, "cpu": {}, "words": {}, "load_s": {}, "note": kiwi_note}
     filters = {}
     for pair, group in by_language.items():
         start = time.perf_counter()
         tokenizer = word_tokenizers.load_word_tokenizer(pair)
         tokenizer.word_tokenize(group[0]["text"][:2000])  # loads the model / dictionary
         result["load_s"][pair] = time.perf_counter() - start
-        filters[pair] = filters_of(pair)
+        filters[pair] = datatrove_filters(pair)
         for d in group:
             words = tokenizer.word_tokenize(d["text"])
             result["words"][d["id"]] = [len(words), hashlib.sha1("\x00".join(words).encode()).hexdigest()]
+    return filters
+
+
+def datatrove_timed(by_language: dict[str, list[dict]], filters: dict, repeat: int, result: dict) -> None:
+    """Decisions and CPU seconds per stage and language, then of the three in a row."""
+    from datatrove.utils import text as dt_text
+
     for stage in STAGES:
         for pair, group in by_language.items():
             f = filters[pair][stage]
             for d in group:
-                result["decisions"][stage][d["id"]] = verdict(f, d)
+                result["decisions"][stage][d["id"]] = datatrove_verdict(f, d)
             dt_text.split_into_parts.cache_clear()
             start = time.process_time()
             for _ in range(repeat):
                 for d in group:
-                    verdict(f, d)
+                    datatrove_verdict(f, d)
                 dt_text.split_into_parts.cache_clear()  # no words carried from one pass to the next
             result["cpu"][f"{stage}|{pair}"] = time.process_time() - start
     for pair, group in by_language.items():  # the three in a row, as FineWeb-2 runs them
@@ -193,9 +196,24 @@ def datatrove_child(docs_file: str, out_file: str, repeat: int) -> None:
         start = time.process_time()
         for _ in range(repeat):
             for d in group:
-                all(verdict(f, d)[0] for f in chain)
+                all(datatrove_verdict(f, d)[0] for f in chain)
             dt_text.split_into_parts.cache_clear()
         result["cpu"][f"chain|{pair}"] = time.process_time() - start
+
+
+def datatrove_child(docs_file: str, out_file: str, repeat: int) -> None:
+    """Run in .venv-bench: FineWeb-2's three filters per language over the documents; decisions,
+    words and CPU seconds per stage and language to ``out_file`` (JSON)."""
+    from datatrove.utils import word_tokenizers
+
+    kiwi_note = sort_of_kiwi(word_tokenizers)
+    by_language: dict[str, list[dict]] = defaultdict(list)
+    for line in open(docs_file, encoding="utf-8"):
+        d = json.loads(line)
+        by_language[d["language"]].append(d)
+    result = {"decisions": {s: {} for s in STAGES}, "cpu": {}, "words": {}, "load_s": {}, "note": kiwi_note}
+    filters = datatrove_words(by_language, result)
+    datatrove_timed(by_language, filters, repeat, result)
     Path(out_file).write_text(json.dumps(result))
 
 
