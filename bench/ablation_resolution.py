@@ -248,7 +248,7 @@ def rules(args) -> None:
         )
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("rescore", help="score a finished ablation's final checkpoints on every eval sequence")
@@ -278,16 +278,10 @@ def main() -> int:
     u = sub.add_parser("rules", help="per rule of a finished run: removed first, at all, only by it")
     u.add_argument("run", nargs="?", default=str(ROOT / "bench" / "out" / "ablation31-1p5m" / "runs" / "web_filtered"))
     u.add_argument("--top", type=int, default=8)
-    args = parser.parse_args()
-    if args.command == "rules":
-        rules(args)
-        return 0
-    if args.command == "dose":
-        dose(args)
-        return 0
-    if args.command == "train":
-        train(args)
-        return 0
+    return parser
+
+
+def rescore_command(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -303,6 +297,11 @@ def main() -> int:
         print("\n".join(detectable(losses, first, other, sizes[-1])))
         print("  one seed, sequences as the sample (not a valid verdict: see the A/A control):")
         print("\n".join(per_sequence_test(losses, first, other)))
+
+
+def main() -> int:
+    args = build_parser().parse_args()
+    {"rules": rules, "dose": dose, "train": train, "rescore": rescore_command}[args.command](args)
     return 0
 
 
