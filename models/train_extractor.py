@@ -176,6 +176,27 @@ def dropped_tokens(bags, generator):
     return bags.masked_fill(torch.rand(bags.shape, generator=generator) < TOKEN_DROPOUT, HASH_BUCKETS)
 
 
+def padded_blocks(records: list[dict]) -> np.ndarray:
+    """Every block's hashed tokens as one row, padded with the empty bucket ``HASH_BUCKETS``."""
+    tokens = [ids for r in records for ids in r["tokens"].per_block()]
+    padded = np.full((len(tokens), MAX_TOKENS_PER_BLOCK), HASH_BUCKETS, dtype=np.int64)
+    for row, ids in enumerate(tokens):
+        padded[row, : len(ids)] = ids
+    return padded
+
+
+def hashed_bag(buckets: int):
+    """A summing bag over ``buckets`` hashed ids plus a padding row that stays zero (drawn from
+    torch's generator in the same order as before the split, so a seed trains the same model)."""
+    import torch
+
+    bag = torch.nn.EmbeddingBag(buckets + 1, HIDDEN, mode="sum", padding_idx=buckets)
+    with torch.no_grad():
+        torch.nn.init.normal_(bag.weight, std=0.01)
+        bag.weight[buckets].zero_()
+    return bag
+
+
 def train_stage1(records: list[dict], seed: int, epochs: int = 6) -> dict:
     import torch
 
@@ -184,23 +205,13 @@ def train_stage1(records: list[dict], seed: int, epochs: int = 6) -> dict:
     mean = dense.mean(axis=0)
     scale = dense.std(axis=0) + 1e-3
     x = torch.from_numpy((dense - mean) / scale)
-    tokens = [ids for r in records for ids in r["tokens"].per_block()]
-    padded = np.full((len(tokens), MAX_TOKENS_PER_BLOCK), HASH_BUCKETS, dtype=np.int64)
-    for row, ids in enumerate(tokens):
-        padded[row, : len(ids)] = ids
-    bags = torch.from_numpy(padded)
+    bags = torch.from_numpy(padded_blocks(records))
     word_bags = torch.from_numpy(np.concatenate([r["tokens"].words for r in records]).astype(np.int64))
     y = torch.from_numpy(np.concatenate([r["labels"] for r in records]))
     w = torch.from_numpy(np.concatenate([block_weights(r) for r in records]))
     dense_layer = torch.nn.Linear(dense.shape[1], HIDDEN)
-    embedding = torch.nn.EmbeddingBag(HASH_BUCKETS + 1, HIDDEN, mode="sum", padding_idx=HASH_BUCKETS)
-    with torch.no_grad():
-        torch.nn.init.normal_(embedding.weight, std=0.01)
-        embedding.weight[HASH_BUCKETS].zero_()
-    word_embedding = torch.nn.EmbeddingBag(WORD_BUCKETS + 1, HIDDEN, mode="sum", padding_idx=WORD_BUCKETS)
-    with torch.no_grad():
-        torch.nn.init.normal_(word_embedding.weight, std=0.01)
-        word_embedding.weight[WORD_BUCKETS].zero_()
+    embedding = hashed_bag(HASH_BUCKETS)
+    word_embedding = hashed_bag(WORD_BUCKETS)
     out = torch.nn.Linear(HIDDEN, 1)
     params = [*dense_layer.parameters(), *embedding.parameters(), *word_embedding.parameters(), *out.parameters()]
     optimizer = torch.optim.Adam(params, lr=3e-3, weight_decay=STAGE1_WEIGHT_DECAY)
