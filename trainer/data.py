@@ -51,8 +51,7 @@ def resolve_shards(path: str) -> list[str]:
             # feed the model one language after another, so the choice is the user's.
             example = posixpath.join(root, split[0])
             raise DataError(
-                f"{path}: the run is split by language ({', '.join(split)}): train on one language's "
-                f"folder, e.g. {example if isinstance(fs, fsspec.implementations.local.LocalFileSystem) else fs.unstrip_protocol(example)}"
+                f"{path}: the run is split by language ({', '.join(split)}): train on one language's folder, e.g. {shard_url(fs, example)}"
             )
     elif fs.isfile(root):
         found = [root]
@@ -62,7 +61,12 @@ def resolve_shards(path: str) -> list[str]:
     found = sorted(f for f in found if not posixpath.basename(f).startswith("."))
     if not found:
         raise DataError(f"{path}: no token shards (*.parquet) found")
-    return [fs.unstrip_protocol(f) if not isinstance(fs, fsspec.implementations.local.LocalFileSystem) else f for f in found]
+    return [shard_url(fs, f) for f in found]
+
+
+def shard_url(fs, path: str) -> str:
+    """A path as ``fs`` lists it -> what the user would type: local paths plain, others as URLs."""
+    return path if isinstance(fs, fsspec.implementations.local.LocalFileSystem) else fs.unstrip_protocol(path)
 
 
 class TokenStream:
