@@ -86,9 +86,11 @@ def language_counts(run_dir: str) -> dict[str, Counter]:
         for path in _parquet_files(run_dir, folder):
             # a run split by language: the folder names the language of its files, which lack the column
             language = partition_value(os.path.relpath(path, run_dir), "language")
-            if language is not None and "language" not in pq.ParquetFile(path).schema_arrow.names:
-                counts[language] += pq.ParquetFile(path).metadata.num_rows
-                continue
+            if language is not None:
+                parquet = pq.ParquetFile(path)
+                if "language" not in parquet.schema_arrow.names:
+                    counts[language] += parquet.metadata.num_rows
+                    continue
             for batch in _iter_column_batches([path], ["language"]):
                 for row in pc.value_counts(batch.column(0).fill_null(NO_LANGUAGE)).to_pylist():
                     counts[row["values"]] += row["counts"]
