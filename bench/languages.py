@@ -40,7 +40,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCH_PYTHON, ROOT, eval_pages, shared_data  # noqa: E402
+from common import BENCH_PYTHON, ROOT, cached_jsonl, eval_pages, shared_data  # noqa: E402
 from common import OUT as BENCH_OUT  # noqa: E402
 
 OUT = BENCH_OUT / "languages"
@@ -83,14 +83,7 @@ def build_corpus() -> list[dict]:
 
 def load_corpus() -> list[dict]:
     """The extracted pages, built once into ``bench/out/languages/pages.jsonl``."""
-    if not CORPUS.exists():
-        OUT.mkdir(parents=True, exist_ok=True)
-        tmp = CORPUS.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for row in build_corpus():
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        tmp.replace(CORPUS)
-    return [json.loads(line) for line in open(CORPUS, encoding="utf-8")]
+    return cached_jsonl(CORPUS, build_corpus)
 
 
 # --- datatrove's side: a child process in the bench environment --------------------------------
