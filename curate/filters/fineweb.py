@@ -73,8 +73,7 @@ class FineWebStage(RuleStage):
 
     def language_verdict(self, text: str, language: str | None) -> tuple[str, float] | None:
         """The rules with the document's language's thresholds and words."""
-        params = self._languages.params_for(language, self.params, self.counters)
-        return self.rules_verdict(text, params, lambda t: language_words.cached_words(t, language))
+        return next(self.failures(text, language), None)
 
     def failures(self, text: str, language: str | None = None) -> Iterator[tuple[str, float]]:
         if self._languages is None:
