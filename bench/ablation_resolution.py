@@ -77,12 +77,17 @@ def sequence_losses(checkpoint: str, shards: str, seq_len: int, most: int, batch
     return np.concatenate(out)
 
 
+def eval_sets(report: str) -> dict[str, str]:
+    """{set name: its prepared folder} of a finished ablation (``REPORT/eval/<name>-<digest>``)."""
+    return {Path(p).name.rsplit("-", 1)[0]: str(p) for p in Path(report, "eval").iterdir() if p.is_dir()}
+
+
 def rescore(report: str, out: str, arms: list[str] | None, most: int, extra: dict[str, str]) -> dict[str, np.ndarray]:
     """{"<mix>|<seed>|<set>": per-sequence losses} for every run of a finished ablation and of
     ``extra`` arms, cached per arm in ``out/<arm>.npz``."""
     record = json.loads(Path(report, "ablation.json").read_text())
     options = record["options"]
-    sets = {Path(p).name.rsplit("-", 1)[0]: str(p) for p in Path(report, "eval").iterdir() if p.is_dir()}
+    sets = eval_sets(report)
     folders = {arm: os.path.join(report, "train", arm) for arm in arms or list(record["arms"])}
     os.makedirs(out, exist_ok=True)
     losses = {}
@@ -212,7 +217,7 @@ def dose(args) -> None:
         copy = dataclasses.replace(arm, name=arm.name + "~control", shuffle_offset=1, role="control")
     else:
         [copy] = derived_arms([arm], options, os.path.join(args.out, "mixes"))
-    sets = {Path(p).name.rsplit("-", 1)[0]: str(p) for p in Path(args.report, "eval").iterdir() if p.is_dir()}
+    sets = eval_sets(args.report)
     jobs, threads = plan_parallelism(dataclasses.replace(options, jobs=args.jobs), options.seeds)
     configs = [
         train_config(copy, seed, options, sets, os.path.join(args.out, "train", copy.name, f"seed{seed}"), threads)
