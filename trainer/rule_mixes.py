@@ -122,15 +122,15 @@ def judge_removals(run_dir: str, manifest: dict | None = None) -> pa.Table:
     for at in sorted({i for i in stage_of if i is not None}):
         stage = stages[at]
         mine = removed.filter(pa.array([i == at for i in stage_of]))
+        first = mine.column("rejected_by").to_pylist()
         if stage.is_global:  # dedup: its removals passed every per-document stage
-            parts.append(_judged(mine, mine.column("rejected_by").to_pylist(), [[r] for r in mine.column("rejected_by").to_pylist()]))
+            parts.append(_judged(mine, first, [[r] for r in first]))
             continue
         batch = cleared(mine).combine_chunks().to_batches()[0]
         rules: list[list[str]] = [[] for _ in range(batch.num_rows)]
         for later in (s for s in stages[at:] if not s.is_global):
             batch, found = stage_rules(later, batch)
             rules = [have + new for have, new in zip(rules, found)]
-        first = mine.column("rejected_by").to_pylist()
         changed = [(i, f, r) for i, f, r in zip(mine.column("id").to_pylist(), first, rules) if not r or r[0] != f]
         if changed:
             raise ValueError(
@@ -139,7 +139,7 @@ def judge_removals(run_dir: str, manifest: dict | None = None) -> pa.Table:
             )
         parts.append(_judged(pa.Table.from_batches([batch]), first, rules))
     if not parts:
-        return _judged(cleared(removed.slice(0, 0)), [], [])
+        return _judged(removed.slice(0, 0), [], [])
     return pa.concat_tables(parts)
 
 
