@@ -8,7 +8,6 @@ is written under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections import Counter
@@ -250,12 +249,16 @@ def output_files(
     output: str, compression: str, row_group_size: int, publish_to: Store | None, partition_by: str | None = None
 ) -> tuple[ShardFiles, ShardFiles, ShardFiles]:
     """The shard files of documents/ and tokens/ (counting languages, split by ``partition_by``) and rejected/ (counting reasons)."""
-    folder = functools.partial(os.path.join, output)
-    common = (compression, row_group_size)
+
+    def files(folder: str, prefix: str, schema: pa.Schema, token_column: str | None, **options) -> ShardFiles:
+        return ShardFiles(
+            os.path.join(output, folder), prefix, schema, compression, row_group_size, token_column, publish_to=publish_to, **options
+        )
+
     return (
-        ShardFiles(folder("documents"), "part", DOCUMENT_SCHEMA, *common, None, False, publish_to, partition_by, count_languages=True),
-        ShardFiles(folder("rejected"), "part", DOCUMENT_SCHEMA, *common, None, True, publish_to),
-        ShardFiles(folder("tokens"), "shard", TOKENS_SCHEMA, *common, "n_tokens", False, publish_to, partition_by, count_languages=True),
+        files("documents", "part", DOCUMENT_SCHEMA, None, partition_by=partition_by, count_languages=True),
+        files("rejected", "part", DOCUMENT_SCHEMA, None, count_reasons=True),
+        files("tokens", "shard", TOKENS_SCHEMA, "n_tokens", partition_by=partition_by, count_languages=True),
     )
 
 
