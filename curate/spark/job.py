@@ -363,7 +363,10 @@ class CurationJob:
         if by is None:
             keyed = self._keyed(final, ["id"])
         else:  # kept rows grouped by their partition within a shard; rejected rows (no partition) stay in id order
-            keyed = self._keyed(final.withColumn("_partition", F.when(F.col("rejected_by").isNull(), F.col(by))), ["_partition", "id"])
+            # The sort key is the folder the writer picks: a missing language and langid's own
+            # "und" share one folder, so they must arrive as one group, not two.
+            folder = F.coalesce(F.col(by), F.lit(NO_LANGUAGE))
+            keyed = self._keyed(final.withColumn("_partition", F.when(F.col("rejected_by").isNull(), folder)), ["_partition", "id"])
         rows = keyed.mapInArrow(writer, spark_schema(SHARD_INFO_SCHEMA)).collect()
         self._note_published(rows)
         written: dict[str, dict[tuple[str, int], dict]] = {folder: {} for folder in OUTPUT_FOLDERS}
